@@ -1,0 +1,61 @@
+"""Project fixtures shared by every test folder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from tests.accounts.factories import UserFactory
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def user(db: None) -> Any:
+    return UserFactory()
+
+
+def bearer_client(user: Any) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
+    return client
+
+
+@pytest.fixture
+def auth_client(user: Any) -> APIClient:
+    return bearer_client(user)
+
+
+@pytest.fixture
+def redis_conn() -> Any:
+    from django_redis import get_redis_connection
+
+    return get_redis_connection("default")
+
+
+@pytest.fixture(autouse=True)
+def _clear_throttle_counters() -> Iterator[None]:
+    """Throttle history lives in Redis and would otherwise leak from one test to the next."""
+    from django.core.cache import cache
+
+    cache.delete_pattern("throttle_*")
+    yield
+
+
+requires_postgres = pytest.mark.skipif(
+    not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
+    reason="needs PostgreSQL row locks and concurrent transactions (set DATABASE_URL)",
+)
+
+
+def is_postgres() -> bool:
+    return connection.vendor == "postgresql"

@@ -1,0 +1,20 @@
+"""ASGI entry point for daphne: HTTP goes to Django, ``/ws`` to Channels."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marqetfi.settings.base")
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+
+from marqetfi.core.websocket_security import websocket_origin_validator  # noqa: E402
+from marqetfi.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": websocket_origin_validator(URLRouter(websocket_urlpatterns)),
+    }
+)

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.generics import ListAPIView
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from marqetfi.core import health
+from marqetfi.core.api import CursorPagination
+from marqetfi.core.events import event_payload
+from marqetfi.core.models import Event
+
+
+class HealthApi(APIView):
+    """Liveness and readiness: 200 when every critical check passes, 503 otherwise."""
+
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+    throttle_classes: list[type] = []
+
+    class CheckSerializer(serializers.Serializer):
+        ok = serializers.BooleanField()
+        critical = serializers.BooleanField()
+        latency_ms = serializers.FloatField()
+        detail = serializers.CharField()
+
+    class OutputSerializer(serializers.Serializer):
+        status = serializers.ChoiceField(choices=["ok", "degraded", "down"])
+        checks = serializers.DictField()
+
+    @extend_schema(responses={200: OutputSerializer, 503: OutputSerializer}, operation_id="health")
+    def get(self, request: Request) -> Response:
+        results = health.run_checks()
+        critical_ok = all(r.ok for r in results if r.critical)
+        status = "down" if not critical_ok else ("ok" if all(r.ok for r in results) else "degraded")
+        body = {
+            "status": status,
+            "checks": {r.name: self.CheckSerializer(r).data for r in results},
+        }
+        return Response(body, status=200 if critical_ok else 503)
+
+
+class EventPagination(CursorPagination):
+    ordering = "seq"
+
+
+class EventListApi(ListAPIView):
+    """The caller's event stream in sequence order; ``after_seq`` resumes after a known event."""
+
+    pagination_class = EventPagination
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.CharField()
+        type = serializers.CharField()
+        seq = serializers.IntegerField()
+        created_at = serializers.CharField()
+        data = serializers.DictField()
+
+        def to_representation(self, instance: Event) -> dict[str, Any]:
+            return event_payload(instance)
+
+    serializer_class = OutputSerializer
+
+    class FilterSerializer(serializers.Serializer):
+        after_seq = serializers.IntegerField(min_value=0, required=False, default=0)
+        type = serializers.CharField(required=False)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("after_seq", int, description="Only events with a greater seq."),
+            OpenApiParameter("type", str, description="Only events of this type (e.g. order.filled)."),
+        ],
+        operation_id="events_list",
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self) -> QuerySet[Event]:
+        filters = self.FilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        queryset = Event.objects.filter(user=self.request.user, seq__gt=filters.validated_data["after_seq"])
+        if event_type := filters.validated_data.get("type"):
+            queryset = queryset.filter(type=event_type)
+        return queryset
+
+

@@ -1,0 +1,30 @@
+"""Domain errors with stable machine codes; the API renders them in the one error shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ApplicationError(Exception):
+    """Base of every error a client may see. Subclasses set ``code``, ``status_code`` and a message."""
+
+    code: str = "application_error"
+    status_code: int = 400
+    default_message: str = "The request could not be completed."
+
+    def __init__(self, message: str | None = None, *, details: dict[str, Any] | None = None) -> None:
+        self.message = message or self.default_message
+        self.details = details or {}
+        super().__init__(self.message)
+
+
+class NotFoundError(ApplicationError):
+    code = "not_found"
+    status_code = 404
+    default_message = "Not found."
+
+
+class ConflictError(ApplicationError):
+    code = "conflict"
+    status_code = 409
+    default_message = "The request conflicts with the current state."

@@ -1,0 +1,67 @@
+"""Readiness checks: each one timed, critical ones decide the status code."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db import connection
+from django_redis import get_redis_connection
+
+from marqetfi.celery import app as celery_app
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    ok: bool
+    critical: bool
+    latency_ms: float
+    detail: str = ""
+
+
+def _timed(name: str, critical: bool, probe: Callable[[], str]) -> CheckResult:
+    started = time.perf_counter()
+    try:
+        detail = probe()
+        ok = True
+    except Exception as exc:  # noqa: BLE001 - any failure of a probe is a failed check
+        detail, ok = f"{type(exc).__name__}: {exc}"[:300], False
+    return CheckResult(name, ok, critical, round((time.perf_counter() - started) * 1000, 2), detail)
+
+
+def _database() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return connection.vendor
+
+
+def _redis() -> str:
+    get_redis_connection("default").ping()
+    return "pong"
+
+
+def _broker() -> str:
+    with celery_app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+    return "connected"
+
+
+def _worker() -> str:
+    replies = celery_app.control.ping(timeout=1.5, limit=1)
+    if not replies:
+        raise RuntimeError("no worker answered a ping within 1.5 s")
+    return ", ".join(name for reply in replies for name in reply)
+
+
+def run_checks() -> list[CheckResult]:
+    """Database, Redis and broker are critical; a silent worker pool degrades but keeps the
+    web node in rotation, since requests that need no background work still succeed."""
+    return [
+        _timed("database", True, _database),
+        _timed("redis", True, _redis),
+        _timed("broker", True, _broker),
+        _timed("worker", False, _worker),
+    ]

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import os
+import secrets
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from marqetfi.core.dev_secrets import dev_secret
+from marqetfi.core.demo import demo_admin_ensure
+
+
+class Command(BaseCommand):
+    help = "Load the demo data (idempotent): an admin user whose credentials are printed."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        email = os.environ.get("DEMO_ADMIN_EMAIL", "admin@marqetfi.local")
+        password = os.environ.get("DEMO_ADMIN_PASSWORD") or dev_secret(
+            settings.VAR_DIR / "demo_admin_password", make=lambda: secrets.token_urlsafe(12)
+        )
+        created = demo_admin_ensure(email=email, password=password)
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo admin {'created' if created else 'ready'}: {email} / {password}"
+                "  (password kept in var/demo_admin_password)"
+            )
+        )

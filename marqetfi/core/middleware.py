@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+from marqetfi.core.logging import bind_user, request_id_var
+
+logger = logging.getLogger("marqetfi.access")
+
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class RequestIdMiddleware:
+    """Echoes a well-formed ``X-Request-ID`` or makes one; logs one access line per request."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.header = settings.REQUEST_ID_HEADER
+        self.meta_key = "HTTP_" + self.header.upper().replace("-", "_")
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        incoming = request.META.get(self.meta_key, "")
+        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request.request_id = request_id  # type: ignore[attr-defined]
+        token = request_id_var.set(request_id)
+        bind_user(None)
+        started = time.perf_counter()
+        try:
+            response = self.get_response(request)
+            response[self.header] = request_id
+            logger.info(
+                "%s %s %s",
+                request.method,
+                request.path,
+                response.status_code,
+                extra={
+                    "http_method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+            return response
+        finally:
+            request_id_var.reset(token)

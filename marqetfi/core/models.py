@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class TimeStampedModel(models.Model):
+    """Base for every table of ours: UUID primary key, creation and update times."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class EventStream(models.Model):
+    """One row per user holding the last sequence number handed out.
+
+    Incrementing it takes the row lock until the publishing transaction ends, which is
+    what makes the per-user sequence gapless: a rolled-back publish rolls back its number.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    last_seq = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        db_table = "core_event_stream"
+
+
+class Event(models.Model):
+    """A state change a user cares about (the outbox): WebSocket, webhooks and /events read it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveBigIntegerField()
+    type = models.CharField(max_length=64)
+    data = models.JSONField(encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    dispatch_attempts = models.PositiveIntegerField(default=0)
+    last_dispatch_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ("user", "seq")
+        constraints = [models.UniqueConstraint(fields=("user", "seq"), name="event_user_seq_unique")]
+        indexes = [
+            models.Index(
+                fields=("created_at",),
+                name="event_undispatched_idx",
+                condition=Q(dispatched_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} #{self.seq} for {self.user_id}"
+
+    @property
+    def public_id(self) -> str:
+        """The id receivers see (``evt_...``), stable across redeliveries."""
+        return f"evt_{self.id.hex}"

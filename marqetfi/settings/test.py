@@ -1,0 +1,22 @@
+"""The suite: the same services as production (PostgreSQL and Redis when configured).
+
+With no ``REDIS_URL`` the suite starts its own embedded Redis here, before the base
+settings read the variable; subprocesses the tests start (daphne, a Celery worker)
+inherit the exported URL, so every part talks to the same server.
+"""
+
+import os
+
+if not os.environ.get("REDIS_URL"):
+    from marqetfi.embedded import EmbeddedRedis
+
+    os.environ["REDIS_URL"] = EmbeddedRedis().start()
+
+from .base import *  # noqa: E402, F403
+
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+CELERY_TASK_DEFAULT_QUEUE = "marqetfi-test"
+CACHES["default"]["KEY_PREFIX"] = "marqetfi-test"  # noqa: F405
+CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = "marqetfi-test:channels"  # noqa: F405

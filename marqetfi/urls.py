@@ -1,0 +1,23 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from marqetfi.core.apis import EventListApi, HealthApi
+
+api_v1 = [
+    path("health", HealthApi.as_view(), name="health"),
+    path("events", EventListApi.as_view(), name="events"),
+]
+
+urlpatterns = [
+    path("api/v1/", include((api_v1, "api"), namespace="v1")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("admin/", admin.site.urls),
+    path("", include("django_prometheus.urls")),
+]
+
+handler400 = "marqetfi.core.api.bad_request"
+handler403 = "marqetfi.core.api.permission_denied"
+handler404 = "marqetfi.core.api.page_not_found"
+handler500 = "marqetfi.core.api.server_error"
