@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import connection
 from django_redis import get_redis_connection
 
@@ -50,9 +51,11 @@ def _broker() -> str:
 
 
 def _worker() -> str:
-    replies = celery_app.control.ping(timeout=1.5, limit=1)
+    """Returns as soon as one worker answers; waits the whole timeout only when none does."""
+    timeout = settings.HEALTH_WORKER_PING_TIMEOUT
+    replies = celery_app.control.ping(timeout=timeout, limit=1)
     if not replies:
-        raise RuntimeError("no worker answered a ping within 1.5 s")
+        raise RuntimeError(f"no worker answered a ping within {timeout} s")
     return ", ".join(name for reply in replies for name in reply)
 
 

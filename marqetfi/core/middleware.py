@@ -7,6 +7,8 @@ import uuid
 from collections.abc import Callable
 
 from django.conf import settings
+from django.core.signals import request_finished
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 
 from marqetfi.core.logging import bind_user, request_id_var
@@ -28,24 +30,28 @@ class RequestIdMiddleware:
         incoming = request.META.get(self.meta_key, "")
         request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         request.request_id = request_id  # type: ignore[attr-defined]
-        token = request_id_var.set(request_id)
+        request_id_var.set(request_id)
         bind_user(None)
         started = time.perf_counter()
-        try:
-            response = self.get_response(request)
-            response[self.header] = request_id
-            logger.info(
-                "%s %s %s",
-                request.method,
-                request.path,
-                response.status_code,
-                extra={
-                    "http_method": request.method,
-                    "path": request.path,
-                    "status": response.status_code,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                },
-            )
-            return response
-        finally:
-            request_id_var.reset(token)
+        response = self.get_response(request)
+        response[self.header] = request_id
+        logger.info(
+            "%s %s %s",
+            request.method,
+            request.path,
+            response.status_code,
+            extra={
+                "http_method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
+        return response
+
+
+@receiver(request_finished)
+def _clear_request_context(**kwargs: object) -> None:
+    """Cleared only now so that Django's own log lines about the response keep the request id."""
+    request_id_var.set(None)
+    bind_user(None)

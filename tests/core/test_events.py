@@ -1,0 +1,203 @@
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import close_old_connections, connection, transaction
+from django.test import override_settings
+
+from conftest import bearer_client, requires_postgres
+from marqetfi.core import events
+from marqetfi.core.models import Event
+from marqetfi.core.realtime import user_group_name
+from tests.accounts.factories import UserFactory
+from tests.core import dispatchers
+
+RECORD = "tests.core.dispatchers.record"
+BROKEN = "tests.core.dispatchers.broken"
+
+
+@pytest.fixture(autouse=True)
+def _reset_recorder():
+    dispatchers.received.clear()
+
+
+@pytest.mark.django_db
+def test_each_user_has_their_own_sequence_starting_at_one():
+    alice, bob = UserFactory(), UserFactory()
+    seqs = [events.publish(user_id=alice.pk, type="order.created", data={"n": i}).seq for i in range(3)]
+    assert seqs == [1, 2, 3]
+    assert events.publish(user_id=bob.pk, type="order.created", data={}).seq == 1
+
+
+@pytest.mark.django_db
+def test_a_rolled_back_publish_gives_its_number_back():
+    user = UserFactory()
+    events.publish(user_id=user.pk, type="order.created", data={})
+    with pytest.raises(RuntimeError), transaction.atomic():
+        events.publish(user_id=user.pk, type="order.filled", data={})
+        raise RuntimeError("the order could not be saved")
+    assert events.publish(user_id=user.pk, type="order.cancelled", data={}).seq == 2
+    assert list(Event.objects.filter(user=user).values_list("seq", "type")) == [
+        (1, "order.created"),
+        (2, "order.cancelled"),
+    ]
+
+
+@pytest.mark.django_db
+def test_decimal_data_is_stored_as_strings():
+    from decimal import Decimal
+
+    user = UserFactory()
+    event = events.publish(user_id=user.pk, type="trade.executed", data={"price": Decimal("64123.50")})
+    event.refresh_from_db()
+    assert event.data == {"price": "64123.50"}
+
+
+@pytest.mark.django_db
+def test_dispatch_waits_for_commit_then_reaches_the_users_socket_group(django_capture_on_commit_callbacks):
+    user = UserFactory()
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(user_group_name(user.pk), channel)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        event = events.publish(user_id=user.pk, type="order.filled", data={"order_id": "o-1"})
+    event.refresh_from_db()
+    assert event.dispatched_at is None, "nothing goes out before commit"
+    for callback in callbacks:
+        callback()
+    message = async_to_sync(layer.receive)(channel)
+    assert message["type"] == "stream.event"
+    assert message["event"] == {
+        "id": f"evt_{event.id.hex}",
+        "type": "order.filled",
+        "seq": 1,
+        "created_at": event.created_at.isoformat().replace("+00:00", "Z"),
+        "data": {"order_id": "o-1"},
+    }
+    event.refresh_from_db()
+    assert event.dispatched_at is not None
+
+
+@pytest.mark.django_db
+def test_nothing_is_dispatched_when_the_transaction_rolls_back(django_capture_on_commit_callbacks):
+    user = UserFactory()
+    with override_settings(EVENT_DISPATCHERS=[RECORD]), django_capture_on_commit_callbacks(execute=True):
+        with pytest.raises(ValueError), transaction.atomic():
+            events.publish(user_id=user.pk, type="order.created", data={})
+            raise ValueError("risk check failed")
+    assert dispatchers.received == []
+    assert not Event.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_failed_dispatch_is_kept_and_the_sweeper_sends_it_again(django_capture_on_commit_callbacks):
+    user = UserFactory()
+    with override_settings(EVENT_DISPATCHERS=[RECORD, BROKEN]), django_capture_on_commit_callbacks(execute=True):
+        event = events.publish(user_id=user.pk, type="deposit.confirmed", data={})
+    event.refresh_from_db()
+    assert event.dispatched_at is None
+    assert event.dispatch_attempts == 1
+    assert "receiver unreachable" in event.last_dispatch_error
+
+    with override_settings(EVENT_DISPATCHERS=[RECORD]):
+        assert events.events_redispatch(older_than=timedelta(hours=1)) == 0, "too recent to sweep"
+        assert events.events_redispatch(older_than=timedelta(0)) == 1
+        assert events.events_redispatch(older_than=timedelta(0)) == 0, "already dispatched"
+    event.refresh_from_db()
+    assert event.dispatched_at is not None
+    assert event.dispatch_attempts == 2
+    assert dispatchers.received == [("deposit.confirmed", 1), ("deposit.confirmed", 1)]
+
+
+@pytest.mark.django_db
+def test_an_event_whose_process_died_before_dispatch_is_swept():
+    """No on-commit callback ran (the process died): the sweeper is the safety net."""
+    user = UserFactory()
+    Event.objects.create(user=user, seq=1, type="position.closed", data={})
+    with override_settings(EVENT_DISPATCHERS=[RECORD]):
+        assert events.events_redispatch(older_than=timedelta(0)) == 1
+    assert dispatchers.received == [("position.closed", 1)]
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_publishes_for_one_user_never_skip_or_repeat_a_number():
+    user = UserFactory()
+    writers, per_writer = 8, 10
+    barrier = threading.Barrier(writers)
+    errors: list[BaseException] = []
+
+    def writer(index: int) -> None:
+        try:
+            barrier.wait()
+            for n in range(per_writer):
+                try:
+                    with transaction.atomic():
+                        events.publish(user_id=user.pk, type="order.created", data={"w": index, "n": n})
+                        if n % 3 == 0:
+                            raise LookupError("rolled back on purpose")
+                except LookupError:
+                    pass
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    close_old_connections()
+    assert not errors, errors
+    committed = writers * sum(1 for n in range(per_writer) if n % 3 != 0)
+    seqs = sorted(Event.objects.filter(user=user).values_list("seq", flat=True))
+    assert seqs == list(range(1, committed + 1))
+
+
+# --- GET /api/v1/events -----------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_events_api_lists_only_the_callers_events_after_a_sequence():
+    alice, bob = UserFactory(), UserFactory()
+    for i in range(4):
+        events.publish(user_id=alice.pk, type="order.created", data={"i": i})
+    events.publish(user_id=bob.pk, type="order.created", data={"secret": "bob's"})
+    response = bearer_client(alice).get("/api/v1/events?after_seq=2")
+    assert response.status_code == 200
+    body = response.json()
+    assert [e["seq"] for e in body["results"]] == [3, 4]
+    assert body["next"] is None
+    first = body["results"][0]
+    assert set(first) == {"id", "type", "seq", "created_at", "data"}
+    assert first["id"].startswith("evt_") and first["data"] == {"i": 2}
+    assert "bob's" not in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_events_api_pages_with_a_cursor_and_filters_by_type():
+    user = UserFactory()
+    for i in range(5):
+        events.publish(user_id=user.pk, type="order.created" if i % 2 else "trade.executed", data={})
+    client = bearer_client(user)
+    page = client.get("/api/v1/events?limit=2").json()
+    seen = [e["seq"] for e in page["results"]]
+    while page["next"]:
+        page = client.get(page["next"]).json()
+        seen += [e["seq"] for e in page["results"]]
+    assert seen == [1, 2, 3, 4, 5]
+    trades = client.get("/api/v1/events?type=trade.executed").json()["results"]
+    assert [e["seq"] for e in trades] == [1, 3, 5]
+
+
+@pytest.mark.django_db
+def test_events_api_rejects_a_bad_after_seq():
+    response = bearer_client(UserFactory()).get("/api/v1/events?after_seq=-1")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "validation_error"
+    assert "after_seq" in response.json()["error"]["details"]
