@@ -9,6 +9,7 @@ This module imports nothing from Django, so it can run before settings are loade
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import signal
 import socket
@@ -21,10 +22,8 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
+    with contextlib.suppress(OSError):  # not Linux: rely on atexit alone
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
 
 
 def free_port() -> int:

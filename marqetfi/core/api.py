@@ -7,6 +7,7 @@ a domain service or Django itself (404, 400, 403 CSRF, 500) raised it.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -42,22 +43,27 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
 
 def _api_exception_body(exc: exceptions.APIException) -> dict[str, Any]:
     if isinstance(exc, exceptions.ValidationError):
-        detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
-        return error_body("validation_error", "Invalid input.", detail)
-    detail = exc.detail
+        fields = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        return error_body("validation_error", "Invalid input.", fields)
+    detail: Any = exc.detail
     if isinstance(detail, dict):
         # simplejwt puts {"detail", "code", "messages"} here.
         code = str(detail.get("code") or exc.default_code)
         message = str(detail.get("detail") or exc.default_detail)
-        details = {k: v for k, v in detail.items() if k not in ("detail", "code")}
-        return error_body(code, message, details)
+        return error_body(code, message, {k: v for k, v in detail.items() if k not in ("detail", "code")})
     code = getattr(detail, "code", None) or exc.default_code
     if code in ("error", "invalid"):
         code = _STATUS_CODES.get(exc.status_code, "error")
     details: dict[str, Any] = {}
-    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-        details["retry_after_seconds"] = int(exc.wait + 0.999)
+    if (wait := _throttle_wait(exc)) is not None:
+        details["retry_after_seconds"] = wait
     return error_body(str(code), str(detail), details)
+
+
+def _throttle_wait(exc: Exception) -> int | None:
+    """Whole seconds until a throttled client may retry (rounded up), else None."""
+    wait = getattr(exc, "wait", None) if isinstance(exc, exceptions.Throttled) else None
+    return None if wait is None else math.ceil(wait)
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
@@ -74,13 +80,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     elif isinstance(exc, exceptions.APIException):
         body = _api_exception_body(exc)
         status_code = exc.status_code
-        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-            headers["Retry-After"] = str(int(exc.wait + 0.999))
+        if (wait := _throttle_wait(exc)) is not None:
+            headers["Retry-After"] = str(wait)
         auth_header = getattr(exc, "auth_header", None)
         if auth_header:
             headers["WWW-Authenticate"] = auth_header
     else:
-        logger.exception("Unhandled error in %s", context.get("view").__class__.__name__)
+        logger.error("Unhandled error in %s", context.get("view").__class__.__name__, exc_info=exc)
         body = _internal_error_body()
         status_code = status.HTTP_500_INTERNAL_SERVER_ERROR
     set_rollback()
@@ -115,7 +121,9 @@ def server_error(request: HttpRequest) -> JsonResponse:
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> JsonResponse:
-    return JsonResponse(error_body("csrf_failed", "CSRF verification failed.", {"reason": reason}), status=403)
+    return JsonResponse(
+        error_body("csrf_failed", "CSRF verification failed.", {"reason": reason}), status=403
+    )
 
 
 class CursorPagination(pagination.CursorPagination):

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.models import User
 from marqetfi.core import health
 from marqetfi.core.api import CursorPagination
 from marqetfi.core.events import event_payload
@@ -60,7 +61,7 @@ class EventListApi(ListAPIView):
         type = serializers.CharField()
         seq = serializers.IntegerField()
         created_at = serializers.CharField()
-        data = serializers.DictField()
+        data = serializers.DictField()  # type: ignore[assignment]  # a field, popped by the metaclass
 
         def to_representation(self, instance: Event) -> dict[str, Any]:
             return event_payload(instance)
@@ -84,9 +85,9 @@ class EventListApi(ListAPIView):
     def get_queryset(self) -> QuerySet[Event]:
         filters = self.FilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
-        queryset = Event.objects.filter(user=self.request.user, seq__gt=filters.validated_data["after_seq"])
+        queryset = Event.objects.filter(
+            user=cast(User, self.request.user), seq__gt=filters.validated_data["after_seq"]
+        )
         if event_type := filters.validated_data.get("type"):
             queryset = queryset.filter(type=event_type)
         return queryset
-
-

@@ -26,7 +26,9 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
             }
         )
 
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
+    ) -> None:
         if text_data is None:
             await self.send_error("invalid_message", "Messages are JSON text frames.")
             return

@@ -6,6 +6,7 @@ from inventing keys, and never live in the repository.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import tempfile
@@ -22,10 +23,8 @@ def dev_secret(path: Path, make: Callable[[], str] = lambda: secrets.token_urlsa
         try:
             with os.fdopen(fd, "w") as handle:
                 handle.write(make())
-            try:
-                os.link(tmp, path)  # atomic; loses quietly to a concurrent creator
-            except FileExistsError:
-                pass
+            with contextlib.suppress(FileExistsError):  # a concurrent creator won: use theirs
+                os.link(tmp, path)
         finally:
             os.unlink(tmp)
     return path.read_text().strip()

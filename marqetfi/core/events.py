@@ -71,7 +71,7 @@ def _dispatch_one(event: Event) -> bool:
     for dispatcher in dispatchers():
         try:
             dispatcher(event)
-        except Exception as exc:  # noqa: BLE001 - one failing dispatcher must not stop the rest
+        except Exception as exc:
             logger.exception("Dispatcher %s failed for event %s", dispatcher.__name__, event.pk)
             errors.append(f"{dispatcher.__name__}: {exc!r}")
     if errors:
@@ -87,7 +87,9 @@ def _dispatch_one(event: Event) -> bool:
 
 def events_dispatch(*, event_ids: Iterable[UUID]) -> int:
     """Hand the given events to every dispatcher; returns how many succeeded everywhere."""
-    events = Event.objects.filter(pk__in=list(event_ids), dispatched_at__isnull=True).order_by("user_id", "seq")
+    events = Event.objects.filter(pk__in=list(event_ids), dispatched_at__isnull=True).order_by(
+        "user_id", "seq"
+    )
     return sum(_dispatch_one(event) for event in events)
 
 

@@ -31,9 +31,7 @@ _SENSITIVE_KEY = re.compile(
 # Secrets recognisable by their shape wherever they appear in free text.
 _SECRET_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (
-        re.compile(
-            r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.DOTALL
-        ),
+        re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.DOTALL),
         MASK,
     ),
     (re.compile(r"\b(Bearer|Basic|Token)\s+[A-Za-z0-9\-._~+/]+=*", re.IGNORECASE), r"\1 " + MASK),
@@ -112,9 +110,7 @@ class RedactingFilter(logging.Filter):
         try:
             if record.args:
                 args = record.args
-                record.args = (
-                    redact(args) if isinstance(args, Mapping) else tuple(redact(a) for a in args)
-                )
+                record.args = redact(args) if isinstance(args, Mapping) else tuple(redact(a) for a in args)
             message = record.getMessage() if not isinstance(record.msg, Mapping) else record.msg
             record.msg = redact(message)
             record.args = None

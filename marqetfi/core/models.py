@@ -35,6 +35,9 @@ class EventStream(models.Model):
     class Meta:
         db_table = "core_event_stream"
 
+    def __str__(self) -> str:
+        return f"{self.user_id} at #{self.last_seq}"
+
 
 class Event(models.Model):
     """A state change a user cares about (the outbox): WebSocket, webhooks and /events read it."""

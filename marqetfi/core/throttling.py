@@ -10,11 +10,10 @@ from rest_framework import throttling
 from rest_framework.settings import api_settings
 
 
-class _LiveRateMixin:
-    scope: str
-
+class _LiveRateMixin(throttling.SimpleRateThrottle):
     def get_rate(self) -> str | None:
-        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)  # type: ignore[no-any-return]
+        rates: dict[str, str | None] = api_settings.DEFAULT_THROTTLE_RATES  # type: ignore[assignment]
+        return rates.get(self.scope or "")
 
 
 class AnonRateThrottle(_LiveRateMixin, throttling.AnonRateThrottle):

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import environ
 
-from marqetfi.core.dev_secrets import dev_secret, dev_fernet_key
+from marqetfi.core.dev_secrets import dev_fernet_key, dev_secret
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 VAR_DIR = BASE_DIR / "var"
@@ -91,7 +92,9 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+DATABASES: dict[str, dict[str, Any]] = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and beat share one file: WAL and immediate transactions avoid
     # "database is locked" under the light concurrency of a development machine.
@@ -174,7 +177,9 @@ AUTH_PASSWORD_VALIDATORS = [
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env.int("JWT_ACCESS_LIFETIME_SECONDS", default=600)),
-    "REFRESH_TOKEN_LIFETIME": timedelta(seconds=env.int("JWT_REFRESH_LIFETIME_SECONDS", default=30 * 24 * 3600)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(
+        seconds=env.int("JWT_REFRESH_LIFETIME_SECONDS", default=30 * 24 * 3600)
+    ),
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
     "UPDATE_LAST_LOGIN": True,

@@ -2,12 +2,12 @@
 
 import environ
 
-from .base import *  # noqa: F403
+from .base import *
 
 _env = environ.Env()
 SECRET_KEY = _env.str("SECRET_KEY")
 FIELD_ENCRYPTION_KEYS = _env.list("FIELD_ENCRYPTION_KEYS")
-SIMPLE_JWT["SIGNING_KEY"] = SECRET_KEY  # noqa: F405
+SIMPLE_JWT["SIGNING_KEY"] = SECRET_KEY
 DEBUG = False
 WHITENOISE_USE_FINDERS = False
 SESSION_COOKIE_SECURE = True

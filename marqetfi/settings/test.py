@@ -12,16 +12,16 @@ if not os.environ.get("REDIS_URL"):
 
     os.environ["REDIS_URL"] = EmbeddedRedis().start()
 
-from .base import *  # noqa: E402, F403
+from .base import *
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CELERY_TASK_DEFAULT_QUEUE = "marqetfi-test"
-CACHES["default"]["KEY_PREFIX"] = "marqetfi-test"  # noqa: F405
-CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = "marqetfi-test:channels"  # noqa: F405
+CACHES["default"]["KEY_PREFIX"] = "marqetfi-test"
+CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = "marqetfi-test:channels"  # type: ignore[index]
 HEALTH_WORKER_PING_TIMEOUT = 0.2  # no worker runs in most tests; e2e tests start a real one
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file (not :memory:) so that e2e subprocesses can open it; one per session so that two
     # suites running at once on a machine never share it.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}

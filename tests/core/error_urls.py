@@ -33,7 +33,9 @@ class EchoApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         if data.validated_data["leverage"] > 50:
-            raise LeverageLimitExceeded(details={"max_leverage": "50", "requested": str(data.validated_data["leverage"])})
+            raise LeverageLimitExceeded(
+                details={"max_leverage": "50", "requested": str(data.validated_data["leverage"])}
+            )
         return Response({"amount": str(data.validated_data["amount"])})
 
 

@@ -20,7 +20,9 @@ def assert_error(response, status: int, code: str) -> dict:
 
 
 def test_400_validation_error_lists_each_field(api_client):
-    error = assert_error(api_client.post("/t/echo", {"amount": "abc"}, format="json"), 400, "validation_error")
+    error = assert_error(
+        api_client.post("/t/echo", {"amount": "abc"}, format="json"), 400, "validation_error"
+    )
     assert set(error["details"]) == {"amount", "leverage"}
     assert error["details"]["leverage"] == ["This field is required."]
 

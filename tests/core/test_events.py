@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -49,8 +50,6 @@ def test_a_rolled_back_publish_gives_its_number_back():
 
 @pytest.mark.django_db
 def test_decimal_data_is_stored_as_strings():
-    from decimal import Decimal
-
     user = UserFactory()
     event = events.publish(user_id=user.pk, type="trade.executed", data={"price": Decimal("64123.50")})
     event.refresh_from_db()
@@ -85,10 +84,14 @@ def test_dispatch_waits_for_commit_then_reaches_the_users_socket_group(django_ca
 @pytest.mark.django_db
 def test_nothing_is_dispatched_when_the_transaction_rolls_back(django_capture_on_commit_callbacks):
     user = UserFactory()
-    with override_settings(EVENT_DISPATCHERS=[RECORD]), django_capture_on_commit_callbacks(execute=True):
-        with pytest.raises(ValueError), transaction.atomic():
-            events.publish(user_id=user.pk, type="order.created", data={})
-            raise ValueError("risk check failed")
+    with (
+        override_settings(EVENT_DISPATCHERS=[RECORD]),
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(ValueError),
+        transaction.atomic(),
+    ):
+        events.publish(user_id=user.pk, type="order.created", data={})
+        raise ValueError("risk check failed")
     assert dispatchers.received == []
     assert not Event.objects.exists()
 
@@ -96,7 +99,10 @@ def test_nothing_is_dispatched_when_the_transaction_rolls_back(django_capture_on
 @pytest.mark.django_db
 def test_a_failed_dispatch_is_kept_and_the_sweeper_sends_it_again(django_capture_on_commit_callbacks):
     user = UserFactory()
-    with override_settings(EVENT_DISPATCHERS=[RECORD, BROKEN]), django_capture_on_commit_callbacks(execute=True):
+    with (
+        override_settings(EVENT_DISPATCHERS=[RECORD, BROKEN]),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
         event = events.publish(user_id=user.pk, type="deposit.confirmed", data={})
     event.refresh_from_db()
     assert event.dispatched_at is None

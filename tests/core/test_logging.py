@@ -7,7 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from marqetfi.core.logging import JsonFormatter, RedactingFilter, RequestContextFilter, bind_user, request_id_var
+from marqetfi.core.logging import (
+    JsonFormatter,
+    RedactingFilter,
+    RequestContextFilter,
+    bind_user,
+    request_id_var,
+)
 
 PRIVATE_KEY = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
 JWT = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ1c2VyX2lkIjoiNDIifQ.c2lnbmF0dXJlLWJ5dGVz"

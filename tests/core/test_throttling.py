@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import pytest
-from django.test import override_settings
 from django.conf import settings
+from django.test import override_settings
 
 from conftest import bearer_client
 
@@ -10,7 +10,10 @@ pytestmark = pytest.mark.django_db
 
 
 def rates(**scopes: str) -> dict:
-    return {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"anon": "1000/min", "user": "1000/min", **scopes}}
+    return {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"anon": "1000/min", "user": "1000/min", **scopes},
+    }
 
 
 def test_a_user_over_the_limit_gets_429_with_retry_after(user):

@@ -7,8 +7,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from marqetfi.core.dev_secrets import dev_secret
 from marqetfi.core.demo import demo_admin_ensure
+from marqetfi.core.dev_secrets import dev_secret
 
 
 class Command(BaseCommand):
