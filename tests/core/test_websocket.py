@@ -41,9 +41,12 @@ async def test_malformed_and_unknown_messages_get_an_error_and_keep_the_socket_o
 
 
 async def test_native_apps_without_origin_connect_but_foreign_browser_pages_do_not():
-    _, native = await connect(headers=[(b"host", b"localhost")])
-    assert native
-    _, foreign = await connect(headers=[(b"host", b"localhost"), (b"origin", b"https://evil.example")])
-    assert not foreign
-    _, own = await connect(headers=[(b"host", b"localhost"), (b"origin", b"http://localhost")])
-    assert own
+    cases = {
+        "native app": ([(b"host", b"localhost")], True),
+        "foreign page": ([(b"host", b"localhost"), (b"origin", b"https://evil.example")], False),
+        "own page": ([(b"host", b"localhost"), (b"origin", b"http://localhost")], True),
+    }
+    for name, (headers, expected) in cases.items():
+        ws, connected = await connect(headers=headers)
+        assert connected is expected, name
+        await ws.disconnect()
