@@ -26,6 +26,9 @@ def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marqetfi.settings.base")
     os.environ.setdefault("DEBUG", "true")
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    # The Procfile names daphne and celery; they live next to this interpreter.
+    venv_bin = str(Path(sys.executable).parent)
+    os.environ["PATH"] = venv_bin + os.pathsep + os.environ.get("PATH", "")
     port = int(os.environ.get("PORT", "8000"))
     redis: EmbeddedRedis | None = None
     if not os.environ.get("REDIS_URL"):
@@ -47,7 +50,7 @@ def main() -> int:
             flush=True,
         )
         honcho = subprocess.Popen(  # noqa: S603
-            [str(Path(sys.executable).with_name("honcho")), "start", "-f", "Procfile", "-p", str(port)],
+            [str(Path(venv_bin) / "honcho"), "start", "-f", "Procfile", "-p", str(port)],
             cwd=BASE_DIR,
         )
         while True:
