@@ -3,23 +3,66 @@
 Starts an embedded Redis when ``REDIS_URL`` is not set, migrates, seeds the demo data,
 prints the URLs, then runs the Procfile under honcho. Ctrl-C stops every process it
 started, Redis last so that workers can finish their warm shutdown.
+
+honcho puts each app process in a session of its own, so a process whose honcho wrapper
+died could outlive it. This launcher therefore makes itself the "subreaper" of everything
+it starts (Linux): orphans are re-parented to it, and it ends whatever is still running
+before it exits.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import FrameType
+
+import psutil
 
 from marqetfi.embedded import EmbeddedRedis
 
 BASE_DIR = Path(__file__).resolve().parents[1]
+_PR_SET_CHILD_SUBREAPER = 36
 
 
 def _manage(*args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, check=True)  # noqa: S603
+
+
+def _become_subreaper() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1)
+
+
+def _end_descendants(keep: set[int], grace_seconds: float = 10.0) -> None:
+    """Terminate every process below this one except ``keep``; kill what does not stop."""
+    descendants = [p for p in psutil.Process().children(recursive=True) if p.pid not in keep]
+    for process in descendants:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.terminate()
+    _, alive = psutil.wait_procs(descendants, timeout=grace_seconds)
+    for process in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(alive, timeout=5)
+
+
+def _print_urls(port: int) -> None:
+    base = f"http://127.0.0.1:{port}"
+    print(
+        "\nMarqetFi is starting:\n"
+        f"  API        {base}/api/v1/  (health: {base}/api/v1/health)\n"
+        f"  API docs   {base}/api/docs/\n"
+        f"  Admin      {base}/admin/\n"
+        f"  WebSocket  ws://127.0.0.1:{port}/ws\n"
+        f"  Metrics    {base}/metrics\n"
+        "Press Ctrl-C to stop everything.\n",
+        flush=True,
+    )
 
 
 def main() -> int:
@@ -27,39 +70,40 @@ def main() -> int:
     os.environ.setdefault("DEBUG", "true")
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     # The Procfile names daphne and celery; they live next to this interpreter.
-    venv_bin = str(Path(sys.executable).parent)
-    os.environ["PATH"] = venv_bin + os.pathsep + os.environ.get("PATH", "")
+    venv_bin = Path(sys.executable).parent
+    os.environ["PATH"] = f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"
     port = int(os.environ.get("PORT", "8000"))
+    _become_subreaper()
+
     redis: EmbeddedRedis | None = None
-    if not os.environ.get("REDIS_URL"):
-        redis = EmbeddedRedis()
-        os.environ["REDIS_URL"] = redis.start()
-        print(f"Embedded Redis on {os.environ['REDIS_URL']}", flush=True)
+    honcho: subprocess.Popen[bytes] | None = None
+
+    def stop_gracefully(signum: int, frame: FrameType | None) -> None:
+        if honcho is not None and honcho.poll() is None:
+            honcho.send_signal(signal.SIGINT)
+
     try:
+        if not os.environ.get("REDIS_URL"):
+            redis = EmbeddedRedis()
+            os.environ["REDIS_URL"] = redis.start()
+            print(f"Embedded Redis on {os.environ['REDIS_URL']}", flush=True)
         _manage("migrate", "--noinput")
         _manage("seed_demo")
-        base = f"http://127.0.0.1:{port}"
-        print(
-            "\nMarqetFi is starting:\n"
-            f"  API        {base}/api/v1/  (health: {base}/api/v1/health)\n"
-            f"  API docs   {base}/api/docs/\n"
-            f"  Admin      {base}/admin/\n"
-            f"  WebSocket  ws://127.0.0.1:{port}/ws\n"
-            f"  Metrics    {base}/metrics\n"
-            "Press Ctrl-C to stop everything.\n",
-            flush=True,
-        )
+        _print_urls(port)
         honcho = subprocess.Popen(  # noqa: S603
-            [str(Path(venv_bin) / "honcho"), "start", "-f", "Procfile", "-p", str(port)],
-            cwd=BASE_DIR,
+            [str(venv_bin / "honcho"), "start", "-f", "Procfile", "-p", str(port)], cwd=BASE_DIR
         )
-        while True:
-            try:
-                return honcho.wait()
-            except KeyboardInterrupt:
-                # The terminal sent SIGINT to the whole group; honcho is stopping its children.
-                honcho.send_signal(signal.SIGINT)
+        # Ctrl-C reaches honcho directly (same terminal group); SIGTERM/SIGHUP to us are passed on.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, stop_gracefully)
+        signal.signal(signal.SIGHUP, stop_gracefully)
+        return honcho.wait()
+    except KeyboardInterrupt:
+        return 130
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        keep = {redis.process.pid} if redis is not None and redis.process is not None else set()
+        _end_descendants(keep)
         if redis is not None:
             redis.stop()
 
