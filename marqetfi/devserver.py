@@ -97,9 +97,10 @@ def main() -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, stop_gracefully)
         signal.signal(signal.SIGHUP, stop_gracefully)
-        return honcho.wait()
+        returncode = honcho.wait()
+        return 0 if returncode in (0, 130) else returncode  # 130: stopped with Ctrl-C, as asked
     except KeyboardInterrupt:
-        return 130
+        return 0
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         keep = {redis.process.pid} if redis is not None and redis.process is not None else set()
