@@ -21,7 +21,8 @@ from pathlib import Path
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent() -> None:
+    """For ``preexec_fn``: the kernel sends SIGTERM to the child when its parent dies (Linux)."""
     with contextlib.suppress(OSError):  # not Linux: rely on atexit alone
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -61,7 +62,7 @@ class EmbeddedRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=True,  # Ctrl-C goes to the app processes; we stop Redis last
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - single-threaded at this point
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - single-threaded at this point
         )
         atexit.register(self.stop)
         deadline = time.monotonic() + timeout
