@@ -1,10 +1,13 @@
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
-from accounts.models import User
+from accounts.models import AuthIdentity, User, Wallet
+from accounts.services.users import user_sign_in_set, user_trading_set
 
 
 class UserCreationAdminForm(UserCreationForm):
@@ -19,19 +22,100 @@ class UserChangeAdminForm(UserChangeForm):
         fields = "__all__"
 
 
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class AuthIdentityInline(ReadOnlyInline):
+    model = AuthIdentity
+    fields = ("method", "subject", "email", "email_verified", "created_at", "last_used_at")
+    readonly_fields = fields
+
+
+class WalletInline(ReadOnlyInline):
+    model = Wallet
+    fields = ("kind", "provider", "chain_type", "address", "provider_wallet_id", "created_at")
+    readonly_fields = fields
+
+
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     form = UserChangeAdminForm
     add_form = UserCreationAdminForm
-    list_display = ("email", "display_name", "is_active", "is_staff", "date_joined", "last_login")
-    list_filter = ("is_active", "is_staff", "is_superuser")
-    search_fields = ("email", "display_name", "id")
+    list_display = ("email", "display_name", "is_active", "trading_enabled", "is_staff", "date_joined", "last_login")
+    list_filter = ("is_active", "trading_enabled", "is_staff", "is_superuser", "identities__method")
+    search_fields = ("email", "display_name", "=id", "wallets__address", "identities__subject")
     ordering = ("-date_joined",)
     readonly_fields = ("id", "date_joined", "last_login", "updated_at")
+    inlines = (AuthIdentityInline, WalletInline)
+    actions = ("disable_trading", "enable_trading", "disable_sign_in", "enable_sign_in")
     fieldsets = (
         (None, {"fields": ("id", "email", "password")}),
         ("Profile", {"fields": ("display_name",)}),
-        ("Access", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        (
+            "Access",
+            {"fields": ("is_active", "trading_enabled", "is_staff", "is_superuser", "groups", "user_permissions")},
+        ),
         ("Dates", {"fields": ("date_joined", "last_login", "updated_at")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[User], search_term: str):  # type: ignore[no-untyped-def]
+        results, _ = super().get_search_results(request, queryset, search_term)
+        return results.distinct(), False
+
+    @admin.action(description="Disable trading for the selected users")
+    def disable_trading(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        for user in queryset:
+            user_trading_set(user=user, enabled=False)
+        self.message_user(request, f"Trading disabled for {queryset.count()} user(s).", messages.SUCCESS)
+
+    @admin.action(description="Enable trading for the selected users")
+    def enable_trading(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        for user in queryset:
+            user_trading_set(user=user, enabled=True)
+        self.message_user(request, f"Trading enabled for {queryset.count()} user(s).", messages.SUCCESS)
+
+    @admin.action(description="Disable sign-in (and end all sessions) for the selected users")
+    def disable_sign_in(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        for user in queryset.exclude(pk=request.user.pk):
+            user_sign_in_set(user=user, enabled=False)
+        self.message_user(request, "Sign-in disabled; their sessions are ended.", messages.SUCCESS)
+
+    @admin.action(description="Enable sign-in for the selected users")
+    def enable_sign_in(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        for user in queryset:
+            user_sign_in_set(user=user, enabled=True)
+        self.message_user(request, f"Sign-in enabled for {queryset.count()} user(s).", messages.SUCCESS)
+
+
+@admin.register(Wallet)
+class WalletAdmin(admin.ModelAdmin):
+    list_display = ("address", "user", "kind", "provider", "chain_type", "created_at")
+    list_filter = ("kind", "provider", "chain_type")
+    search_fields = ("address", "user__email", "provider_wallet_id")
+    list_select_related = ("user",)
+    readonly_fields = ("id", "user", "kind", "provider", "chain_type", "address", "provider_wallet_id", "created_at", "updated_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(AuthIdentity)
+class AuthIdentityAdmin(admin.ModelAdmin):
+    list_display = ("method", "subject", "user", "email_verified", "last_used_at", "created_at")
+    list_filter = ("method", "email_verified")
+    search_fields = ("subject", "email", "user__email")
+    list_select_related = ("user",)
+    readonly_fields = ("id", "user", "method", "subject", "email", "email_verified", "last_used_at", "created_at", "updated_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -7,6 +7,7 @@ from marqetfi.core.apis import EventListApi, HealthApi
 api_v1 = [
     path("health", HealthApi.as_view(), name="health"),
     path("events", EventListApi.as_view(), name="events"),
+    path("", include("accounts.urls")),
 ]
 
 urlpatterns = [

@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.sites",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "corsheaders",
@@ -47,6 +48,8 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_prometheus",
     "channels",
+    "allauth",
+    "allauth.account",
     "marqetfi.core",
     "accounts",
     "providers",
@@ -67,6 +70,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
@@ -175,6 +179,112 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# allauth renders mails outside a request (after commit, in workers): the site comes from here.
+SITE_ID = 1
+
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+
+# Email sign-in through allauth's account machinery (verification mails, confirmation keys).
+ACCOUNT_ADAPTER = "accounts.allauth_adapter.AccountAdapter"
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*"]
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_EMAIL_VERIFICATION = env.str("ACCOUNT_EMAIL_VERIFICATION", default="optional")
+ACCOUNT_EMAIL_CONFIRMATION_EXPIRE_DAYS = 3
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[MarqetFi] "
+# Where the verification mail points: the app opens it and posts the key to /auth/email/verify.
+EMAIL_VERIFICATION_URL = env.str("EMAIL_VERIFICATION_URL", default="marqetfi://verify-email")
+
+# Sign-in with an ID token from the native Google / Apple / Auth0 SDK: audiences are the
+# client ids of our apps (iOS, Android and web ids differ, so each is a list).
+AUTH0_DOMAIN = env.str("AUTH0_DOMAIN", default="")
+PRIVY_APP_ID = env.str("PRIVY_APP_ID", default="")
+DYNAMIC_ENVIRONMENT_ID = env.str("DYNAMIC_ENVIRONMENT_ID", default="")
+OIDC_PROVIDERS: dict[str, dict[str, Any]] = {
+    "google": {
+        "issuers": ["https://accounts.google.com", "accounts.google.com"],
+        "jwks_url": env.str("GOOGLE_JWKS_URL", default="https://www.googleapis.com/oauth2/v3/certs"),
+        "audiences": env.list("GOOGLE_CLIENT_IDS", default=[]),
+    },
+    "apple": {
+        "issuers": ["https://appleid.apple.com"],
+        "jwks_url": env.str("APPLE_JWKS_URL", default="https://appleid.apple.com/auth/keys"),
+        "audiences": env.list("APPLE_CLIENT_IDS", default=[]),
+    },
+    "auth0": {
+        "issuers": [env.str("AUTH0_ISSUER", default=f"https://{AUTH0_DOMAIN}/" if AUTH0_DOMAIN else "")],
+        "jwks_url": env.str(
+            "AUTH0_JWKS_URL", default=f"https://{AUTH0_DOMAIN}/.well-known/jwks.json" if AUTH0_DOMAIN else ""
+        ),
+        "audiences": env.list("AUTH0_CLIENT_IDS", default=[]),
+    },
+    # Embedded-wallet providers: their access tokens are exchanged for ours.
+    "privy": {
+        "issuers": ["privy.io"],
+        "verification_key": env.str("PRIVY_VERIFICATION_KEY", default="", multiline=True),
+        "audiences": [PRIVY_APP_ID] if PRIVY_APP_ID else [],
+        "algorithms": ["ES256"],
+    },
+    "dynamic": {
+        "issuers": env.list(
+            "DYNAMIC_ISSUERS",
+            default=[f"app.dynamicauth.com/{DYNAMIC_ENVIRONMENT_ID}", f"app.dynamic.xyz/{DYNAMIC_ENVIRONMENT_ID}"]
+            if DYNAMIC_ENVIRONMENT_ID
+            else [],
+        ),
+        "jwks_url": env.str(
+            "DYNAMIC_JWKS_URL",
+            default=f"https://app.dynamicauth.com/api/v0/sdk/{DYNAMIC_ENVIRONMENT_ID}/.well-known/jwks.json"
+            if DYNAMIC_ENVIRONMENT_ID
+            else "",
+        ),
+        # Dynamic puts the requesting origin in aud; empty means any.
+        "audiences": env.list("DYNAMIC_AUDIENCES", default=[]),
+    },
+}
+OIDC_LEEWAY_SECONDS = 60
+OIDC_JWKS_CACHE_SECONDS = 3600
+OIDC_HTTP_TIMEOUT_SECONDS = 5
+
+# Sign-In with Ethereum (EIP-4361).
+SIWE_DOMAINS: list[str] = env.list("SIWE_DOMAINS", default=["localhost:8000", "127.0.0.1:8000", "app.marqetfi.com"])
+SIWE_URI_PREFIXES: list[str] = env.list(
+    "SIWE_URI_PREFIXES", default=["http://localhost:8000", "http://127.0.0.1:8000", "https://app.marqetfi.com"]
+)
+SIWE_CHAIN_IDS: list[int] = [int(c) for c in env.list("SIWE_CHAIN_IDS", default=["1", "42161", "421614"])]
+SIWE_NONCE_TTL_SECONDS = env.int("SIWE_NONCE_TTL_SECONDS", default=300)
+SIWE_MAX_MESSAGE_AGE_SECONDS = env.int("SIWE_MAX_MESSAGE_AGE_SECONDS", default=600)
+
+# EVM chains read for balances and EIP-1271 checks, as JSON:
+# {"42161": {"name": "Arbitrum One", "rpc_url": "https://...", "tokens": {"USDC": {"address": "0x..", "decimals": 6}}}}
+EVM_CHAINS: dict[str, dict[str, Any]] = env.json("EVM_CHAINS", default={})
+
+# Wallet providers for MPC wallets: the default when the app does not name one, and each one's options.
+MPC_WALLET_DEFAULT_PROVIDER = env.str("MPC_WALLET_DEFAULT_PROVIDER", default="local")
+WALLET_PROVIDERS: dict[str, dict[str, Any]] = {
+    "local": {"class": "providers.wallets.local.adapter.LocalWalletProvider", "options": {}},
+    "privy": {
+        "class": "providers.wallets.privy.adapter.PrivyWalletProvider",
+        "options": {
+            "app_id": PRIVY_APP_ID,
+            "app_secret": env.str("PRIVY_APP_SECRET", default=""),
+            "base_url": env.str("PRIVY_API_URL", default="https://api.privy.io"),
+        },
+    },
+    "dynamic": {
+        "class": "providers.wallets.dynamic.adapter.DynamicWalletProvider",
+        "options": {
+            "environment_id": DYNAMIC_ENVIRONMENT_ID,
+            "api_token": env.str("DYNAMIC_API_TOKEN", default=""),
+            "base_url": env.str("DYNAMIC_API_URL", default="https://app.dynamicauth.com/api/v0"),
+        },
+    },
+}
+
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env.int("JWT_ACCESS_LIFETIME_SECONDS", default=600)),
     "REFRESH_TOKEN_LIFETIME": timedelta(
@@ -203,6 +313,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("THROTTLE_ANON", default="120/min"),
         "user": env.str("THROTTLE_USER", default="600/min"),
+        # Sign-in and registration, per client address: slows password guessing and sign-up spam.
+        "auth": env.str("THROTTLE_AUTH", default="20/min"),
     },
     "EXCEPTION_HANDLER": "marqetfi.core.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

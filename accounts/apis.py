@@ -1,0 +1,338 @@
+"""Sign-in, profile, identities and wallets: thin views over accounts.services."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.generics import ListAPIView
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.serializers import TokenRefreshSerializer
+
+from accounts import errors
+from accounts.models import AuthMethod, User
+from accounts.selectors import wallet_get_for_user, wallets_for_user
+from accounts.serializers import (
+    IdentitySerializer,
+    ProfileSerializer,
+    TokensSerializer,
+    WalletSerializer,
+    session_body,
+)
+from accounts.services import identities as identity_services
+from accounts.services import tokens as token_services
+from accounts.services import users as user_services
+from accounts.services import wallets as wallet_services
+from accounts.verification.siwe import siwe_nonce_issue, siwe_verify
+from accounts.verification.tokens import verify_identity_token
+from marqetfi.core.throttling import AnonRateThrottle, ScopedRateThrottle
+
+def _user(request: Request) -> User:
+    return cast(User, request.user)
+
+
+class PublicAuthApi(APIView):
+    """Sign-in endpoints: no bearer needed (a stale one is ignored), stricter rate limit."""
+
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+    throttle_classes = [AnonRateThrottle, ScopedRateThrottle]
+    throttle_scope = "auth"
+
+
+class RegisterApi(PublicAuthApi):
+    class InputSerializer(serializers.Serializer):
+        email = serializers.EmailField()
+        password = serializers.CharField(write_only=True, trim_whitespace=False)
+        display_name = serializers.CharField(required=False, allow_blank=True, max_length=150, default="")
+
+    @extend_schema(request=InputSerializer, responses={201: TokensSerializer}, operation_id="auth_register")
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = user_services.user_register(request=request._request, **data.validated_data)
+        mode = user_services.email_verification_mode()
+        if mode == "mandatory":
+            body: dict[str, Any] = {"user": ProfileSerializer(user).data, "email_verification": "required"}
+        else:
+            body = session_body(
+                user,
+                token_services.tokens_issue(user=user),
+                email_verification="sent" if mode == "optional" else "not_required",
+            )
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class LoginApi(PublicAuthApi):
+    class InputSerializer(serializers.Serializer):
+        email = serializers.EmailField()
+        password = serializers.CharField(write_only=True, trim_whitespace=False)
+
+    @extend_schema(request=InputSerializer, responses={200: TokensSerializer}, operation_id="auth_login")
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = user_services.user_login(**data.validated_data)
+        return Response(session_body(user, token_services.tokens_issue(user=user)))
+
+
+class TokenRefreshApi(PublicAuthApi):
+    """Rotates: the refresh token sent is blacklisted and a new one returned with the access token."""
+
+    throttle_scope = "user"
+
+    class InputSerializer(serializers.Serializer):
+        refresh = serializers.CharField()
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: inline_serializer("TokenPair", {"access": serializers.CharField(), "refresh": serializers.CharField()})},
+        operation_id="auth_token_refresh",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = TokenRefreshSerializer(data=request.data)
+        try:
+            serializer.is_valid(raise_exception=True)
+        except TokenError as exc:
+            raise token_services.InvalidRefreshToken() from exc
+        return Response(serializer.validated_data)
+
+
+class LogoutApi(PublicAuthApi):
+    throttle_scope = "user"
+
+    class InputSerializer(serializers.Serializer):
+        refresh = serializers.CharField()
+
+    @extend_schema(request=InputSerializer, responses={204: None}, operation_id="auth_logout")
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        token_services.token_blacklist(refresh=data.validated_data["refresh"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class EmailVerifyApi(PublicAuthApi):
+    class InputSerializer(serializers.Serializer):
+        key = serializers.CharField(max_length=512)
+
+    @extend_schema(request=InputSerializer, responses={200: ProfileSerializer}, operation_id="auth_email_verify")
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = user_services.email_verify(request=request._request, key=data.validated_data["key"])
+        return Response(ProfileSerializer(user).data)
+
+
+class EmailResendApi(APIView):
+    """Send the verification mail again to the signed-in user's address."""
+
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth"
+
+    @extend_schema(request=None, responses={202: inline_serializer("EmailResend", {"sent": serializers.BooleanField()})}, operation_id="auth_email_resend")
+    def post(self, request: Request) -> Response:
+        sent = user_services.email_verification_send(request=request._request, user=_user(request))
+        return Response({"sent": sent}, status=status.HTTP_202_ACCEPTED)
+
+
+class IdentityTokenInputSerializer(serializers.Serializer):
+    id_token = serializers.CharField(required=False)
+    token = serializers.CharField(required=False, help_text="Privy / Dynamic access token")
+    nonce = serializers.CharField(required=False, max_length=512)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        token = attrs.get("id_token") or attrs.get("token")
+        if not token:
+            raise serializers.ValidationError({"id_token": ["This field is required."]})
+        return {"token": token, "nonce": attrs.get("nonce")}
+
+
+class TokenSignInApi(PublicAuthApi):
+    """``POST /auth/oauth/{google,apple,auth0}`` with the native SDK's ID token, and
+    ``POST /auth/{privy,dynamic}`` with the embedded-wallet provider's access token."""
+
+    @extend_schema(request=IdentityTokenInputSerializer, responses={200: TokensSerializer, 201: TokensSerializer}, operation_id="auth_token_sign_in")
+    def post(self, request: Request, method: str) -> Response:
+        data = IdentityTokenInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        verified = verify_identity_token(method=method, **data.validated_data)
+        user, created = identity_services.identity_sign_in(verified=verified)
+        body = session_body(user, token_services.tokens_issue(user=user), created=created)
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class SiweNonceApi(PublicAuthApi):
+    @extend_schema(
+        request=None,
+        responses={200: inline_serializer("SiweNonce", {"nonce": serializers.CharField(), "expires_at": serializers.DateTimeField()})},
+        operation_id="auth_siwe_nonce",
+    )
+    def post(self, request: Request) -> Response:
+        nonce, expires_at = siwe_nonce_issue()
+        return Response({"nonce": nonce, "expires_at": expires_at})
+
+
+class SiweInputSerializer(serializers.Serializer):
+    message = serializers.CharField(max_length=4096, trim_whitespace=False)
+    signature = serializers.RegexField(r"^0x[0-9a-fA-F]+$", max_length=4096)
+
+
+class SiweVerifyApi(PublicAuthApi):
+    @extend_schema(request=SiweInputSerializer, responses={200: TokensSerializer, 201: TokensSerializer}, operation_id="auth_siwe_verify")
+    def post(self, request: Request) -> Response:
+        data = SiweInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        verified = siwe_verify(**data.validated_data)
+        user, created = identity_services.identity_sign_in(verified=verified)
+        body = session_body(user, token_services.tokens_issue(user=user), created=created)
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class MeApi(APIView):
+    class UpdateSerializer(serializers.Serializer):
+        display_name = serializers.CharField(max_length=150, allow_blank=True)
+
+    @extend_schema(responses={200: ProfileSerializer}, operation_id="me_get")
+    def get(self, request: Request) -> Response:
+        return Response(ProfileSerializer(_user(request)).data)
+
+    @extend_schema(request=UpdateSerializer, responses={200: ProfileSerializer}, operation_id="me_update")
+    def patch(self, request: Request) -> Response:
+        data = self.UpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = user_services.user_profile_update(user=_user(request), **data.validated_data)
+        return Response(ProfileSerializer(user).data)
+
+
+class IdentityLinkApi(APIView):
+    """Link another sign-in method to the signed-in account. The body depends on the method:
+    ``email``: ``{"email", "password"}``; ``google`` / ``apple`` / ``auth0``: ``{"id_token", "nonce"?}``;
+    ``privy`` / ``dynamic``: ``{"token"}``; ``siwe``: ``{"message", "signature"}``."""
+
+    class EmailInputSerializer(serializers.Serializer):
+        email = serializers.EmailField()
+        password = serializers.CharField(write_only=True, trim_whitespace=False)
+
+    @extend_schema(request=None, responses={200: IdentitySerializer, 201: IdentitySerializer}, operation_id="me_identities_link")
+    def post(self, request: Request, method: str) -> Response:
+        user = _user(request)
+        if method == AuthMethod.EMAIL:
+            data: serializers.Serializer = self.EmailInputSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            identity, created = identity_services.identity_link_email(
+                request=request._request, user=user, **data.validated_data
+            )
+        else:
+            if method == AuthMethod.SIWE:
+                data = SiweInputSerializer(data=request.data)
+                data.is_valid(raise_exception=True)
+                verified = siwe_verify(**data.validated_data)
+            else:
+                data = IdentityTokenInputSerializer(data=request.data)
+                data.is_valid(raise_exception=True)
+                verified = verify_identity_token(method=method, **data.validated_data)
+            identity, created = identity_services.identity_link(user=user, verified=verified)
+        return Response(
+            IdentitySerializer(identity).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+class IdentityUnlinkApi(APIView):
+    @extend_schema(responses={204: None}, operation_id="me_identities_unlink")
+    def delete(self, request: Request, identity_id: str) -> Response:
+        identity_services.identity_unlink(user=_user(request), identity_id=identity_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class WalletListApi(ListAPIView):
+    serializer_class = WalletSerializer
+
+    def get_queryset(self) -> Any:
+        return wallets_for_user(user=_user(self.request))
+
+
+class WalletMpcCreateApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        provider = serializers.CharField(required=False, max_length=32)
+        chain_type = serializers.ChoiceField(choices=["ethereum"], default="ethereum")
+
+    @extend_schema(request=InputSerializer, responses={200: WalletSerializer, 201: WalletSerializer}, operation_id="wallets_mpc_create")
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        wallet, created = wallet_services.wallet_mpc_create(
+            user=_user(request),
+            provider=data.validated_data.get("provider") or settings.MPC_WALLET_DEFAULT_PROVIDER,
+            chain_type=data.validated_data["chain_type"],
+        )
+        return Response(WalletSerializer(wallet).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class WalletExternalLinkApi(APIView):
+    @extend_schema(request=SiweInputSerializer, responses={200: WalletSerializer, 201: WalletSerializer}, operation_id="wallets_external_link")
+    def post(self, request: Request) -> Response:
+        data = SiweInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        wallet, created = wallet_services.wallet_external_link(user=_user(request), **data.validated_data)
+        return Response(WalletSerializer(wallet).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class WalletDetailApi(APIView):
+    @extend_schema(responses={200: WalletSerializer}, operation_id="wallets_get")
+    def get(self, request: Request, wallet_id: str) -> Response:
+        wallet = wallet_get_for_user(user=_user(request), wallet_id=wallet_id)
+        if wallet is None:
+            raise errors.WalletNotFound()
+        return Response(WalletSerializer(wallet).data)
+
+
+class WalletBalancesApi(APIView):
+    class BalanceSerializer(serializers.Serializer):
+        symbol = serializers.CharField()
+        token_address = serializers.CharField(allow_null=True)
+        decimals = serializers.IntegerField()
+        amount = serializers.DecimalField(max_digits=78, decimal_places=18, coerce_to_string=True)
+
+    class ChainSerializer(serializers.Serializer):
+        chain_id = serializers.IntegerField()
+        name = serializers.CharField()
+        balances = serializers.ListField(child=serializers.DictField())
+        error = serializers.CharField(allow_null=True)
+
+    @extend_schema(responses={200: inline_serializer("WalletBalances", {"wallet_id": serializers.UUIDField(), "address": serializers.CharField(), "chains": ChainSerializer(many=True)})}, operation_id="wallets_balances")
+    def get(self, request: Request, wallet_id: str) -> Response:
+        wallet = wallet_get_for_user(user=_user(request), wallet_id=wallet_id)
+        if wallet is None:
+            raise errors.WalletNotFound()
+        chains = wallet_services.wallet_balances(wallet=wallet)
+        return Response(
+            {
+                "wallet_id": str(wallet.pk),
+                "address": wallet.address,
+                "chains": [
+                    {
+                        "chain_id": chain.chain_id,
+                        "name": chain.name,
+                        "balances": [
+                            {
+                                "symbol": b.symbol,
+                                "token_address": b.token_address,
+                                "decimals": b.decimals,
+                                "amount": format(b.amount.normalize(), "f"),
+                            }
+                            for b in chain.balances
+                        ],
+                        "error": chain.error,
+                    }
+                    for chain in chains
+                ],
+            }
+        )
+

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from typing import Any
+
+
+class ProviderError(Exception):
+    """A call to an external provider failed; carries what the provider answered.
+
+    ``retryable`` is true for timeouts, connection errors, 429 and 5xx: the same call may
+    succeed later. Services translate these into domain errors; a raw vendor error never
+    reaches an API client.
+    """
+
+    def __init__(
+        self,
+        provider: str,
+        message: str,
+        *,
+        status_code: int | None = None,
+        response: Any = None,
+        retryable: bool = False,
+    ) -> None:
+        super().__init__(f"{provider}: {message}")
+        self.provider = provider
+        self.message = message
+        self.status_code = status_code
+        self.response = response
+        self.retryable = retryable
