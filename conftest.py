@@ -13,6 +13,8 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from tests.accounts.factories import UserFactory
 
+pytest_plugins = ["tests.chain.fixtures"]
+
 
 @pytest.fixture
 def api_client() -> APIClient:

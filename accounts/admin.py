@@ -50,7 +50,15 @@ class WalletInline(ReadOnlyInline):
 class UserAdmin(DjangoUserAdmin):
     form = UserChangeAdminForm
     add_form = UserCreationAdminForm
-    list_display = ("email", "display_name", "is_active", "trading_enabled", "is_staff", "date_joined", "last_login")
+    list_display = (
+        "email",
+        "display_name",
+        "is_active",
+        "trading_enabled",
+        "is_staff",
+        "date_joined",
+        "last_login",
+    )
     list_filter = ("is_active", "trading_enabled", "is_staff", "is_superuser", "identities__method")
     search_fields = ("email", "display_name", "=id", "wallets__address", "identities__subject")
     ordering = ("-date_joined",)
@@ -62,13 +70,24 @@ class UserAdmin(DjangoUserAdmin):
         ("Profile", {"fields": ("display_name",)}),
         (
             "Access",
-            {"fields": ("is_active", "trading_enabled", "is_staff", "is_superuser", "groups", "user_permissions")},
+            {
+                "fields": (
+                    "is_active",
+                    "trading_enabled",
+                    "is_staff",
+                    "is_superuser",
+                    "groups",
+                    "user_permissions",
+                )
+            },
         ),
         ("Dates", {"fields": ("date_joined", "last_login", "updated_at")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet[User], search_term: str):  # type: ignore[no-untyped-def]
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[User], search_term: str
+    ) -> tuple[QuerySet[User], bool]:
         results, _ = super().get_search_results(request, queryset, search_term)
         return results.distinct(), False
 
@@ -86,7 +105,7 @@ class UserAdmin(DjangoUserAdmin):
 
     @admin.action(description="Disable sign-in (and end all sessions) for the selected users")
     def disable_sign_in(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        for user in queryset.exclude(pk=request.user.pk):
+        for user in queryset.exclude(pk=str(request.user.pk)):
             user_sign_in_set(user=user, enabled=False)
         self.message_user(request, "Sign-in disabled; their sessions are ended.", messages.SUCCESS)
 
@@ -103,7 +122,17 @@ class WalletAdmin(admin.ModelAdmin):
     list_filter = ("kind", "provider", "chain_type")
     search_fields = ("address", "user__email", "provider_wallet_id")
     list_select_related = ("user",)
-    readonly_fields = ("id", "user", "kind", "provider", "chain_type", "address", "provider_wallet_id", "created_at", "updated_at")
+    readonly_fields = (
+        "id",
+        "user",
+        "kind",
+        "provider",
+        "chain_type",
+        "address",
+        "provider_wallet_id",
+        "created_at",
+        "updated_at",
+    )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -115,7 +144,17 @@ class AuthIdentityAdmin(admin.ModelAdmin):
     list_filter = ("method", "email_verified")
     search_fields = ("subject", "email", "user__email")
     list_select_related = ("user",)
-    readonly_fields = ("id", "user", "method", "subject", "email", "email_verified", "last_used_at", "created_at", "updated_at")
+    readonly_fields = (
+        "id",
+        "user",
+        "method",
+        "subject",
+        "email",
+        "email_verified",
+        "last_used_at",
+        "created_at",
+        "updated_at",
+    )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

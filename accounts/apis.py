@@ -31,7 +31,9 @@ from accounts.services import users as user_services
 from accounts.services import wallets as wallet_services
 from accounts.verification.siwe import siwe_nonce_issue, siwe_verify
 from accounts.verification.tokens import verify_identity_token
+from marqetfi.core.api import OldestFirstPagination
 from marqetfi.core.throttling import AnonRateThrottle, ScopedRateThrottle
+
 
 def _user(request: Request) -> User:
     return cast(User, request.user)
@@ -92,7 +94,11 @@ class TokenRefreshApi(PublicAuthApi):
 
     @extend_schema(
         request=InputSerializer,
-        responses={200: inline_serializer("TokenPair", {"access": serializers.CharField(), "refresh": serializers.CharField()})},
+        responses={
+            200: inline_serializer(
+                "TokenPair", {"access": serializers.CharField(), "refresh": serializers.CharField()}
+            )
+        },
         operation_id="auth_token_refresh",
     )
     def post(self, request: Request) -> Response:
@@ -122,7 +128,9 @@ class EmailVerifyApi(PublicAuthApi):
     class InputSerializer(serializers.Serializer):
         key = serializers.CharField(max_length=512)
 
-    @extend_schema(request=InputSerializer, responses={200: ProfileSerializer}, operation_id="auth_email_verify")
+    @extend_schema(
+        request=InputSerializer, responses={200: ProfileSerializer}, operation_id="auth_email_verify"
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -136,7 +144,11 @@ class EmailResendApi(APIView):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "auth"
 
-    @extend_schema(request=None, responses={202: inline_serializer("EmailResend", {"sent": serializers.BooleanField()})}, operation_id="auth_email_resend")
+    @extend_schema(
+        request=None,
+        responses={202: inline_serializer("EmailResend", {"sent": serializers.BooleanField()})},
+        operation_id="auth_email_resend",
+    )
     def post(self, request: Request) -> Response:
         sent = user_services.email_verification_send(request=request._request, user=_user(request))
         return Response({"sent": sent}, status=status.HTTP_202_ACCEPTED)
@@ -158,7 +170,11 @@ class TokenSignInApi(PublicAuthApi):
     """``POST /auth/oauth/{google,apple,auth0}`` with the native SDK's ID token, and
     ``POST /auth/{privy,dynamic}`` with the embedded-wallet provider's access token."""
 
-    @extend_schema(request=IdentityTokenInputSerializer, responses={200: TokensSerializer, 201: TokensSerializer}, operation_id="auth_token_sign_in")
+    @extend_schema(
+        request=IdentityTokenInputSerializer,
+        responses={200: TokensSerializer, 201: TokensSerializer},
+        operation_id="auth_token_sign_in",
+    )
     def post(self, request: Request, method: str) -> Response:
         data = IdentityTokenInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -171,7 +187,11 @@ class TokenSignInApi(PublicAuthApi):
 class SiweNonceApi(PublicAuthApi):
     @extend_schema(
         request=None,
-        responses={200: inline_serializer("SiweNonce", {"nonce": serializers.CharField(), "expires_at": serializers.DateTimeField()})},
+        responses={
+            200: inline_serializer(
+                "SiweNonce", {"nonce": serializers.CharField(), "expires_at": serializers.DateTimeField()}
+            )
+        },
         operation_id="auth_siwe_nonce",
     )
     def post(self, request: Request) -> Response:
@@ -185,7 +205,11 @@ class SiweInputSerializer(serializers.Serializer):
 
 
 class SiweVerifyApi(PublicAuthApi):
-    @extend_schema(request=SiweInputSerializer, responses={200: TokensSerializer, 201: TokensSerializer}, operation_id="auth_siwe_verify")
+    @extend_schema(
+        request=SiweInputSerializer,
+        responses={200: TokensSerializer, 201: TokensSerializer},
+        operation_id="auth_siwe_verify",
+    )
     def post(self, request: Request) -> Response:
         data = SiweInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -220,7 +244,11 @@ class IdentityLinkApi(APIView):
         email = serializers.EmailField()
         password = serializers.CharField(write_only=True, trim_whitespace=False)
 
-    @extend_schema(request=None, responses={200: IdentitySerializer, 201: IdentitySerializer}, operation_id="me_identities_link")
+    @extend_schema(
+        request=None,
+        responses={200: IdentitySerializer, 201: IdentitySerializer},
+        operation_id="me_identities_link",
+    )
     def post(self, request: Request, method: str) -> Response:
         user = _user(request)
         if method == AuthMethod.EMAIL:
@@ -240,7 +268,8 @@ class IdentityLinkApi(APIView):
                 verified = verify_identity_token(method=method, **data.validated_data)
             identity, created = identity_services.identity_link(user=user, verified=verified)
         return Response(
-            IdentitySerializer(identity).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+            IdentitySerializer(identity).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
 
@@ -253,6 +282,7 @@ class IdentityUnlinkApi(APIView):
 
 class WalletListApi(ListAPIView):
     serializer_class = WalletSerializer
+    pagination_class = OldestFirstPagination
 
     def get_queryset(self) -> Any:
         return wallets_for_user(user=_user(self.request))
@@ -263,7 +293,11 @@ class WalletMpcCreateApi(APIView):
         provider = serializers.CharField(required=False, max_length=32)
         chain_type = serializers.ChoiceField(choices=["ethereum"], default="ethereum")
 
-    @extend_schema(request=InputSerializer, responses={200: WalletSerializer, 201: WalletSerializer}, operation_id="wallets_mpc_create")
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: WalletSerializer, 201: WalletSerializer},
+        operation_id="wallets_mpc_create",
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -272,16 +306,24 @@ class WalletMpcCreateApi(APIView):
             provider=data.validated_data.get("provider") or settings.MPC_WALLET_DEFAULT_PROVIDER,
             chain_type=data.validated_data["chain_type"],
         )
-        return Response(WalletSerializer(wallet).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        return Response(
+            WalletSerializer(wallet).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
 
 
 class WalletExternalLinkApi(APIView):
-    @extend_schema(request=SiweInputSerializer, responses={200: WalletSerializer, 201: WalletSerializer}, operation_id="wallets_external_link")
+    @extend_schema(
+        request=SiweInputSerializer,
+        responses={200: WalletSerializer, 201: WalletSerializer},
+        operation_id="wallets_external_link",
+    )
     def post(self, request: Request) -> Response:
         data = SiweInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         wallet, created = wallet_services.wallet_external_link(user=_user(request), **data.validated_data)
-        return Response(WalletSerializer(wallet).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        return Response(
+            WalletSerializer(wallet).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
 
 
 class WalletDetailApi(APIView):
@@ -306,7 +348,19 @@ class WalletBalancesApi(APIView):
         balances = serializers.ListField(child=serializers.DictField())
         error = serializers.CharField(allow_null=True)
 
-    @extend_schema(responses={200: inline_serializer("WalletBalances", {"wallet_id": serializers.UUIDField(), "address": serializers.CharField(), "chains": ChainSerializer(many=True)})}, operation_id="wallets_balances")
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "WalletBalances",
+                {
+                    "wallet_id": serializers.UUIDField(),
+                    "address": serializers.CharField(),
+                    "chains": ChainSerializer(many=True),
+                },
+            )
+        },
+        operation_id="wallets_balances",
+    )
     def get(self, request: Request, wallet_id: str) -> Response:
         wallet = wallet_get_for_user(user=_user(request), wallet_id=wallet_id)
         if wallet is None:
@@ -335,4 +389,3 @@ class WalletBalancesApi(APIView):
                 ],
             }
         )
-

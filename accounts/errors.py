@@ -168,6 +168,12 @@ class UnknownWalletProvider(ApplicationError):
     default_message = "No such wallet provider."
 
 
+class VerifiedEmailRequired(ApplicationError):
+    code = "verified_email_required"
+    status_code = 400
+    default_message = "This wallet provider needs a verified email address on the account."
+
+
 class WalletProviderUnavailable(ApplicationError):
     code = "wallet_provider_unavailable"
     status_code = 503

@@ -21,10 +21,9 @@ class UserManager(BaseUserManager["User"]):
         """Whole address lower-cased: traders type their email in any case on phones."""
         return (email or "").strip().lower()
 
-    def _create_user(self, email: str, password: str | None, **extra: Any) -> User:
-        if not email:
-            raise ValueError("An email address is required.")
-        user = self.model(email=self.normalize_email(email), **extra)
+    def _create_user(self, email: str | None, password: str | None, **extra: Any) -> User:
+        """Email is optional: a trader who signs in with a wallet or Privy may have none."""
+        user = self.model(email=self.normalize_email(email) or None, **extra)
         if password:
             user.set_password(password)
         else:
@@ -33,12 +32,14 @@ class UserManager(BaseUserManager["User"]):
         user.save(using=self._db)
         return user
 
-    def create_user(self, email: str, password: str | None = None, **extra: Any) -> User:
+    def create_user(self, email: str | None, password: str | None = None, **extra: Any) -> User:
         extra.setdefault("is_staff", False)
         extra.setdefault("is_superuser", False)
         return self._create_user(email, password, **extra)
 
     def create_superuser(self, email: str, password: str | None = None, **extra: Any) -> User:
+        if not email:
+            raise ValueError("An operator needs an email address to sign in to the admin.")
         extra.setdefault("is_staff", True)
         extra.setdefault("is_superuser", True)
         return self._create_user(email, password, **extra)

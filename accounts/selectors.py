@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from uuid import UUID
+
 from allauth.account.models import EmailAddress
 from django.db.models import QuerySet
 
@@ -20,5 +22,5 @@ def wallets_for_user(*, user: User) -> QuerySet[Wallet]:
     return Wallet.objects.filter(user=user).order_by("created_at")
 
 
-def wallet_get_for_user(*, user: User, wallet_id: object) -> Wallet | None:
+def wallet_get_for_user(*, user: User, wallet_id: UUID | str) -> Wallet | None:
     return Wallet.objects.filter(user=user, pk=wallet_id).first()

@@ -38,7 +38,7 @@ class ProfileSerializer(UserSerializer):
     wallets = serializers.SerializerMethodField()
 
     class Meta(UserSerializer.Meta):
-        fields = (*UserSerializer.Meta.fields, "identities", "wallets")
+        fields: tuple[str, ...] = (*UserSerializer.Meta.fields, "identities", "wallets")  # type: ignore[assignment]
 
     def get_identities(self, user: User) -> list[dict[str, Any]]:
         return IdentitySerializer(identities_for_user(user=user), many=True).data  # type: ignore[return-value]

@@ -17,7 +17,11 @@ urlpatterns = [
     path("auth/siwe/verify", apis.SiweVerifyApi.as_view(), name="auth-siwe-verify"),
     path("me", apis.MeApi.as_view(), name="me"),
     path("me/identities/<uuid:identity_id>", apis.IdentityUnlinkApi.as_view(), name="me-identity"),
-    re_path(rf"^me/identities/(?P<method>{LINKABLE_METHODS})$", apis.IdentityLinkApi.as_view(), name="me-identities-link"),
+    re_path(
+        rf"^me/identities/(?P<method>{LINKABLE_METHODS})$",
+        apis.IdentityLinkApi.as_view(),
+        name="me-identities-link",
+    ),
     path("wallets", apis.WalletListApi.as_view(), name="wallets"),
     path("wallets/mpc", apis.WalletMpcCreateApi.as_view(), name="wallets-mpc"),
     path("wallets/external", apis.WalletExternalLinkApi.as_view(), name="wallets-external"),

@@ -57,4 +57,6 @@ def chain_client(chain_id: int) -> ChainClient:
         raise ProviderNotConfigured(f"evm:{chain_id}", "no RPC configured for this chain")
     from providers.chains.evm.client import EvmChainClient
 
-    return EvmChainClient(chain_id=chain_id, rpc_url=entry["rpc_url"], timeout=float(entry.get("timeout", 10)))
+    return EvmChainClient(
+        chain_id=chain_id, rpc_url=entry["rpc_url"], timeout=float(entry.get("timeout", 10))
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from allauth.account.models import EmailAddress
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
@@ -23,7 +25,9 @@ def _ensure_can_sign_in(user: User) -> None:
 def _touch(identity: AuthIdentity, verified: VerifiedIdentity) -> None:
     identity.last_used_at = timezone.now()
     fields = ["last_used_at", "updated_at"]
-    if verified.email and (identity.email != verified.email or identity.email_verified != verified.email_verified):
+    if verified.email and (
+        identity.email != verified.email or identity.email_verified != verified.email_verified
+    ):
         identity.email, identity.email_verified = verified.email, verified.email_verified
         fields += ["email", "email_verified"]
     identity.save(update_fields=fields)
@@ -32,7 +36,12 @@ def _touch(identity: AuthIdentity, verified: VerifiedIdentity) -> None:
 def _external_wallet_ensure(*, user: User, address: str) -> Wallet:
     wallet, created = Wallet.objects.get_or_create(
         address=address,
-        defaults={"user": user, "kind": WalletKind.EXTERNAL, "provider": "external", "chain_type": "ethereum"},
+        defaults={
+            "user": user,
+            "kind": WalletKind.EXTERNAL,
+            "provider": "external",
+            "chain_type": "ethereum",
+        },
     )
     if wallet.user_id != user.pk:
         raise errors.WalletInUse()
@@ -81,7 +90,9 @@ def identity_sign_in(*, verified: VerifiedIdentity) -> tuple[User, bool]:
             return _identity_sign_in(verified)
     except IntegrityError:
         # A concurrent first sign-in with the same identity won the race: use its user.
-        identity = AuthIdentity.objects.select_related("user").get(method=verified.method, subject=verified.subject)
+        identity = AuthIdentity.objects.select_related("user").get(
+            method=verified.method, subject=verified.subject
+        )
         _ensure_can_sign_in(identity.user)
         return identity.user, False
 
@@ -191,7 +202,7 @@ def identity_link_email(
 
 
 @transaction.atomic
-def identity_unlink(*, user: User, identity_id: object) -> None:
+def identity_unlink(*, user: User, identity_id: UUID | str) -> None:
     """Remove a sign-in method, never the last one (the user's row is locked so two
     concurrent unlinks cannot remove the last two)."""
     User.objects.select_for_update().filter(pk=user.pk).first()

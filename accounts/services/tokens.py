@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-
 from django.contrib.auth.models import update_last_login
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
@@ -19,7 +18,7 @@ class InvalidRefreshToken(ApplicationError):
 def tokens_issue(*, user: User) -> dict[str, str]:
     """A fresh access + refresh pair; the refresh token is recorded so it can be revoked."""
     refresh = RefreshToken.for_user(user)
-    update_last_login(None, user)
+    update_last_login(User, user)
     return {"access": str(refresh.access_token), "refresh": str(refresh)}
 
 
@@ -37,4 +36,3 @@ def tokens_revoke_all(*, user: User) -> int:
     tokens = list(outstanding)
     BlacklistedToken.objects.bulk_create([BlacklistedToken(token=t) for t in tokens], ignore_conflicts=True)
     return len(tokens)
-

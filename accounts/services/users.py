@@ -104,9 +104,9 @@ def email_verify(*, request: HttpRequest, key: str) -> User:
     address = confirmation.confirm(request)
     if address is None:
         raise errors.InvalidVerificationKey()
-    AuthIdentity.objects.filter(user_id=address.user_id, method=AuthMethod.EMAIL, subject=address.email).update(
-        email_verified=True
-    )
+    AuthIdentity.objects.filter(
+        user_id=address.user_id, method=AuthMethod.EMAIL, subject=address.email
+    ).update(email_verified=True)
     return User.objects.get(pk=address.user_id)
 
 

@@ -18,17 +18,27 @@ from providers.errors import ProviderError
 
 logger = logging.getLogger(__name__)
 
+# Dynamic creates embedded wallets for a user it identifies by email.
+PROVIDERS_KEYED_BY_EMAIL = frozenset({"dynamic"})
+
 
 def _wallet_linked(wallet: Wallet) -> None:
     publish(
         user_id=wallet.user_id,
         type="account.wallet_linked",
-        data={"wallet_id": str(wallet.pk), "address": wallet.address, "kind": wallet.kind, "provider": wallet.provider},
+        data={
+            "wallet_id": str(wallet.pk),
+            "address": wallet.address,
+            "kind": wallet.kind,
+            "provider": wallet.provider,
+        },
     )
 
 
 def _mpc_wallet(user: User, provider: str, chain_type: str) -> Wallet | None:
-    return Wallet.objects.filter(user=user, kind=WalletKind.MPC, provider=provider, chain_type=chain_type).first()
+    return Wallet.objects.filter(
+        user=user, kind=WalletKind.MPC, provider=provider, chain_type=chain_type
+    ).first()
 
 
 def wallet_mpc_create(*, user: User, provider: str, chain_type: str = "ethereum") -> tuple[Wallet, bool]:
@@ -42,14 +52,19 @@ def wallet_mpc_create(*, user: User, provider: str, chain_type: str = "ethereum"
     if existing is not None:
         return existing, False
     if provider not in registry.wallet_provider_names():
-        raise errors.UnknownWalletProvider(details={"provider": provider, "known": registry.wallet_provider_names()})
+        raise errors.UnknownWalletProvider(
+            details={"provider": provider, "known": registry.wallet_provider_names()}
+        )
+    verified_email = user.email if user.email and user_email_verified(user=user) else None
+    if provider in PROVIDERS_KEYED_BY_EMAIL and verified_email is None:
+        raise errors.VerifiedEmailRequired(details={"provider": provider})
     try:
         adapter = registry.wallet_provider(provider)
         info = adapter.create_wallet(
             owner_ref=str(user.pk),
             chain_type=chain_type,
             idempotency_key=f"marqetfi-{user.pk}-{provider}-{chain_type}",
-            email=user.email if user.email and user_email_verified(user=user) else None,
+            email=verified_email,
         )
     except registry.ProviderNotConfigured as exc:
         raise errors.WalletProviderUnavailable(

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 from eth_account.messages import defunct_hash_message
+from eth_keys.exceptions import BadSignature
 
 with warnings.catch_warnings():
     # siwe's grammar redefines core ABNF rules on purpose; abnf warns about each at import.
@@ -45,7 +46,7 @@ def _consume_nonce(nonce: str) -> bool:
 def _parse(message: str) -> SiweMessage:
     try:
         return SiweMessage.from_message(message=message, abnf=True)
-    except Exception as exc:  # noqa: BLE001 - the grammar and pydantic raise many kinds
+    except Exception as exc:
         raise errors.SiweMalformedMessage(details={"reason": str(exc)[:200]}) from exc
 
 
@@ -93,7 +94,9 @@ def siwe_verify(*, message: str, signature: str) -> VerifiedIdentity:
         raise errors.SiweMessageExpired() from exc
     except NotYetValidMessage as exc:
         raise errors.SiweMessageNotYetValid() from exc
-    except InvalidSignature as exc:
+    except (InvalidSignature, BadSignature, ValueError) as exc:
+        # Not the address's own key (or not even an ECDSA signature, as with multi-owner
+        # contract wallets): the contract may still accept it.
         if not _contract_wallet_accepts(parsed, signature):
             raise errors.SiweInvalidSignature() from exc
     except VerificationError as exc:

@@ -23,8 +23,13 @@ _DEFAULT_ALGORITHMS = ["RS256"]
 
 
 @cache
-def _jwks_client(url: str, lifespan: int, timeout: int) -> jwt.PyJWKClient:
-    return jwt.PyJWKClient(url, cache_keys=True, lifespan=lifespan, timeout=timeout)
+def _jwks_client(url: str, lifespan: float, timeout: float, cooldown: float) -> jwt.PyJWKClient:
+    """One client per JWKS URL and process, so its key cache outlives a request. An unknown
+    ``kid`` refetches the set at most once per ``cooldown`` (tokens with made-up key ids
+    must not turn into a stream of requests to the issuer)."""
+    return jwt.PyJWKClient(
+        url, cache_keys=True, lifespan=lifespan, timeout=timeout, cooldown_duration=cooldown
+    )
 
 
 def _provider_config(method: str) -> dict[str, Any]:
@@ -33,8 +38,10 @@ def _provider_config(method: str) -> dict[str, Any]:
         raise errors.AuthMethodUnavailable()
     has_key_source = bool(config.get("jwks_url") or config.get("verification_key"))
     audiences_required = method != "dynamic"
-    if not has_key_source or not any(config.get("issuers", [])) or (
-        audiences_required and not config.get("audiences")
+    if (
+        not has_key_source
+        or not any(config.get("issuers", []))
+        or (audiences_required and not config.get("audiences"))
     ):
         raise errors.AuthMethodUnavailable(details={"method": method})
     return config
@@ -43,7 +50,12 @@ def _provider_config(method: str) -> dict[str, Any]:
 def _signing_key(token: str, config: dict[str, Any]) -> Any:
     if config.get("verification_key"):
         return config["verification_key"]
-    client = _jwks_client(config["jwks_url"], settings.OIDC_JWKS_CACHE_SECONDS, settings.OIDC_HTTP_TIMEOUT_SECONDS)
+    client = _jwks_client(
+        config["jwks_url"],
+        settings.OIDC_JWKS_CACHE_SECONDS,
+        settings.OIDC_HTTP_TIMEOUT_SECONDS,
+        settings.OIDC_JWKS_REFETCH_COOLDOWN_SECONDS,
+    )
     try:
         return client.get_signing_key_from_jwt(token).key
     except jwt.PyJWKClientConnectionError as exc:

@@ -146,3 +146,9 @@ class CursorPagination(pagination.CursorPagination):
                 "next": {"type": "string", "nullable": True, "format": "uri"},
             },
         }
+
+
+class OldestFirstPagination(CursorPagination):
+    """For short lists a client shows in creation order (wallets, sign-in methods)."""
+
+    ordering = "created_at"

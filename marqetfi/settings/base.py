@@ -232,7 +232,10 @@ OIDC_PROVIDERS: dict[str, dict[str, Any]] = {
     "dynamic": {
         "issuers": env.list(
             "DYNAMIC_ISSUERS",
-            default=[f"app.dynamicauth.com/{DYNAMIC_ENVIRONMENT_ID}", f"app.dynamic.xyz/{DYNAMIC_ENVIRONMENT_ID}"]
+            default=[
+                f"app.dynamicauth.com/{DYNAMIC_ENVIRONMENT_ID}",
+                f"app.dynamic.xyz/{DYNAMIC_ENVIRONMENT_ID}",
+            ]
             if DYNAMIC_ENVIRONMENT_ID
             else [],
         ),
@@ -249,18 +252,23 @@ OIDC_PROVIDERS: dict[str, dict[str, Any]] = {
 OIDC_LEEWAY_SECONDS = 60
 OIDC_JWKS_CACHE_SECONDS = 3600
 OIDC_HTTP_TIMEOUT_SECONDS = 5
+OIDC_JWKS_REFETCH_COOLDOWN_SECONDS = 30
 
 # Sign-In with Ethereum (EIP-4361).
-SIWE_DOMAINS: list[str] = env.list("SIWE_DOMAINS", default=["localhost:8000", "127.0.0.1:8000", "app.marqetfi.com"])
+SIWE_DOMAINS: list[str] = env.list(
+    "SIWE_DOMAINS", default=["localhost:8000", "127.0.0.1:8000", "app.marqetfi.com"]
+)
 SIWE_URI_PREFIXES: list[str] = env.list(
-    "SIWE_URI_PREFIXES", default=["http://localhost:8000", "http://127.0.0.1:8000", "https://app.marqetfi.com"]
+    "SIWE_URI_PREFIXES",
+    default=["http://localhost:8000", "http://127.0.0.1:8000", "https://app.marqetfi.com"],
 )
 SIWE_CHAIN_IDS: list[int] = [int(c) for c in env.list("SIWE_CHAIN_IDS", default=["1", "42161", "421614"])]
 SIWE_NONCE_TTL_SECONDS = env.int("SIWE_NONCE_TTL_SECONDS", default=300)
 SIWE_MAX_MESSAGE_AGE_SECONDS = env.int("SIWE_MAX_MESSAGE_AGE_SECONDS", default=600)
 
-# EVM chains read for balances and EIP-1271 checks, as JSON:
-# {"42161": {"name": "Arbitrum One", "rpc_url": "https://...", "tokens": {"USDC": {"address": "0x..", "decimals": 6}}}}
+# EVM chains read for balances and EIP-1271 checks, as JSON keyed by chain id:
+# {"42161": {"name": "Arbitrum One", "rpc_url": "https://...",
+#            "tokens": {"USDC": {"address": "0x...", "decimals": 6}}}}
 EVM_CHAINS: dict[str, dict[str, Any]] = env.json("EVM_CHAINS", default={})
 
 # Wallet providers for MPC wallets: the default when the app does not name one, and each one's options.
@@ -394,6 +402,9 @@ LOGGING = {
         "django.server": {"level": "WARNING"},
         "django.request": {"level": "ERROR"},
         "daphne": {"level": "WARNING"},
+        # httpx logs full URLs at INFO; our provider client logs calls without query strings.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
     },
 }
 

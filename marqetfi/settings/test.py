@@ -25,3 +25,4 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file (not :memory:) so that e2e subprocesses can open it; one per session so that two
     # suites running at once on a machine never share it.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
+OIDC_JWKS_REFETCH_COOLDOWN_SECONDS = 0  # key rotation tests refetch at once

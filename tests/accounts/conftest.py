@@ -14,7 +14,7 @@ from pytest_httpserver import HTTPServer
 
 from accounts.verification import tokens as token_verification
 from marqetfi.core.logging import JsonFormatter, RedactingFilter, RequestContextFilter
-from tests.accounts.identity_providers import IdentityProviders
+from tests.accounts.identity_providers import SECRETS_IN_PLAY, IdentityProviders
 
 with __import__("warnings").catch_warnings():
     __import__("warnings").filterwarnings("ignore", message="rule '.*' redefines")
@@ -40,6 +40,7 @@ class EthWallet:
     def __init__(self) -> None:
         self.account = Account.create()
         self.address: str = self.account.address
+        SECRETS_IN_PLAY.add(self.account.key.hex().removeprefix("0x"))
 
     def siwe_message(self, nonce: str, **overrides: Any) -> str:
         now = datetime.now(UTC)
@@ -58,7 +59,9 @@ class EthWallet:
         return SiweMessage(**fields).prepare_message()
 
     def sign(self, message: str) -> str:
-        return "0x" + self.account.sign_message(encode_defunct(text=message)).signature.hex().removeprefix("0x")
+        return "0x" + self.account.sign_message(encode_defunct(text=message)).signature.hex().removeprefix(
+            "0x"
+        )
 
 
 @pytest.fixture
@@ -95,11 +98,12 @@ class LeakGuard:
 
     def leaked(self) -> list[str]:
         output = self.stream.getvalue()
-        return [s for s in self.secrets if s in output]
+        return [s for s in self.secrets | SECRETS_IN_PLAY if s in output]
 
 
 @pytest.fixture(autouse=True)
 def leak_guard() -> Iterator[LeakGuard]:
+    SECRETS_IN_PLAY.clear()
     guard = LeakGuard()
     root = logging.getLogger()
     previous_level = root.level

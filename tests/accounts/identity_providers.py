@@ -20,6 +20,9 @@ from jwt.algorithms import RSAAlgorithm
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+# Every token and key these fakes hand out during a test; the leak guard checks the logs for them.
+SECRETS_IN_PLAY: set[str] = set()
+
 GOOGLE_CLIENT_ID = "123-ios.apps.googleusercontent.com"
 APPLE_CLIENT_ID = "com.marqetfi.app"
 AUTH0_CLIENT_ID = "auth0-client-abc"
@@ -87,7 +90,9 @@ class IdentityProviders:
         """Answer every issuer's JWKS URL with whatever keys it publishes at that moment."""
         for method in ("google", "apple", "auth0", "dynamic"):
             self.keys.setdefault(method, [rsa_key()])
-            self.server.expect_request(self.jwks_path(method)).respond_with_handler(self._jwks_handler(method))
+            self.server.expect_request(self.jwks_path(method)).respond_with_handler(
+                self._jwks_handler(method)
+            )
 
     def _jwks_handler(self, method: str) -> Any:
         def handler(request: Request) -> Response:
@@ -112,8 +117,16 @@ class IdentityProviders:
                 "jwks_url": self.jwks_url("google"),
                 "audiences": [GOOGLE_CLIENT_ID, "123-android.apps.googleusercontent.com"],
             },
-            "apple": {"issuers": [ISSUERS["apple"]], "jwks_url": self.jwks_url("apple"), "audiences": [APPLE_CLIENT_ID]},
-            "auth0": {"issuers": [ISSUERS["auth0"]], "jwks_url": self.jwks_url("auth0"), "audiences": [AUTH0_CLIENT_ID]},
+            "apple": {
+                "issuers": [ISSUERS["apple"]],
+                "jwks_url": self.jwks_url("apple"),
+                "audiences": [APPLE_CLIENT_ID],
+            },
+            "auth0": {
+                "issuers": [ISSUERS["auth0"]],
+                "jwks_url": self.jwks_url("auth0"),
+                "audiences": [AUTH0_CLIENT_ID],
+            },
             "privy": {
                 "issuers": [ISSUERS["privy"]],
                 "verification_key": self.privy_key.public_pem(),
@@ -147,4 +160,8 @@ class IdentityProviders:
             else:
                 payload[name] = value
         signer = key or (self.privy_key if method == "privy" else self.keys[method][0])
-        return jwt.encode(payload, signer.private_key, algorithm=signer.algorithm, headers={"kid": signer.kid})
+        token = jwt.encode(
+            payload, signer.private_key, algorithm=signer.algorithm, headers={"kid": signer.kid}
+        )
+        SECRETS_IN_PLAY.add(token)
+        return token

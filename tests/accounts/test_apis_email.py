@@ -16,17 +16,21 @@ PASSWORD = "correct horse battery staple"
 
 
 def register(client: APIClient, email: str = "Trader@Example.com", password: str = PASSWORD, **extra):
-    return client.post("/api/v1/auth/register", {"email": email, "password": password, **extra}, format="json")
+    return client.post(
+        "/api/v1/auth/register", {"email": email, "password": password, **extra}, format="json"
+    )
 
 
 def mailed_key() -> str:
-    body = mail.outbox[-1].body
+    body = str(mail.outbox[-1].body)
     match = re.search(r"paste this key: (\S+)", body)
     assert match, body
     return match.group(1)
 
 
-def test_register_creates_the_user_an_email_identity_and_returns_tokens(api_client, django_capture_on_commit_callbacks, leak_guard):
+def test_register_creates_the_user_an_email_identity_and_returns_tokens(
+    api_client, django_capture_on_commit_callbacks, leak_guard
+):
     leak_guard.add(PASSWORD)
     with django_capture_on_commit_callbacks(execute=True):
         response = register(api_client, display_name="Ada")
@@ -107,7 +111,9 @@ def test_register_refuses_a_taken_email_and_weak_passwords(api_client):
 def test_login_returns_tokens_and_the_user(api_client, leak_guard):
     leak_guard.add(PASSWORD)
     register(api_client)
-    response = api_client.post("/api/v1/auth/login", {"email": "TRADER@example.com", "password": PASSWORD}, format="json")
+    response = api_client.post(
+        "/api/v1/auth/login", {"email": "TRADER@example.com", "password": PASSWORD}, format="json"
+    )
     assert response.status_code == 200
     body = response.json()
     assert set(body) == {"access", "refresh", "user"}
@@ -139,7 +145,10 @@ def test_refresh_rotates_and_a_used_refresh_token_is_refused(api_client):
 
 def test_logout_blacklists_the_refresh_token(api_client):
     tokens = register(api_client).json()
-    assert api_client.post("/api/v1/auth/logout", {"refresh": tokens["refresh"]}, format="json").status_code == 204
+    assert (
+        api_client.post("/api/v1/auth/logout", {"refresh": tokens["refresh"]}, format="json").status_code
+        == 204
+    )
     after = api_client.post("/api/v1/auth/token/refresh", {"refresh": tokens["refresh"]}, format="json")
     assert after.status_code == 401
     assert after.json()["error"]["code"] == "token_not_valid"
@@ -150,7 +159,9 @@ def test_logout_blacklists_the_refresh_token(api_client):
 def test_a_disabled_user_cannot_log_in_or_use_a_token(api_client):
     tokens = register(api_client).json()
     User.objects.filter(email="trader@example.com").update(is_active=False)
-    login = api_client.post("/api/v1/auth/login", {"email": "trader@example.com", "password": PASSWORD}, format="json")
+    login = api_client.post(
+        "/api/v1/auth/login", {"email": "trader@example.com", "password": PASSWORD}, format="json"
+    )
     assert login.status_code == 403
     assert login.json()["error"]["code"] == "account_disabled"
     client = APIClient()

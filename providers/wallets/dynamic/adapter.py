@@ -1,0 +1,125 @@
+"""Dynamic embedded wallets behind our ``WalletProvider`` interface.
+
+Dynamic keys embedded wallets by user, and users by email: ``create_wallet`` needs the
+user's verified email and returns the user's existing embedded EVM wallet when there is one.
+
+``provider_wallet_id`` is ``"<userId>:<credentialId>"``: the Dynamic user id and the id of
+the wallet's verified credential. Dynamic's current admin API reads a user's credentials
+through the user (``GET /environments/{environmentId}/users/{userId}``); there is no
+documented lookup from a credential id alone, and keeping the credential id (not just the
+address) pins the one wallet even if the user later holds several.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eth_utils import to_checksum_address
+
+from providers.base import WalletInfo, WalletProvider
+from providers.errors import ProviderError
+from providers.wallets.dynamic.client import DEFAULT_BASE_URL, DynamicClient
+
+SUPPORTED_CHAIN_TYPES = frozenset({"ethereum"})
+_ID_SEPARATOR = ":"
+
+
+class DynamicWalletProvider(WalletProvider):
+    name = "dynamic"
+
+    def __init__(
+        self,
+        *,
+        environment_id: str,
+        api_token: str,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float = 10.0,
+        max_attempts: int = 3,
+        backoff_seconds: float = 0.2,
+    ) -> None:
+        """``timeout`` bounds each HTTP attempt; retryable failures are tried ``max_attempts`` times."""
+        self._client = DynamicClient(
+            environment_id=environment_id,
+            api_token=api_token,
+            base_url=base_url,
+            timeout=timeout,
+            max_attempts=max_attempts,
+            backoff_seconds=backoff_seconds,
+        )
+
+    def create_wallet(
+        self, *, owner_ref: str, chain_type: str, idempotency_key: str, email: str | None = None
+    ) -> WalletInfo:
+        """Create (or return the existing) embedded EVM wallet of the Dynamic user with ``email``.
+
+        Idempotent through the email, not ``idempotency_key`` (Dynamic takes none): a repeated
+        call answers with the wallet the first one made. Without an email this raises a
+        non-retryable ProviderError.
+        """
+        if chain_type not in SUPPORTED_CHAIN_TYPES:
+            raise ProviderError(self.name, f"chain type {chain_type!r} is not supported", status_code=400)
+        if not email:
+            raise ProviderError(
+                self.name, "an email is required to create a Dynamic embedded wallet", retryable=False
+            )
+        answer = self._client.create_embedded_wallet(email=email)
+        user = self._user(answer)
+        credential = next((c for c in self._credentials(user) if _is_embedded_evm(c)), None)
+        if credential is None:
+            raise ProviderError(self.name, "the answer holds no embedded EVM wallet", response=answer)
+        return self._wallet_info(user, credential, answer)
+
+    def get_wallet(self, *, provider_wallet_id: str) -> WalletInfo:
+        """``provider_wallet_id`` is ``"<userId>:<credentialId>"`` as ``create_wallet`` returned it."""
+        user_id, separator, credential_id = provider_wallet_id.partition(_ID_SEPARATOR)
+        if not (user_id and separator and credential_id):
+            raise ProviderError(self.name, "no such wallet (malformed wallet id)", status_code=404)
+        answer = self._client.get_user(user_id)
+        user = self._user(answer)
+        credential = next((c for c in self._credentials(user) if c.get("id") == credential_id), None)
+        if credential is None or not _is_embedded_evm(credential):
+            raise ProviderError(self.name, "no such wallet", status_code=404)
+        return self._wallet_info(user, credential, answer)
+
+    def close(self) -> None:
+        """Release the pooled HTTP connections; the instance is unusable afterwards."""
+        self._client.close()
+
+    def _user(self, answer: Any) -> dict[str, Any]:
+        user = answer.get("user") if isinstance(answer, dict) else None
+        if not isinstance(user, dict) or not isinstance(user.get("id"), str) or not user["id"]:
+            raise ProviderError(self.name, "the answer holds no user with an id", response=answer)
+        return user
+
+    def _credentials(self, user: dict[str, Any]) -> list[dict[str, Any]]:
+        credentials = user.get("verifiedCredentials") or []
+        return [c for c in credentials if isinstance(c, dict)] if isinstance(credentials, list) else []
+
+    def _wallet_info(self, user: dict[str, Any], credential: dict[str, Any], answer: Any) -> WalletInfo:
+        credential_id, address = credential.get("id"), credential.get("address")
+        if not isinstance(credential_id, str) or not credential_id:
+            raise ProviderError(self.name, "the wallet credential has no id", response=answer)
+        if not isinstance(address, str) or not address:
+            raise ProviderError(
+                self.name, f"wallet credential {credential_id} has no address", response=answer
+            )
+        try:
+            checksummed = to_checksum_address(address)
+        except ValueError as exc:
+            raise ProviderError(
+                self.name, f"wallet credential {credential_id} has an invalid address", response=answer
+            ) from exc
+        return WalletInfo(
+            provider=self.name,
+            provider_wallet_id=f"{user['id']}{_ID_SEPARATOR}{credential_id}",
+            address=checksummed,
+            chain_type="ethereum",
+        )
+
+
+def _is_embedded_evm(credential: dict[str, Any]) -> bool:
+    return (
+        credential.get("format") == "blockchain"
+        and credential.get("chain") == "eip155"
+        and credential.get("wallet_provider") == "embeddedWallet"
+    )

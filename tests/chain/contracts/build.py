@@ -1,0 +1,59 @@
+"""Rebuild the committed test-contract artifacts (``<Name>.json``: abi + bytecode) from the sources.
+
+Needs the npm ``solc`` compiler (no Solidity download works offline); see README.md.
+Usage: ``python tests/chain/contracts/build.py /tmp/solc/node_modules/.bin/solcjs``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CONTRACTS = ("TestToken", "TestContractWallet")
+EVM_VERSION = "cancun"
+
+
+def standard_input() -> dict[str, object]:
+    return {
+        "language": "Solidity",
+        "sources": {f"{name}.sol": {"content": (HERE / f"{name}.sol").read_text()} for name in CONTRACTS},
+        "settings": {
+            "evmVersion": EVM_VERSION,
+            "optimizer": {"enabled": True, "runs": 200},
+            "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
+        },
+    }
+
+
+def main(solcjs: str) -> None:
+    result = subprocess.run(
+        [solcjs, "--standard-json"],
+        input=json.dumps(standard_input()),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    output = json.loads(result.stdout[result.stdout.index("{") :])
+    errors = [e for e in output.get("errors", []) if e["severity"] == "error"]
+    if errors:
+        sys.exit("\n".join(e["formattedMessage"] for e in errors))
+    version = subprocess.run([solcjs, "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    for name in CONTRACTS:
+        compiled = output["contracts"][f"{name}.sol"][name]
+        artifact = {
+            "contractName": name,
+            "compiler": f"solcjs {version}",
+            "evmVersion": EVM_VERSION,
+            "optimizer": {"enabled": True, "runs": 200},
+            "abi": compiled["abi"],
+            "bytecode": "0x" + compiled["evm"]["bytecode"]["object"],
+            "deployedBytecode": "0x" + compiled["evm"]["deployedBytecode"]["object"],
+        }
+        (HERE / f"{name}.json").write_text(json.dumps(artifact, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "solcjs")

@@ -1,0 +1,197 @@
+"""A real EVM for tests, reachable over HTTP JSON-RPC like any node.
+
+eth-tester (py-evm backend, instant mining) sits behind web3's ``EthereumTesterProvider``;
+a werkzeug server on 127.0.0.1 forwards each JSON-RPC request to it and answers the way a
+node does (hex quantities, ``0x`` data, geth-style revert errors), so code under test talks
+to it through an ordinary ``HTTPProvider``. Setup (deploys, transfers) goes in-process
+through ``LocalChain.w3``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_tester import EthereumTester, PyEVMBackend
+from eth_tester.exceptions import TransactionFailed
+from eth_typing import ChecksumAddress
+from hexbytes import HexBytes
+from web3 import EthereumTesterProvider, Web3
+from web3.datastructures import NamedElementOnion
+from web3.types import RPCEndpoint, RPCResponse, TxReceipt, Wei
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+CONTRACTS_DIR = Path(__file__).resolve().parent / "contracts"
+
+
+def load_artifact(name: str) -> dict[str, Any]:
+    """ABI and bytecode of a contract compiled from ``contracts/<name>.sol`` (see contracts/README.md)."""
+    artifact: dict[str, Any] = json.loads((CONTRACTS_DIR / f"{name}.json").read_text())
+    return artifact
+
+
+class _SerializedTesterProvider(EthereumTesterProvider):
+    """eth-tester is not thread-safe: the server thread and the test thread take turns."""
+
+    def __init__(self, ethereum_tester: EthereumTester) -> None:
+        super().__init__(ethereum_tester)
+        self.lock = threading.RLock()
+
+    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        with self.lock:
+            return super().make_request(method, params)
+
+
+def _to_wire(value: Any) -> Any:
+    """A result as a node puts it on the wire: integers as hex quantities, bytes as 0x data."""
+    if isinstance(value, bool) or value is None or isinstance(value, str | float):
+        return value
+    if isinstance(value, int):
+        return hex(value)
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, dict):
+        return {key: _to_wire(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_wire(item) for item in value]
+    raise TypeError(f"cannot put {type(value).__name__} on the wire")
+
+
+def _revert_error(exc: TransactionFailed) -> dict[str, Any]:
+    """Geth's shape for a revert: code 3 and the reason in the message.
+
+    Geth also puts the raw revert data in ``data``; eth-tester keeps only the decoded
+    reason, so ``data`` is left out (web3 then raises ``ContractLogicError`` from the message).
+    """
+    return {"code": 3, "message": str(exc.args[0]) if exc.args else "execution reverted"}
+
+
+class JsonRpcApp:
+    """WSGI app answering JSON-RPC 2.0 (single and batch requests) from a request function."""
+
+    def __init__(self, request_fn: Callable[[RPCEndpoint, Any], RPCResponse]) -> None:
+        self.request_fn = request_fn
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        try:
+            payload = json.loads(request.get_data())
+        except ValueError:
+            body: Any = _error_response(None, -32700, "parse error")
+        else:
+            if isinstance(payload, list):
+                body = [self._answer(item) for item in payload] if payload else _invalid(None)
+            else:
+                body = self._answer(payload)
+        return Response(json.dumps(body), mimetype="application/json")(environ, start_response)
+
+    def _answer(self, item: Any) -> dict[str, Any]:
+        if not isinstance(item, dict) or not isinstance(item.get("method"), str):
+            return _invalid(item.get("id") if isinstance(item, dict) else None)
+        request_id = item.get("id")
+        try:
+            response = self.request_fn(RPCEndpoint(item["method"]), item.get("params", []))
+        except TransactionFailed as exc:
+            return {"jsonrpc": "2.0", "id": request_id, "error": _revert_error(exc)}
+        except Exception as exc:  # noqa: BLE001  # a node answers every request; the error is the answer
+            return _error_response(request_id, -32000, str(exc))
+        if "error" in response:
+            return {"jsonrpc": "2.0", "id": request_id, "error": response["error"]}
+        return {"jsonrpc": "2.0", "id": request_id, "result": _to_wire(response.get("result"))}
+
+
+def _error_response(request_id: Any, code: int, message: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
+
+
+def _invalid(request_id: Any) -> dict[str, Any]:
+    return _error_response(request_id, -32600, "invalid request")
+
+
+class _QuietRequestHandler(WSGIRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+class LocalChain:
+    """A fresh eth-tester chain with funded accounts, served on ``rpc_url`` until ``stop()``.
+
+    ``accounts`` are the chain's funded accounts (1,000,000 ETH each) with their keys, so
+    tests can also sign with them; helpers take and return checksummed addresses.
+    """
+
+    def __init__(self) -> None:
+        backend = PyEVMBackend()
+        self.provider = _SerializedTesterProvider(EthereumTester(backend))
+        self.w3 = Web3(self.provider)
+        self.chain_id: int = self.w3.eth.chain_id
+        self.accounts: list[LocalAccount] = [Account.from_key(key.to_bytes()) for key in backend.account_keys]
+        # Only the provider's own eth-tester translation, none of Web3's client-side middleware:
+        # the HTTP client brings its own.
+        request_fn = self.provider.request_func(self.w3, NamedElementOnion([]))
+        self._server: BaseWSGIServer = make_server(
+            "127.0.0.1", 0, JsonRpcApp(request_fn), request_handler=_QuietRequestHandler
+        )
+        self.rpc_url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="local-chain-rpc", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    @property
+    def deployer(self) -> ChecksumAddress:
+        return self.accounts[0].address
+
+    def deploy_token(
+        self, symbol: str, decimals: int, supply: int, name: str | None = None
+    ) -> ChecksumAddress:
+        """Deploy a ``TestToken``; ``supply`` is in base units and goes to ``deployer``."""
+        return self._deploy("TestToken", name or f"Test {symbol}", symbol, decimals, supply)
+
+    def deploy_contract_wallet(self, owner: str) -> ChecksumAddress:
+        """Deploy a ``TestContractWallet``: EIP-1271 accepts exactly the signatures ``owner`` makes."""
+        return self._deploy("TestContractWallet", Web3.to_checksum_address(owner))
+
+    def transfer_token(self, token: str, sender: str, recipient: str, amount_raw: int) -> None:
+        contract = self.w3.eth.contract(
+            address=Web3.to_checksum_address(token), abi=load_artifact("TestToken")["abi"]
+        )
+        tx_hash = contract.functions.transfer(Web3.to_checksum_address(recipient), amount_raw).transact(
+            {"from": Web3.to_checksum_address(sender)}
+        )
+        self._mined(tx_hash)
+
+    def send_eth(self, sender: str, recipient: str, wei: int) -> None:
+        tx_hash = self.w3.eth.send_transaction(
+            {
+                "from": Web3.to_checksum_address(sender),
+                "to": Web3.to_checksum_address(recipient),
+                "value": Wei(wei),
+            }
+        )
+        self._mined(tx_hash)
+
+    def _deploy(self, artifact_name: str, *args: Any) -> ChecksumAddress:
+        artifact = load_artifact(artifact_name)
+        factory = self.w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+        receipt = self._mined(factory.constructor(*args).transact({"from": self.deployer}))
+        address = receipt["contractAddress"]
+        assert address is not None
+        return Web3.to_checksum_address(address)
+
+    def _mined(self, tx_hash: HexBytes) -> TxReceipt:
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=5)
+        if receipt["status"] != 1:
+            raise AssertionError(f"transaction {tx_hash.hex()} failed")
+        return receipt
