@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.permissions import AllowAny
@@ -167,14 +167,6 @@ class IdentityTokenInputSerializer(serializers.Serializer):
 
 
 class TokenSignInApi(PublicAuthApi):
-    """``POST /auth/oauth/{google,apple,auth0}`` with the native SDK's ID token, and
-    ``POST /auth/{privy,dynamic}`` with the embedded-wallet provider's access token."""
-
-    @extend_schema(
-        request=IdentityTokenInputSerializer,
-        responses={200: TokensSerializer, 201: TokensSerializer},
-        operation_id="auth_token_sign_in",
-    )
     def post(self, request: Request, method: str) -> Response:
         data = IdentityTokenInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -182,6 +174,33 @@ class TokenSignInApi(PublicAuthApi):
         user, created = identity_services.identity_sign_in(verified=verified)
         body = session_body(user, token_services.tokens_issue(user=user), created=created)
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class OAuthSignInApi(TokenSignInApi):
+    """Sign in with the ID token from Google's, Apple's or Auth0's native SDK; creates the
+    account on first use (201) and finds it afterwards (200)."""
+
+    @extend_schema(
+        request=IdentityTokenInputSerializer,
+        responses={200: TokensSerializer, 201: TokensSerializer},
+        parameters=[OpenApiParameter("method", str, OpenApiParameter.PATH, enum=["google", "apple", "auth0"])],
+        operation_id="auth_oauth_sign_in",
+    )
+    def post(self, request: Request, method: str) -> Response:
+        return super().post(request, method)
+
+
+class EmbeddedWalletSignInApi(TokenSignInApi):
+    """Exchange a Privy or Dynamic access token (``{"token"}``) for our tokens."""
+
+    @extend_schema(
+        request=IdentityTokenInputSerializer,
+        responses={200: TokensSerializer, 201: TokensSerializer},
+        parameters=[OpenApiParameter("method", str, OpenApiParameter.PATH, enum=["privy", "dynamic"])],
+        operation_id="auth_embedded_wallet_sign_in",
+    )
+    def post(self, request: Request, method: str) -> Response:
+        return super().post(request, method)
 
 
 class SiweNonceApi(PublicAuthApi):

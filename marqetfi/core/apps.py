@@ -6,3 +6,6 @@ class CoreConfig(AppConfig):
     label = "core"
     verbose_name = "Platform core"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from marqetfi.core import schema  # noqa: F401 - registers the OpenAPI auth extension

@@ -28,3 +28,12 @@ def test_swagger_ui_loads_its_assets_from_this_server(client):
     for asset in assets:
         response = client.get(asset)
         assert response.status_code == 200, asset
+
+
+def test_schema_generates_without_warnings_and_validates(tmp_path):
+    from django.core.management import call_command
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
+    text = (tmp_path / "schema.yaml").read_text()
+    assert "/api/v1/auth/siwe/verify" in text
+    assert "jwtAuth" in text
