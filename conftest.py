@@ -45,6 +45,15 @@ def redis_conn() -> Any:
 
 
 @pytest.fixture(autouse=True)
+def _forget_app_settings() -> Iterator[None]:
+    """A test's setting rows roll back without moving the generation: drop this process's copy."""
+    from providers.app_settings import app_settings_cache
+
+    yield
+    app_settings_cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _clear_throttle_counters() -> Iterator[None]:
     """Throttle history lives in Redis and would otherwise leak from one test to the next."""
     from django.core.cache import cache

@@ -94,25 +94,25 @@ class UserAdmin(DjangoUserAdmin):
     @admin.action(description="Disable trading for the selected users")
     def disable_trading(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         for user in queryset:
-            user_trading_set(user=user, enabled=False)
+            user_trading_set(user=user, enabled=False, actor=request.user)  # type: ignore[arg-type]
         self.message_user(request, f"Trading disabled for {queryset.count()} user(s).", messages.SUCCESS)
 
     @admin.action(description="Enable trading for the selected users")
     def enable_trading(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         for user in queryset:
-            user_trading_set(user=user, enabled=True)
+            user_trading_set(user=user, enabled=True, actor=request.user)  # type: ignore[arg-type]
         self.message_user(request, f"Trading enabled for {queryset.count()} user(s).", messages.SUCCESS)
 
     @admin.action(description="Disable sign-in (and end all sessions) for the selected users")
     def disable_sign_in(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         for user in queryset.exclude(pk=str(request.user.pk)):
-            user_sign_in_set(user=user, enabled=False)
+            user_sign_in_set(user=user, enabled=False, actor=request.user)  # type: ignore[arg-type]
         self.message_user(request, "Sign-in disabled; their sessions are ended.", messages.SUCCESS)
 
     @admin.action(description="Enable sign-in for the selected users")
     def enable_sign_in(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         for user in queryset:
-            user_sign_in_set(user=user, enabled=True)
+            user_sign_in_set(user=user, enabled=True, actor=request.user)  # type: ignore[arg-type]
         self.message_user(request, f"Sign-in enabled for {queryset.count()} user(s).", messages.SUCCESS)
 
 

@@ -183,7 +183,9 @@ class OAuthSignInApi(TokenSignInApi):
     @extend_schema(
         request=IdentityTokenInputSerializer,
         responses={200: TokensSerializer, 201: TokensSerializer},
-        parameters=[OpenApiParameter("method", str, OpenApiParameter.PATH, enum=["google", "apple", "auth0"])],
+        parameters=[
+            OpenApiParameter("method", str, OpenApiParameter.PATH, enum=["google", "apple", "auth0"])
+        ],
         operation_id="auth_oauth_sign_in",
     )
     def post(self, request: Request, method: str) -> Response:

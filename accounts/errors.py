@@ -150,6 +150,18 @@ class IdentityNotFound(ApplicationError):
     default_message = "No such sign-in method on this account."
 
 
+class UserNotFound(ApplicationError):
+    code = "not_found"
+    status_code = 404
+    default_message = "No such user."
+
+
+class CannotLockOutSelf(ApplicationError):
+    code = "cannot_lock_out_self"
+    status_code = 409
+    default_message = "Operators cannot disable their own sign-in or staff access."
+
+
 class WalletNotFound(ApplicationError):
     code = "not_found"
     status_code = 404

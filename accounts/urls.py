@@ -12,7 +12,11 @@ urlpatterns = [
     path("auth/email/verify", apis.EmailVerifyApi.as_view(), name="auth-email-verify"),
     path("auth/email/resend", apis.EmailResendApi.as_view(), name="auth-email-resend"),
     re_path(r"^auth/oauth/(?P<method>google|apple|auth0)$", apis.OAuthSignInApi.as_view(), name="auth-oauth"),
-    re_path(r"^auth/(?P<method>privy|dynamic)$", apis.EmbeddedWalletSignInApi.as_view(), name="auth-provider-token"),
+    re_path(
+        r"^auth/(?P<method>privy|dynamic)$",
+        apis.EmbeddedWalletSignInApi.as_view(),
+        name="auth-provider-token",
+    ),
     path("auth/siwe/nonce", apis.SiweNonceApi.as_view(), name="auth-siwe-nonce"),
     path("auth/siwe/verify", apis.SiweVerifyApi.as_view(), name="auth-siwe-verify"),
     path("me", apis.MeApi.as_view(), name="me"),

@@ -7,6 +7,8 @@ from marqetfi.core.apis import EventListApi, HealthApi
 api_v1: list[URLPattern | URLResolver] = [
     path("health", HealthApi.as_view(), name="health"),
     path("events", EventListApi.as_view(), name="events"),
+    path("admin/", include("providers.urls")),
+    path("admin/", include("accounts.admin_urls")),
     path("", include("accounts.urls")),
 ]
 

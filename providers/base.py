@@ -1,15 +1,43 @@
 """The interfaces every external system sits behind: one small ABC per capability.
 
-Methods return frozen dataclasses of ours (Decimal amounts, EIP-55 addresses), never
-vendor JSON or SDK objects. Failures raise ``providers.errors.ProviderError``.
+Methods return frozen dataclasses of ours (Decimal amounts, EIP-55 addresses, our enums),
+never vendor JSON or SDK objects. Failures raise ``providers.errors.ProviderError``.
+Adapters are built by ``providers.registry`` from the provider's active configuration.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import ClassVar
+
+
+class ProviderKind(StrEnum):
+    VENUE = "venue"
+    WALLET = "wallet"
+    SWAP = "swap"
+    CHAIN = "chain"
+
+
+class ProviderAdapter(ABC):
+    """What every adapter has: a name, a kind, and a cheap health probe."""
+
+    name: ClassVar[str]
+    kind: ClassVar[ProviderKind]
+
+    @abstractmethod
+    def health_check(self) -> None:
+        """Make the cheapest real call that proves the provider answers (and accepts our
+        credentials); raise ProviderError otherwise. Used by the circuit breaker's probe."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most adapters hold nothing
+        """Release connections; called when the adapter is replaced after a config change."""
+
+
+# --- Wallets ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -22,10 +50,27 @@ class WalletInfo:
     chain_type: str  # "ethereum"
 
 
-class WalletProvider(ABC):
-    """Creates and looks up custodial (MPC / server) wallets for our users."""
+@dataclass(frozen=True)
+class EvmTransaction:
+    """An EVM transaction to sign and send; amounts in wei, gas fields optional (estimated)."""
 
-    name: ClassVar[str]
+    chain_id: int
+    to: str
+    data: str = "0x"
+    value: int = 0
+    gas_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class SentTransaction:
+    chain_id: int
+    tx_hash: str  # 0x-prefixed
+
+
+class WalletProvider(ProviderAdapter):
+    """Creates custodial (MPC / server) wallets for our users and signs with them."""
+
+    kind = ProviderKind.WALLET
 
     @abstractmethod
     def create_wallet(
@@ -41,6 +86,22 @@ class WalletProvider(ABC):
     @abstractmethod
     def get_wallet(self, *, provider_wallet_id: str) -> WalletInfo:
         """Return the wallet, or raise ProviderError with status_code 404 if the provider has none."""
+
+    @abstractmethod
+    def sign_message(self, *, provider_wallet_id: str, message: str) -> str:
+        """EIP-191 ``personal_sign`` of the UTF-8 ``message``; returns the 65-byte signature as 0x-hex."""
+
+    @abstractmethod
+    def sign_and_send_transaction(
+        self, *, provider_wallet_id: str, transaction: EvmTransaction
+    ) -> SentTransaction:
+        """Sign ``transaction`` with the wallet and broadcast it; returns its hash.
+
+        Not idempotent: callers record the hash and never resend blindly after a timeout.
+        """
+
+
+# --- Chains ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -61,9 +122,33 @@ class TokenBalance:
     amount: Decimal  # raw scaled by decimals, exact
 
 
-class ChainClient(ABC):
+@dataclass(frozen=True)
+class TransactionReceipt:
+    tx_hash: str
+    block_number: int
+    success: bool
+    from_address: str
+    to_address: str | None
+    confirmations: int
+
+
+@dataclass(frozen=True)
+class TokenTransfer:
+    """One ERC-20 ``Transfer`` event."""
+
+    tx_hash: str
+    log_index: int
+    block_number: int
+    token_address: str
+    from_address: str
+    to_address: str
+    raw: int
+
+
+class ChainClient(ProviderAdapter):
     """Reads one EVM chain through JSON-RPC."""
 
+    kind = ProviderKind.CHAIN
     chain_id: int
 
     @abstractmethod
@@ -76,3 +161,184 @@ class ChainClient(ABC):
 
         False (not an error) when ``address`` has no code or the call reverts.
         """
+
+    @abstractmethod
+    def receipt(self, *, tx_hash: str) -> TransactionReceipt | None:
+        """The mined transaction's receipt with its confirmation count, or None while pending/unknown."""
+
+    @abstractmethod
+    def block_number(self) -> int:
+        """The latest block number."""
+
+    @abstractmethod
+    def token_transfers_to(
+        self, *, address: str, tokens: list[str], from_block: int, to_block: int
+    ) -> list[TokenTransfer]:
+        """ERC-20 transfers of any of ``tokens`` to ``address`` in the inclusive block range."""
+
+
+# --- Venues ----------------------------------------------------------------------------
+
+
+class MarketCategory(StrEnum):
+    CRYPTO = "crypto"
+    FOREX = "forex"
+    INDICES = "indices"
+    COMMODITIES = "commodities"
+
+
+class Side(StrEnum):
+    LONG = "long"
+    SHORT = "short"
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+
+
+@dataclass(frozen=True)
+class Market:
+    """A tradable pair as a venue lists it."""
+
+    symbol: str  # ours, e.g. "BTCUSD"
+    venue_symbol: str  # the venue's market id or name
+    category: MarketCategory
+    tick_size: Decimal
+    size_step: Decimal
+    min_collateral: Decimal
+    max_leverage: Decimal
+
+
+@dataclass(frozen=True)
+class Quote:
+    symbol: str
+    bid: Decimal
+    ask: Decimal
+    ts: datetime
+    market_open: bool = True
+
+    @property
+    def mid(self) -> Decimal:
+        return (self.bid + self.ask) / 2
+
+
+@dataclass(frozen=True)
+class VenueOrderRequest:
+    account_ref: str  # the venue account of the user (sub-account, wallet, paper account)
+    client_order_id: str
+    symbol: str
+    side: Side
+    type: OrderType
+    collateral: Decimal
+    leverage: Decimal
+    price: Decimal | None = None
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class VenueOrder:
+    venue_order_id: str
+    client_order_id: str
+    status: str  # pending, open, filled, partially_filled, cancelled, rejected
+    filled_size: Decimal = Decimal(0)
+    avg_fill_price: Decimal | None = None
+    reject_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class VenuePosition:
+    venue_position_id: str
+    symbol: str
+    side: Side
+    size: Decimal
+    entry_price: Decimal
+    collateral: Decimal
+    leverage: Decimal
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class Venue(ProviderAdapter):
+    """A place orders are executed: market data, orders and positions of our users' accounts."""
+
+    kind = ProviderKind.VENUE
+
+    @abstractmethod
+    def markets(self) -> list[Market]:
+        """Every pair the venue lists, with its trading limits."""
+
+    @abstractmethod
+    def prices(self, *, symbols: list[str]) -> dict[str, Quote]:
+        """Quotes for many symbols in one call; symbols the venue does not know are left out."""
+
+    @abstractmethod
+    def place_order(self, *, order: VenueOrderRequest) -> VenueOrder:
+        """Submit an order. Idempotent by ``client_order_id`` where the venue allows it."""
+
+    @abstractmethod
+    def cancel_order(self, *, account_ref: str, venue_order_id: str) -> VenueOrder:
+        """Cancel a resting order; returns its final state."""
+
+    @abstractmethod
+    def get_order(self, *, account_ref: str, client_order_id: str) -> VenueOrder | None:
+        """Look an order up by our client id (used to reconcile orders whose submission timed out)."""
+
+    @abstractmethod
+    def positions(self, *, account_ref: str) -> list[VenuePosition]:
+        """Open positions of the account."""
+
+    @abstractmethod
+    def close_position(
+        self, *, account_ref: str, venue_position_id: str, size: Decimal | None = None
+    ) -> VenueOrder:
+        """Close all (or ``size`` of) a position at market."""
+
+
+# --- Swaps -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SwapQuote:
+    provider_quote_id: str
+    from_chain_id: int
+    from_token: str
+    from_amount_raw: int
+    to_chain_id: int
+    to_token: str
+    to_amount_raw: int
+    to_amount_min_raw: int
+    transaction: EvmTransaction | None
+    approval_address: str | None
+
+
+@dataclass(frozen=True)
+class SwapStatus:
+    status: str  # pending, done, failed, not_found
+    substatus: str | None
+    receiving_tx_hash: str | None
+    received_amount_raw: int | None
+
+
+class SwapProvider(ProviderAdapter):
+    """Converts any token on any chain into USDC on Arbitrum (LI-FI)."""
+
+    kind = ProviderKind.SWAP
+
+    @abstractmethod
+    def quote(
+        self,
+        *,
+        from_chain_id: int,
+        from_token: str,
+        from_amount_raw: int,
+        from_address: str,
+        to_chain_id: int,
+        to_token: str,
+        to_address: str,
+    ) -> SwapQuote:
+        """A route and the transaction that starts it."""
+
+    @abstractmethod
+    def status(self, *, tx_hash: str, from_chain_id: int, to_chain_id: int) -> SwapStatus:
+        """Where the swap started by ``tx_hash`` stands."""

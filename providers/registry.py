@@ -1,38 +1,142 @@
-"""Builds provider adapters by name from settings (dotted class path + options).
+"""Builds provider adapters by name from the provider's active configuration.
 
-No import-time self-registration: ``settings.WALLET_PROVIDERS`` and ``settings.EVM_CHAINS``
-say what exists. (Runtime, versioned configuration from the admin replaces these settings
-as the provider layer grows.)
+``settings.PROVIDERS`` says which providers exist (kind, adapter class, default options);
+the active ``ProviderConfig`` version overrides the options at runtime. Adapters are cached
+per process and rebuilt when any configuration or enabled flag changes: the change bumps a
+generation counter in Redis that every process checks about once a second. No import-time
+self-registration.
 """
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from providers.base import ChainClient, TokenSpec, WalletProvider
+from marqetfi.core.runtime import Generation
+from providers.base import ChainClient, ProviderAdapter, TokenSpec, WalletProvider
 from providers.errors import ProviderError
+
+config_generation = Generation("providers")
 
 
 class ProviderNotConfigured(ProviderError):
-    pass
+    """The provider is unknown, switched off, or lacks a required option."""
+
+
+class _Cache:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.generation: int | None = None
+        self.adapters: dict[str, ProviderAdapter] = {}
+        self.options: dict[str, dict[str, Any]] = {}
+        self.enabled: dict[str, bool] = {}
+
+
+_cache = _Cache()
+
+
+def _fresh_cache() -> _Cache:
+    """The process cache, emptied (and old adapters closed) when the generation moved on."""
+    generation = config_generation.current()
+    with _cache.lock:
+        if _cache.generation != generation:
+            for adapter in _cache.adapters.values():
+                adapter.close()
+            _cache.adapters, _cache.options, _cache.enabled = {}, {}, {}
+            _cache.generation = generation
+    return _cache
+
+
+def reset_cache() -> None:
+    """Forget every adapter in this process (tests; settings changed in place)."""
+    with _cache.lock:
+        for adapter in _cache.adapters.values():
+            adapter.close()
+        _cache.adapters, _cache.options, _cache.enabled = {}, {}, {}
+        _cache.generation = None
+
+
+def provider_names(kind: str | None = None) -> list[str]:
+    return [name for name, entry in settings.PROVIDERS.items() if kind is None or entry["kind"] == kind]
+
+
+def provider_kind(name: str) -> str:
+    entry = settings.PROVIDERS.get(name)
+    if entry is None:
+        raise ProviderNotConfigured(name, "unknown provider")
+    return str(entry["kind"])
+
+
+def secret_fields(name: str) -> list[str]:
+    return list(settings.PROVIDERS.get(name, {}).get("secret_fields", []))
+
+
+def provider_enabled(name: str) -> bool:
+    cache = _fresh_cache()
+    if name not in cache.enabled:
+        from providers.models import Provider
+
+        row = Provider.objects.filter(name=name).values_list("enabled", flat=True).first()
+        cache.enabled[name] = True if row is None else bool(row)
+    return cache.enabled[name]
+
+
+def provider_options(name: str) -> dict[str, Any]:
+    """Default options from settings, overridden by the active configuration version."""
+    cache = _fresh_cache()
+    if name not in cache.options:
+        from providers.services.configs import active_config_options
+
+        entry = settings.PROVIDERS.get(name)
+        if entry is None:
+            raise ProviderNotConfigured(name, "unknown provider")
+        cache.options[name] = {**entry.get("options", {}), **active_config_options(name)}
+    return dict(cache.options[name])
+
+
+def missing_options(name: str) -> list[str]:
+    """Options that are required but empty in the current configuration."""
+    options = provider_options(name)
+    return sorted(
+        k for k, v in options.items() if v in ("", None) and k not in settings.PROVIDER_OPTIONAL_OPTIONS
+    )
+
+
+def adapter(name: str) -> ProviderAdapter:
+    """The adapter for ``name`` built from its current configuration (cached per process)."""
+    cache = _fresh_cache()
+    with cache.lock:
+        existing = cache.adapters.get(name)
+    if existing is not None:
+        return existing
+    if not provider_enabled(name):
+        raise ProviderNotConfigured(name, "switched off by an operator")
+    missing = missing_options(name)
+    if missing:
+        raise ProviderNotConfigured(name, f"not configured (missing {', '.join(missing)})")
+    cls = import_string(settings.PROVIDERS[name]["class"])
+    built: ProviderAdapter = cls(**provider_options(name))
+    with cache.lock:
+        cache.adapters.setdefault(name, built)
+        return cache.adapters[name]
 
 
 def wallet_provider_names() -> list[str]:
-    return list(settings.WALLET_PROVIDERS)
+    return provider_names("wallet")
 
 
 def wallet_provider(name: str) -> WalletProvider:
-    entry = settings.WALLET_PROVIDERS.get(name)
-    if entry is None:
-        raise ProviderNotConfigured(name, "unknown wallet provider")
-    options = dict(entry.get("options", {}))
-    missing = [key for key, value in options.items() if value in ("", None)]
-    if missing:
-        raise ProviderNotConfigured(name, f"not configured (missing {', '.join(sorted(missing))})")
-    cls = import_string(entry["class"])
-    provider: WalletProvider = cls(**options)
-    return provider
+    if provider_kind(name) != "wallet":
+        raise ProviderNotConfigured(name, "not a wallet provider")
+    built = adapter(name)
+    assert isinstance(built, WalletProvider)
+    return built
+
+
+# --- EVM chains (configured per chain id in settings.EVM_CHAINS) -------------------------
 
 
 def configured_chain_ids() -> list[int]:

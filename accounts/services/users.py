@@ -16,6 +16,7 @@ from accounts import errors
 from accounts.models import AuthIdentity, AuthMethod, User
 from accounts.selectors import user_email_verified
 from accounts.services.tokens import tokens_revoke_all
+from marqetfi.core.audit import audit_record
 from marqetfi.core.errors import ApplicationError
 
 
@@ -111,22 +112,47 @@ def email_verify(*, request: HttpRequest, key: str) -> User:
 
 
 @transaction.atomic
-def user_trading_set(*, user: User, enabled: bool) -> User:
+def user_trading_set(*, user: User, enabled: bool, actor: User | None = None) -> User:
     if user.trading_enabled != enabled:
         user.trading_enabled = enabled
         user.save(update_fields=["trading_enabled", "updated_at"])
+        audit_record(
+            actor=actor,
+            action="user.trading",
+            target_type="user",
+            target_id=user.pk,
+            changes={"enabled": enabled},
+        )
     return user
 
 
 @transaction.atomic
-def user_sign_in_set(*, user: User, enabled: bool) -> User:
+def user_sign_in_set(*, user: User, enabled: bool, actor: User | None = None) -> User:
     """Disabling sign-in also ends every session: refresh tokens are revoked, access tokens
     stop working at once (authentication checks ``is_active`` on every request)."""
     if user.is_active != enabled:
         user.is_active = enabled
         user.save(update_fields=["is_active", "updated_at"])
+        audit_record(
+            actor=actor,
+            action="user.sign_in",
+            target_type="user",
+            target_id=user.pk,
+            changes={"enabled": enabled},
+        )
     if not enabled:
         tokens_revoke_all(user=user)
+    return user
+
+
+@transaction.atomic
+def user_staff_set(*, user: User, staff: bool, actor: User | None = None) -> User:
+    if user.is_staff != staff:
+        user.is_staff = staff
+        user.save(update_fields=["is_staff", "updated_at"])
+        audit_record(
+            actor=actor, action="user.staff", target_type="user", target_id=user.pk, changes={"staff": staff}
+        )
     return user
 
 

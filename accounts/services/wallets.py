@@ -15,6 +15,7 @@ from marqetfi.core.events import publish
 from providers import registry
 from providers.base import TokenBalance
 from providers.errors import ProviderError
+from providers.health import call_provider
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,9 @@ def wallet_mpc_create(*, user: User, provider: str, chain_type: str = "ethereum"
         raise errors.VerifiedEmailRequired(details={"provider": provider})
     try:
         adapter = registry.wallet_provider(provider)
-        info = adapter.create_wallet(
+        info = call_provider(
+            provider,
+            adapter.create_wallet,
             owner_ref=str(user.pk),
             chain_type=chain_type,
             idempotency_key=f"marqetfi-{user.pk}-{provider}-{chain_type}",

@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
 from rest_framework.permissions import AllowAny
@@ -34,6 +34,25 @@ class HealthApi(APIView):
     class OutputSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=["ok", "degraded", "down"])
         checks = serializers.DictField()
+        providers = serializers.DictField(
+            child=inline_serializer(
+                "HealthProvider",
+                fields={
+                    "enabled": serializers.BooleanField(required=False),
+                    "configured": serializers.BooleanField(required=False),
+                    "state": serializers.ChoiceField(choices=["closed", "open", "half_open"], required=False),
+                    "error_rate": serializers.FloatField(required=False),
+                    "calls": serializers.IntegerField(required=False),
+                    "latency_ms_p95": serializers.FloatField(required=False, allow_null=True),
+                    "opened_at": serializers.DateTimeField(required=False, allow_null=True),
+                    "probed_at": serializers.DateTimeField(required=False, allow_null=True),
+                    "probe_outcome": serializers.CharField(required=False, allow_null=True),
+                    "error": serializers.CharField(required=False),
+                },
+            ),
+            help_text="Per provider: circuit breaker and call figures over the stats window. "
+            "Informative only: providers never change the status code.",
+        )
 
     @extend_schema(responses={200: OutputSerializer, 503: OutputSerializer}, operation_id="health")
     def get(self, request: Request) -> Response:
@@ -43,6 +62,7 @@ class HealthApi(APIView):
         body = {
             "status": status,
             "checks": {r.name: self.CheckSerializer(r).data for r in results},
+            "providers": health.provider_report(),
         }
         return Response(body, status=200 if critical_ok else 503)
 

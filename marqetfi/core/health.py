@@ -1,10 +1,15 @@
-"""Readiness checks: each one timed, critical ones decide the status code."""
+"""Readiness checks: each one timed, critical ones decide the status code.
+
+Providers are reported beside the checks, never as one: an open circuit breaker is shown,
+but the web node stays in rotation, since only requests that need that provider fail.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -68,3 +73,10 @@ def run_checks() -> list[CheckResult]:
         _timed("broker", True, _broker),
         _timed("worker", False, _worker),
     ]
+
+
+def provider_report() -> dict[str, dict[str, Any]]:
+    """Breaker state and call figures per provider, from Redis (no provider is called)."""
+    from providers.health import providers_health
+
+    return providers_health()

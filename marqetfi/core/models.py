@@ -70,3 +70,27 @@ class Event(models.Model):
     def public_id(self) -> str:
         """The id receivers see (``evt_...``), stable across redeliveries."""
         return f"evt_{self.id.hex}"
+
+
+class AuditEntry(models.Model):
+    """Who changed what and when, for operator actions (configs, settings, routing, users).
+
+    ``changes`` never holds secret values: secret fields appear as ``"changed"`` only.
+    """
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=64)
+    target_type = models.CharField(max_length=64)
+    target_id = models.CharField(max_length=128)
+    changes = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
+    request_id = models.CharField(max_length=128, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.target_type}:{self.target_id}"

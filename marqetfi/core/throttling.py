@@ -1,19 +1,23 @@
 """Rate limits counted in the Django cache, i.e. in Redis, so every web process shares them.
 
-DRF's throttles copy the rate table when the class is defined; these read it on each
-request so that a changed setting takes effect without a restart of the class.
+DRF's throttles copy the rate table when the class is defined; these look the rate up on
+each request, in the ``throttle_rates`` app setting. Precedence: a scope an operator set
+in that setting (an ``AppSetting`` row) wins; every other scope, and every scope while no
+row exists, has REST_FRAMEWORK's ``DEFAULT_THROTTLE_RATES`` (so ``override_settings``
+works as usual). A change reaches every process within about a second, without a restart.
 """
 
 from __future__ import annotations
 
 from rest_framework import throttling
-from rest_framework.settings import api_settings
+
+from providers.app_settings import THROTTLE_RATES, app_setting
 
 
 class _LiveRateMixin(throttling.SimpleRateThrottle):
     def get_rate(self) -> str | None:
-        rates: dict[str, str | None] = api_settings.DEFAULT_THROTTLE_RATES  # type: ignore[assignment]
-        return rates.get(self.scope or "")
+        """The rate of this scope: REST_FRAMEWORK's table with the stored scopes laid over it."""
+        return app_setting(THROTTLE_RATES).get(self.scope or "")
 
 
 class AnonRateThrottle(_LiveRateMixin, throttling.AnonRateThrottle):

@@ -65,6 +65,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
+    "marqetfi.core.maintenance.MaintenanceModeMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -161,6 +162,12 @@ CELERY_BEAT_SCHEDULE = {
     "events-redispatch": {
         "task": "marqetfi.core.tasks.events_redispatch",
         "schedule": 15.0,
+    },
+    "providers-probe": {
+        "task": "providers.tasks.providers_probe",
+        "schedule": 15.0,
+        # A probe that waited longer than its period is superseded by the next one.
+        "options": {"expires": 15.0},
     },
 }
 
@@ -271,27 +278,58 @@ SIWE_MAX_MESSAGE_AGE_SECONDS = env.int("SIWE_MAX_MESSAGE_AGE_SECONDS", default=6
 #            "tokens": {"USDC": {"address": "0x...", "decimals": 6}}}}
 EVM_CHAINS: dict[str, dict[str, Any]] = env.json("EVM_CHAINS", default={})
 
-# Wallet providers for MPC wallets: the default when the app does not name one, and each one's options.
+# Wallet providers for MPC wallets: the default when the app does not name one.
 MPC_WALLET_DEFAULT_PROVIDER = env.str("MPC_WALLET_DEFAULT_PROVIDER", default="local")
-WALLET_PROVIDERS: dict[str, dict[str, Any]] = {
-    "local": {"class": "providers.wallets.local.adapter.LocalWalletProvider", "options": {}},
+
+# Every provider the platform knows: kind, adapter class, default options and which options
+# are secret. Operators override options at runtime with versioned ProviderConfig rows
+# (admin); the values here, from the environment, are the starting point.
+PROVIDERS: dict[str, dict[str, Any]] = {
+    "local": {
+        "kind": "wallet",
+        "class": "providers.wallets.local.adapter.LocalWalletProvider",
+        "options": {},
+        "secret_fields": [],
+    },
     "privy": {
+        "kind": "wallet",
         "class": "providers.wallets.privy.adapter.PrivyWalletProvider",
         "options": {
             "app_id": PRIVY_APP_ID,
             "app_secret": env.str("PRIVY_APP_SECRET", default=""),
             "base_url": env.str("PRIVY_API_URL", default="https://api.privy.io"),
         },
+        "secret_fields": ["app_secret"],
     },
     "dynamic": {
+        "kind": "wallet",
         "class": "providers.wallets.dynamic.adapter.DynamicWalletProvider",
         "options": {
             "environment_id": DYNAMIC_ENVIRONMENT_ID,
             "api_token": env.str("DYNAMIC_API_TOKEN", default=""),
             "base_url": env.str("DYNAMIC_API_URL", default="https://app.dynamicauth.com/api/v0"),
         },
+        "secret_fields": ["api_token"],
     },
 }
+# Venues per category when no routing rule matches (primary first); operators add rules in the admin.
+ROUTING_DEFAULTS: dict[str, list[str]] = {
+    "crypto": ["lighter"],
+    "forex": ["ostium"],
+    "indices": ["ostium"],
+    "commodities": ["ostium"],
+}
+# Options that may stay empty (an adapter works without them).
+PROVIDER_OPTIONAL_OPTIONS = frozenset({"timeout", "max_attempts", "backoff_seconds"})
+# Circuit breaker per provider (providers.health): consecutive failures that open it, how long
+# it stays open before one trial call may go through, and how long a trial may hold that slot.
+PROVIDER_BREAKER_FAILURE_THRESHOLD = env.int("PROVIDER_BREAKER_FAILURE_THRESHOLD", default=5)
+PROVIDER_BREAKER_OPEN_SECONDS = env.float("PROVIDER_BREAKER_OPEN_SECONDS", default=30.0)
+PROVIDER_BREAKER_TRIAL_SECONDS = env.float("PROVIDER_BREAKER_TRIAL_SECONDS", default=60.0)
+# Every enabled provider's health_check() runs at least this often (open breakers sooner).
+PROVIDER_PROBE_INTERVAL_SECONDS = env.float("PROVIDER_PROBE_INTERVAL_SECONDS", default=60.0)
+# Calls, error rate and latency are reported over this sliding window (per-minute buckets).
+PROVIDER_STATS_WINDOW_SECONDS = env.int("PROVIDER_STATS_WINDOW_SECONDS", default=15 * 60)
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env.int("JWT_ACCESS_LIFETIME_SECONDS", default=600)),

@@ -16,6 +16,7 @@ from werkzeug import Response
 
 from accounts.models import Wallet
 from conftest import bearer_client
+from providers import registry
 
 pytestmark = pytest.mark.django_db
 
@@ -36,23 +37,25 @@ def fixture(vendor: str, name: str) -> dict:
 @pytest.fixture
 def providers_at(httpserver, leak_guard):
     leak_guard.add(PRIVY_SECRET, DYNAMIC_TOKEN)
-    wallet_providers = copy.deepcopy(settings.WALLET_PROVIDERS)
-    wallet_providers["privy"]["options"].update(
+    catalogue = copy.deepcopy(settings.PROVIDERS)
+    catalogue["privy"]["options"].update(
         app_id="privy-app",
         app_secret=PRIVY_SECRET,
         base_url=httpserver.url_for(""),
         timeout=0.5,
         backoff_seconds=0.01,
     )
-    wallet_providers["dynamic"]["options"].update(
+    catalogue["dynamic"]["options"].update(
         environment_id="env-1",
         api_token=DYNAMIC_TOKEN,
         base_url=httpserver.url_for(""),
         timeout=0.5,
         backoff_seconds=0.01,
     )
-    with override_settings(WALLET_PROVIDERS=wallet_providers):
+    with override_settings(PROVIDERS=catalogue):
+        registry.reset_cache()
         yield httpserver
+    registry.reset_cache()
 
 
 def test_privy_wallet_is_created_with_an_idempotency_key_and_stored(user, providers_at):

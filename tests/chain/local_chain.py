@@ -128,7 +128,8 @@ class LocalChain:
 
     def __init__(self) -> None:
         backend = PyEVMBackend()
-        self.provider = _SerializedTesterProvider(EthereumTester(backend))
+        self._tester = EthereumTester(backend)
+        self.provider = _SerializedTesterProvider(self._tester)
         self.w3 = Web3(self.provider)
         self.chain_id: int = self.w3.eth.chain_id
         self.accounts: list[LocalAccount] = [Account.from_key(key.to_bytes()) for key in backend.account_keys]
@@ -163,7 +164,8 @@ class LocalChain:
         """Deploy a ``TestContractWallet``: EIP-1271 accepts exactly the signatures ``owner`` makes."""
         return self._deploy("TestContractWallet", Web3.to_checksum_address(owner))
 
-    def transfer_token(self, token: str, sender: str, recipient: str, amount_raw: int) -> None:
+    def transfer_token(self, token: str, sender: str, recipient: str, amount_raw: int) -> str:
+        """Mine an ERC-20 ``transfer``; returns its 0x-hex transaction hash."""
         contract = self.w3.eth.contract(
             address=Web3.to_checksum_address(token), abi=load_artifact("TestToken")["abi"]
         )
@@ -171,8 +173,10 @@ class LocalChain:
             {"from": Web3.to_checksum_address(sender)}
         )
         self._mined(tx_hash)
+        return Web3.to_hex(tx_hash)
 
-    def send_eth(self, sender: str, recipient: str, wei: int) -> None:
+    def send_eth(self, sender: str, recipient: str, wei: int) -> str:
+        """Mine a plain ETH transfer; returns its 0x-hex transaction hash."""
         tx_hash = self.w3.eth.send_transaction(
             {
                 "from": Web3.to_checksum_address(sender),
@@ -181,6 +185,13 @@ class LocalChain:
             }
         )
         self._mined(tx_hash)
+        return Web3.to_hex(tx_hash)
+
+    def mine(self, blocks: int = 1) -> int:
+        """Mine empty blocks; returns the new latest block number."""
+        with self.provider.lock:
+            self._tester.mine_blocks(blocks)
+        return int(self.w3.eth.block_number)
 
     def _deploy(self, artifact_name: str, *args: Any) -> ChecksumAddress:
         artifact = load_artifact(artifact_name)

@@ -1,23 +1,42 @@
 """``ChainClient`` for any EVM chain, over web3.py's ``HTTPProvider``.
 
-The RPC URL may embed an API key (Alchemy, Infura, ...), so it never appears in error
-messages: requests' exception texts quote the URL and are not passed on.
+Reads (balances, receipts, ERC-20 transfers, EIP-1271) and, for wallets that sign locally,
+what sending needs: ``fill_transaction`` and ``send_raw_transaction``. The RPC URL may embed
+an API key (Alchemy, Infura, ...), so it never appears in error messages: requests'
+exception texts quote the URL and are not passed on.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any, cast
 
 import requests
-from eth_typing import ChecksumAddress
+from eth_typing import ChecksumAddress, HexStr
+from eth_utils import keccak
 from web3 import HTTPProvider, Web3
-from web3.exceptions import BadFunctionCallOutput, ContractLogicError, Web3Exception, Web3RPCError
+from web3.exceptions import (
+    BadFunctionCallOutput,
+    ContractLogicError,
+    TransactionNotFound,
+    Web3Exception,
+    Web3RPCError,
+)
+from web3.types import FilterParams, LogReceipt, TxParams
 
-from providers.base import ChainClient, TokenBalance, TokenSpec
+from providers.base import (
+    ChainClient,
+    EvmTransaction,
+    TokenBalance,
+    TokenSpec,
+    TokenTransfer,
+    TransactionReceipt,
+)
 from providers.errors import ProviderError
 
 NATIVE_SYMBOL = "ETH"
@@ -48,9 +67,22 @@ EIP1271_MAGIC_WORD = bytes.fromhex("1626ba7e").ljust(32, b"\0")
 # EIP-1474 "limit exceeded": the node's rate limit, worth retrying later.
 RPC_LIMIT_EXCEEDED = -32005
 
+# keccak256("Transfer(address,address,uint256)")
+TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
+PLAIN_TRANSFER_GAS = 21_000
+# Headroom over eth_estimateGas for contract calls: the state may change between the estimate
+# and inclusion, and unused gas is not charged.
+GAS_ESTIMATE_MARGIN = Decimal("1.2")
+# What nodes answer when the very same signed transaction is already in their pool
+# (geth "already known", others "known transaction" / "AlreadyKnown").
+_ALREADY_KNOWN = re.compile(r"already\s*known|known transaction", re.IGNORECASE)
+_TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
+_HEX_DATA = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
+
 
 class EvmChainClient(ChainClient):
-    """Reads balances and EIP-1271 answers from one chain's JSON-RPC endpoint.
+    """One chain's JSON-RPC endpoint: balances, receipts, ERC-20 transfers, EIP-1271 answers,
+    and filling and broadcasting transactions signed elsewhere.
 
     web3's own retries are off: one call costs at most about ``timeout`` (per connect and
     per read), and callers decide from ``ProviderError.retryable`` whether to try again.
@@ -146,16 +178,206 @@ class EvmChainClient(ChainClient):
                 return False
         return bytes(answer[:32]) == EIP1271_MAGIC_WORD
 
+    def health_check(self) -> None:
+        """``eth_chainId`` must be the configured chain and ``eth_blockNumber`` must answer.
+
+        Both are asked on every probe (the chain id is not taken from the first-use check):
+        an RPC URL pointed at another network after startup is caught here.
+        """
+        with self._translate_errors():
+            served = self._web3.eth.chain_id
+            self._web3.eth.get_block_number()
+        self._require_chain_id(served)
+        self._chain_id_checked = True
+
+    def block_number(self) -> int:
+        self._check_chain_id()
+        with self._translate_errors():
+            return int(self._web3.eth.get_block_number())
+
+    def receipt(self, *, tx_hash: str) -> TransactionReceipt | None:
+        """The receipt, or None while the node knows no mined transaction with ``tx_hash``.
+
+        ``confirmations`` counts the receipt's block (1 when it is the latest). It never drops
+        below 1: behind a load balancer, the node answering ``eth_blockNumber`` may lag the one
+        that had the receipt.
+        """
+        wanted = _tx_hash(tx_hash)
+        self._check_chain_id()
+        with self._translate_errors():
+            try:
+                found = self._web3.eth.get_transaction_receipt(wanted)
+            except TransactionNotFound:
+                return None
+            if found.get("blockNumber") is None:
+                return None
+            latest = int(self._web3.eth.get_block_number())
+        mined_in = int(found["blockNumber"])
+        to_address = found.get("to")
+        return TransactionReceipt(
+            tx_hash=_hex(found["transactionHash"]),
+            block_number=mined_in,
+            success=found.get("status") == 1,
+            from_address=self._checksum(found["from"]),
+            to_address=self._checksum(to_address) if to_address else None,
+            confirmations=max(latest - mined_in + 1, 1),
+        )
+
+    def token_transfers_to(
+        self, *, address: str, tokens: list[str], from_block: int, to_block: int
+    ) -> list[TokenTransfer]:
+        """One ``eth_getLogs`` for ``Transfer`` events of ``tokens`` whose ``to`` is ``address``.
+
+        Ordered by block, then log index. An empty ``tokens`` list or a range with
+        ``from_block > to_block`` finds nothing without asking the node (an empty address
+        filter would match every contract). The caller bounds the range: hosted RPCs refuse
+        ranges or answers above their limits, and that refusal is raised as a ProviderError.
+        Logs of a reorganised block (``removed``) and ``Transfer`` events that are not ERC-20
+        shaped (ERC-721 indexes a fourth topic) are skipped.
+        """
+        recipient = self._checksum(address)
+        contracts = [self._checksum(token) for token in tokens]
+        if from_block < 0 or to_block < 0:
+            raise ValueError("block numbers cannot be negative")
+        if not contracts or from_block > to_block:
+            return []
+        recipient_topic = HexStr("0x" + recipient[2:].lower().rjust(64, "0"))
+        query: FilterParams = {
+            "fromBlock": from_block,
+            "toBlock": to_block,
+            "address": contracts,
+            "topics": [HexStr(TRANSFER_TOPIC), None, recipient_topic],
+        }
+        self._check_chain_id()
+        with self._translate_errors():
+            logs = self._web3.eth.get_logs(query)
+        wanted = set(contracts)
+        transfers = [
+            transfer
+            for log in logs
+            if (transfer := self._transfer(log, recipient=recipient, contracts=wanted)) is not None
+        ]
+        return sorted(transfers, key=lambda t: (t.block_number, t.log_index))
+
+    def fill_transaction(self, *, from_address: str, transaction: EvmTransaction) -> dict[str, Any]:
+        """The unsigned transaction ``from_address`` would send, ready for eth-account's
+        ``sign_transaction``: chain id, the pending nonce, the gas limit (estimated when
+        ``transaction.gas_limit`` is None) and fees.
+
+        Fees are EIP-1559 (``maxFeePerGas`` = 2 x base fee + priority fee, which stays valid
+        through several full blocks) when the latest block has a base fee, else a legacy
+        ``gasPrice``. An estimate that reverts is a non-retryable ProviderError.
+        """
+        if transaction.chain_id != self.chain_id:
+            raise ValueError(f"the transaction is for chain {transaction.chain_id}, not {self.chain_id}")
+        if transaction.value < 0:
+            raise ValueError("value cannot be negative")
+        if transaction.gas_limit is not None and transaction.gas_limit <= 0:
+            raise ValueError("gas_limit must be positive")
+        if not _HEX_DATA.fullmatch(transaction.data):
+            raise ValueError("data must be 0x-prefixed hex bytes")
+        sender, recipient = self._checksum(from_address), self._checksum(transaction.to)
+        fields: dict[str, Any] = {
+            "chainId": self.chain_id,
+            "to": recipient,
+            "value": transaction.value,
+            "data": transaction.data,
+        }
+        self._check_chain_id()
+        w3 = self._web3
+        with self._translate_errors():
+            fields["nonce"] = int(w3.eth.get_transaction_count(sender, "pending"))
+            fields["gas"] = transaction.gas_limit or self._estimate_gas(
+                cast(TxParams, {**fields, "from": sender})
+            )
+            base_fee = w3.eth.get_block("latest").get("baseFeePerGas")
+            if base_fee is None:
+                fields["gasPrice"] = int(w3.eth.gas_price)
+            else:
+                # web3 falls back to eth_feeHistory (with a warning) on nodes without this method.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    priority_fee = int(w3.eth.max_priority_fee)
+                fields["maxPriorityFeePerGas"] = priority_fee
+                fields["maxFeePerGas"] = 2 * int(base_fee) + priority_fee
+        return fields
+
+    def send_raw_transaction(self, raw: bytes) -> str:
+        """Broadcast a signed transaction; returns its 0x-hex hash.
+
+        Sending the same bytes again is harmless (same hash; a node that already has it says
+        so, which counts as success), so the hash is known before the node answers. When the
+        node gives no definite answer (timeout, dropped connection, 5xx, garbage) the
+        transaction may or may not be in its pool: that error is not retryable and names the
+        hash to look up.
+        """
+        expected = "0x" + keccak(raw).hex()
+        self._check_chain_id()
+        try:
+            with self._translate_errors():
+                try:
+                    sent = self._web3.eth.send_raw_transaction(raw)
+                except Web3RPCError as exc:
+                    if _ALREADY_KNOWN.search(exc.message or ""):
+                        return expected
+                    raise
+        except ProviderError as exc:
+            # A JSON-RPC error or a 4xx is the node refusing; anything else leaves the outcome open.
+            if exc.response is None and (exc.status_code is None or exc.status_code >= 500):
+                raise ProviderError(
+                    self.provider_name,
+                    f"{exc.message}; transaction {expected} may have been broadcast: "
+                    "look its receipt up before sending again",
+                    status_code=exc.status_code,
+                ) from exc
+            raise
+        return _hex(sent)
+
+    def _estimate_gas(self, call: TxParams) -> int:
+        try:
+            estimate = int(self._web3.eth.estimate_gas(call))
+        except ContractLogicError as exc:
+            raise ProviderError(
+                self.provider_name, f"the transaction would revert: {exc.message or exc}"
+            ) from exc
+        if estimate <= PLAIN_TRANSFER_GAS:
+            return estimate
+        return int((estimate * GAS_ESTIMATE_MARGIN).to_integral_value(rounding="ROUND_CEILING"))
+
+    def _transfer(
+        self, log: LogReceipt, *, recipient: ChecksumAddress, contracts: set[ChecksumAddress]
+    ) -> TokenTransfer | None:
+        topics = log.get("topics") or []
+        data = bytes(log.get("data") or b"")
+        if log.get("removed") or len(topics) != 3 or len(data) != 32 or _hex(topics[0]) != TRANSFER_TOPIC:
+            return None
+        token = self._checksum(log["address"])
+        to_address = self._checksum("0x" + bytes(topics[2])[-20:].hex())
+        if token not in contracts or to_address != recipient:
+            return None
+        return TokenTransfer(
+            tx_hash=_hex(log["transactionHash"]),
+            log_index=int(log["logIndex"]),
+            block_number=int(log["blockNumber"]),
+            token_address=token,
+            from_address=self._checksum("0x" + bytes(topics[1])[-20:].hex()),
+            to_address=to_address,
+            raw=int.from_bytes(data, "big"),
+        )
+
     def _check_chain_id(self) -> None:
         if self._chain_id_checked:
             return
         with self._translate_errors():
             served = self._web3.eth.chain_id
+        self._require_chain_id(served)
+        self._chain_id_checked = True
+
+    def _require_chain_id(self, served: int) -> None:
         if served != self.chain_id:
             raise ProviderError(
                 self.provider_name, f"the RPC serves chain id {served}, not the configured {self.chain_id}"
             )
-        self._chain_id_checked = True
 
     def _checksum(self, address: str) -> ChecksumAddress:
         if not Web3.is_address(address):
@@ -200,3 +422,16 @@ class EvmChainClient(ChainClient):
 
 def _scaled(raw: int, decimals: int) -> Decimal:
     return Decimal(raw).scaleb(-decimals)
+
+
+def _hex(value: bytes | str) -> str:
+    """A hash as lowercase 0x-hex, whether web3 gave bytes (HexBytes) or a string."""
+    if isinstance(value, str):
+        return value.lower() if value.startswith("0x") else "0x" + value.lower()
+    return "0x" + bytes(value).hex()
+
+
+def _tx_hash(value: str) -> HexStr:
+    if not _TX_HASH.fullmatch(value):
+        raise ValueError(f"not a transaction hash: {value!r}")
+    return HexStr(value.lower())

@@ -8,6 +8,13 @@ the wallet's verified credential. Dynamic's current admin API reads a user's cre
 through the user (``GET /environments/{environmentId}/users/{userId}``); there is no
 documented lookup from a credential id alone, and keeping the credential id (not just the
 address) pins the one wallet even if the user later holds several.
+
+The embedded wallets this adapter creates sign on the user's device: the key shares live
+with the user's authenticator, and the admin REST API has no call that signs for them.
+``sign_message`` and ``sign_and_send_transaction`` therefore refuse with a non-retryable 501,
+so that nothing waits on or retries a signature the server can never make. (Dynamic's
+"server wallets" sign server-side, but they are a different product: wallets made by its
+Node/Python MPC SDK, where the backend holds a key share; they would be another adapter.)
 """
 
 from __future__ import annotations
@@ -16,12 +23,15 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
-from providers.base import WalletInfo, WalletProvider
+from providers.base import EvmTransaction, SentTransaction, WalletInfo, WalletProvider
 from providers.errors import ProviderError
 from providers.wallets.dynamic.client import DEFAULT_BASE_URL, DynamicClient
 
 SUPPORTED_CHAIN_TYPES = frozenset({"ethereum"})
 _ID_SEPARATOR = ":"
+DEVICE_SIGNING_ONLY = (
+    "Dynamic embedded wallets sign on the user's device; the server API cannot sign for them"
+)
 
 
 class DynamicWalletProvider(WalletProvider):
@@ -80,6 +90,26 @@ class DynamicWalletProvider(WalletProvider):
         if credential is None or not _is_embedded_evm(credential):
             raise ProviderError(self.name, "no such wallet", status_code=404)
         return self._wallet_info(user, credential, answer)
+
+    def health_check(self) -> None:
+        """``GET /environments/{environmentId}/users?limit=1``: authenticated, read-only, small.
+
+        One attempt, no retries: the caller (the circuit breaker's probe) decides what a
+        failure means. A 401/403 here means the API token is wrong or lacks the users scope.
+        """
+        answer = self._client.list_users(limit=1, retry=False)
+        if not isinstance(answer, dict):
+            raise ProviderError(self.name, "the user list answer is not a JSON object", response=answer)
+
+    def sign_message(self, *, provider_wallet_id: str, message: str) -> str:
+        """Always a 501: the user signs on their device (see the module docstring)."""
+        raise ProviderError(self.name, DEVICE_SIGNING_ONLY, status_code=501, retryable=False)
+
+    def sign_and_send_transaction(
+        self, *, provider_wallet_id: str, transaction: EvmTransaction
+    ) -> SentTransaction:
+        """Always a 501: the user signs on their device (see the module docstring)."""
+        raise ProviderError(self.name, DEVICE_SIGNING_ONLY, status_code=501, retryable=False)
 
     def close(self) -> None:
         """Release the pooled HTTP connections; the instance is unusable afterwards."""

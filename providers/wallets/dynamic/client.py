@@ -62,5 +62,12 @@ class DynamicClient:
         )
         return answer
 
+    def list_users(self, *, limit: int, retry: bool = True) -> dict[str, Any]:
+        """GET /environments/{environmentId}/users?limit=...; answers ``{"count": ..., "users": [...]}``."""
+        answer: dict[str, Any] = self._http.request(
+            "GET", f"/environments/{self._environment}/users", params={"limit": limit}, idempotent=retry
+        )
+        return answer
+
     def close(self) -> None:
         self._http.close()

@@ -62,5 +62,35 @@ class PrivyClient:
         answer: dict[str, Any] = self._http.request("GET", f"/v1/wallets/{quote(wallet_id, safe='')}")
         return answer
 
+    def list_wallets(self, *, limit: int, retry: bool = True) -> dict[str, Any]:
+        """GET /v1/wallets?limit=...: a page of the app's wallets, ``{"data": [...], "next_cursor": ...}``."""
+        answer: dict[str, Any] = self._http.request(
+            "GET", "/v1/wallets", params={"limit": limit}, idempotent=retry
+        )
+        return answer
+
+    def rpc(
+        self,
+        wallet_id: str,
+        body: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        retry: bool = False,
+    ) -> dict[str, Any]:
+        """POST /v1/wallets/{wallet_id}/rpc: one signing (or signing and sending) request.
+
+        Retried only when ``retry`` says the request is safe to repeat: a pure signature, or a
+        send carrying an ``idempotency_key`` that Privy deduplicates for 24 hours.
+        """
+        headers = {"privy-idempotency-key": idempotency_key} if idempotency_key else None
+        answer: dict[str, Any] = self._http.request(
+            "POST",
+            f"/v1/wallets/{quote(wallet_id, safe='')}/rpc",
+            json=body,
+            headers=headers,
+            idempotent=retry,
+        )
+        return answer
+
     def close(self) -> None:
         self._http.close()

@@ -12,7 +12,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from providers.base import WalletInfo
+from providers.base import EvmTransaction, WalletInfo
 from providers.errors import ProviderError
 from providers.wallets.dynamic.adapter import DynamicWalletProvider
 
@@ -292,3 +292,67 @@ def test_a_timeout_ends_as_a_retryable_error(slow_server: HTTPServer, make_provi
     )
     assert "timed out" in str(caught.value)
     assert_no_secret(caught.value)
+
+
+# --- health_check --------------------------------------------------------------------------
+
+USERS_PATH = f"/api/v0/environments/{ENVIRONMENT_ID}/users"
+
+
+def test_health_check_lists_one_user_with_the_api_token(
+    httpserver: HTTPServer, make_provider: MakeProvider
+) -> None:
+    httpserver.expect_request(USERS_PATH, method="GET", query_string="limit=1").respond_with_json(
+        fixture("users_page.json")
+    )
+
+    make_provider().health_check()
+
+    (request, _), *rest = httpserver.log
+    assert rest == []
+    assert request.headers["Authorization"] == f"Bearer {API_TOKEN}"
+
+
+@pytest.mark.parametrize(
+    ("status", "answer", "retryable"),
+    [(401, "error_no_jwt.json", False), (500, "error_internal.json", True)],
+)
+def test_a_failed_health_check_is_tried_once(
+    httpserver: HTTPServer, make_provider: MakeProvider, status: int, answer: str, retryable: bool
+) -> None:
+    httpserver.expect_request(USERS_PATH, method="GET").respond_with_json(fixture(answer), status=status)
+
+    with pytest.raises(ProviderError) as caught:
+        make_provider(max_attempts=3).health_check()
+
+    assert (caught.value.status_code, caught.value.retryable) == (status, retryable)
+    assert len(httpserver.log) == 1
+    assert_no_secret(caught.value)
+
+
+# --- signing: on the user's device only ------------------------------------------------------
+
+
+def test_signing_is_not_possible_server_side_and_calls_nothing(
+    httpserver: HTTPServer, make_provider: MakeProvider
+) -> None:
+    provider = make_provider()
+    wallet_id = f"{USER_ID}:{CREDENTIAL_ID}"
+
+    with pytest.raises(ProviderError, match="sign on the user's device") as signing:
+        provider.sign_message(provider_wallet_id=wallet_id, message="hello")
+    with pytest.raises(ProviderError, match="sign on the user's device") as sending:
+        provider.sign_and_send_transaction(
+            provider_wallet_id=wallet_id,
+            transaction=EvmTransaction(
+                chain_id=42161, to="0x8e60D1d62Db214f3AB158692CE9D3a3676BC6A11", value=1
+            ),
+        )
+
+    for caught in (signing, sending):
+        assert (caught.value.provider, caught.value.status_code, caught.value.retryable) == (
+            "dynamic",
+            501,
+            False,
+        )
+    assert httpserver.log == []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
@@ -22,6 +21,7 @@ from providers.base import TokenSpec
 from providers.chains.evm import EvmChainClient
 from providers.errors import ProviderError
 from tests.chain.local_chain import LocalChain
+from tests.contract.evm.fake_rpc import json_rpc
 
 FAST_TIMEOUT = 0.3
 
@@ -208,19 +208,6 @@ def test_rpc_timeout_is_retryable(stalled_rpc: str) -> None:
 
     assert excinfo.value.retryable is True
     assert time.monotonic() - started < 2
-
-
-def json_rpc(answer: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[Request], Response]:
-    """A werkzeug handler answering each JSON-RPC call (single or batch) with ``answer(call)``."""
-
-    def handler(request: Request) -> Response:
-        payload = json.loads(request.get_data())
-        calls = payload if isinstance(payload, list) else [payload]
-        answers = [{"jsonrpc": "2.0", "id": call["id"], **answer(call)} for call in calls]
-        body = answers if isinstance(payload, list) else answers[0]
-        return Response(json.dumps(body), content_type="application/json")
-
-    return handler
 
 
 def chain_one_then(error: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:

@@ -1,0 +1,153 @@
+"""Staff-only API for users, platform analytics and the audit log (under /api/v1/admin/)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, cast
+
+from django.db import transaction
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.generics import ListAPIView
+from rest_framework.permissions import IsAdminUser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import errors
+from accounts.models import AuthIdentity, User, Wallet
+from accounts.serializers import ProfileSerializer, UserSerializer
+from accounts.services.users import user_sign_in_set, user_staff_set, user_trading_set
+from marqetfi.core.api import CursorPagination
+from marqetfi.core.models import AuditEntry, Event
+
+
+class StaffUserSerializer(UserSerializer):
+    class Meta(UserSerializer.Meta):
+        fields: tuple[str, ...] = (*UserSerializer.Meta.fields, "is_active", "is_staff", "last_login")  # type: ignore[assignment]
+
+
+class NewestUsersFirst(CursorPagination):
+    ordering = "-date_joined"
+
+
+class AdminUserListApi(ListAPIView):
+    permission_classes = [IsAdminUser]
+    serializer_class = StaffUserSerializer
+    pagination_class = NewestUsersFirst
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("q", str, description="Email, display name, wallet address or identity subject.")
+        ],
+        operation_id="admin_users_list",
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self) -> QuerySet[User]:
+        users = User.objects.all()
+        if q := self.request.query_params.get("q", "").strip():
+            users = users.filter(
+                Q(email__icontains=q)
+                | Q(display_name__icontains=q)
+                | Q(wallets__address__iexact=q)
+                | Q(identities__subject=q)
+            ).distinct()
+        return users.order_by("-date_joined")
+
+
+class AdminUserDetailApi(APIView):
+    permission_classes = [IsAdminUser]
+
+    class UpdateSerializer(serializers.Serializer):
+        trading_enabled = serializers.BooleanField(required=False)
+        is_active = serializers.BooleanField(
+            required=False, help_text="False disables sign-in and ends sessions."
+        )
+        is_staff = serializers.BooleanField(required=False)
+
+    def _user(self, user_id: str) -> User:
+        user = User.objects.filter(pk=user_id).first()
+        if user is None:
+            raise errors.UserNotFound()
+        return user
+
+    @extend_schema(responses={200: ProfileSerializer}, operation_id="admin_users_get")
+    def get(self, request: Request, user_id: str) -> Response:
+        user = self._user(user_id)
+        return Response({**ProfileSerializer(user).data, **StaffUserSerializer(user).data})
+
+    @extend_schema(
+        request=UpdateSerializer, responses={200: ProfileSerializer}, operation_id="admin_users_update"
+    )
+    def patch(self, request: Request, user_id: str) -> Response:
+        user = self._user(user_id)
+        data = self.UpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        changes = data.validated_data
+        if user.pk == request.user.pk and (
+            changes.get("is_active") is False or changes.get("is_staff") is False
+        ):
+            raise errors.CannotLockOutSelf()
+        operator = cast(User, request.user)
+        with transaction.atomic():
+            if "trading_enabled" in changes:
+                user_trading_set(user=user, enabled=changes["trading_enabled"], actor=operator)
+            if "is_active" in changes:
+                user_sign_in_set(user=user, enabled=changes["is_active"], actor=operator)
+            if "is_staff" in changes:
+                user_staff_set(user=user, staff=changes["is_staff"], actor=operator)
+        user.refresh_from_db()
+        return Response({**ProfileSerializer(user).data, **StaffUserSerializer(user).data})
+
+
+class AdminAnalyticsApi(APIView):
+    """Platform figures for operators; trading and deposit figures join as those parts land."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT}, operation_id="admin_analytics")
+    def get(self, request: Request) -> Response:
+        now = timezone.now()
+        users = User.objects.aggregate(
+            total=Count("pk"),
+            new_7d=Count("pk", filter=Q(date_joined__gte=now - timedelta(days=7))),
+            active_30d=Count("pk", filter=Q(last_login__gte=now - timedelta(days=30))),
+            disabled=Count("pk", filter=Q(is_active=False)),
+            trading_disabled=Count("pk", filter=Q(trading_enabled=False)),
+        )
+        sign_in_methods = dict(AuthIdentity.objects.values_list("method").annotate(n=Count("pk")).order_by())
+        wallets = dict(Wallet.objects.values_list("provider").annotate(n=Count("pk")).order_by())
+        return Response(
+            {
+                "users": users,
+                "sign_in_methods": sign_in_methods,
+                "wallets_by_provider": wallets,
+                "events_24h": Event.objects.filter(created_at__gte=now - timedelta(days=1)).count(),
+            }
+        )
+
+
+class AuditEntrySerializer(serializers.ModelSerializer[AuditEntry]):
+    actor = serializers.EmailField(source="actor.email", allow_null=True, default=None)
+
+    class Meta:
+        model = AuditEntry
+        fields = ("id", "created_at", "actor", "action", "target_type", "target_id", "changes", "request_id")
+
+
+class AdminAuditListApi(ListAPIView):
+    permission_classes = [IsAdminUser]
+    serializer_class = AuditEntrySerializer
+
+    def get_queryset(self) -> QuerySet[AuditEntry]:
+        entries = AuditEntry.objects.select_related("actor")
+        if target_type := self.request.query_params.get("target_type"):
+            entries = entries.filter(target_type=target_type)
+        if target_id := self.request.query_params.get("target_id"):
+            entries = entries.filter(target_id=target_id)
+        return entries

@@ -1,0 +1,164 @@
+"""The staff API under /api/v1/admin/: refused to traders, audited, secrets write-only."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import bearer_client
+from marqetfi.core.models import AuditEntry
+from providers import registry
+from providers.models import ProviderConfig, RoutingRule
+
+pytestmark = pytest.mark.django_db(transaction=True)  # changes propagate after commit, as in production
+
+SECRET = "privy-app-secret-42"
+
+ADMIN_ENDPOINTS = [
+    ("get", "/api/v1/admin/providers", None),
+    ("get", "/api/v1/admin/providers/privy", None),
+    ("patch", "/api/v1/admin/providers/privy", {"enabled": False}),
+    ("get", "/api/v1/admin/providers/privy/configs", None),
+    ("post", "/api/v1/admin/providers/privy/configs", {"settings": {"app_id": "x"}}),
+    ("post", "/api/v1/admin/providers/privy/configs/1/activate", None),
+    ("post", "/api/v1/admin/providers/privy/rollback", {"version": 1}),
+    ("get", "/api/v1/admin/providers/privy/configs/diff?from_version=1&to_version=2", None),
+    ("get", "/api/v1/admin/routing-rules", None),
+    ("post", "/api/v1/admin/routing-rules", {"match": "category", "value": "crypto", "venues": ["paper"]}),
+    ("get", "/api/v1/admin/routing/resolve?symbol=BTCUSD&category=crypto", None),
+    ("get", "/api/v1/admin/users", None),
+    ("get", "/api/v1/admin/analytics", None),
+    ("get", "/api/v1/admin/audit", None),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ADMIN_ENDPOINTS)
+def test_every_admin_endpoint_refuses_traders_and_anonymous_callers(api_client, user, method, path, body):
+    anonymous = getattr(api_client, method)(path, body, format="json")
+    assert anonymous.status_code == 401, path
+    trader = getattr(bearer_client(user), method)(path, body, format="json")
+    assert trader.status_code == 403, path
+    assert trader.json()["error"]["code"] == "permission_denied"
+    assert not ProviderConfig.objects.exists() and not RoutingRule.objects.exists()
+    assert not AuditEntry.objects.exists()
+
+
+@pytest.fixture
+def ops(staff):
+    registry.reset_cache()
+    yield bearer_client(staff)
+    registry.reset_cache()
+
+
+def test_operator_creates_versions_secrets_are_write_only_and_every_change_is_audited(
+    ops, staff, leak_guard_secret
+):
+    leak_guard_secret(SECRET)
+    created = ops.post(
+        "/api/v1/admin/providers/privy/configs",
+        {"settings": {"app_id": "app-1"}, "secrets": {"app_secret": SECRET}, "comment": "go live"},
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert body["version"] == 1 and body["is_active"] is True
+    assert body["secrets"] == {"app_secret": "********"}
+    assert body["created_by"] == staff.email
+    ops.post("/api/v1/admin/providers/privy/configs", {"settings": {"app_id": "app-2"}}, format="json")
+    listed = ops.get("/api/v1/admin/providers/privy/configs")
+    assert [c["version"] for c in listed.json()["results"]] == [2, 1]
+    diff = ops.get("/api/v1/admin/providers/privy/configs/diff?from_version=1&to_version=2").json()
+    assert diff["settings"] == {"app_id": {"from": "app-1", "to": "app-2"}}
+    rolled = ops.post("/api/v1/admin/providers/privy/rollback", {"version": 1}, format="json")
+    assert rolled.status_code == 201 and rolled.json()["version"] == 3
+    assert registry.provider_options("privy")["app_id"] == "app-1"
+    summary = ops.get("/api/v1/admin/providers/privy").json()
+    assert summary["active_version"] == 3
+    for response in (
+        created,
+        listed,
+        rolled,
+        ops.get("/api/v1/admin/audit"),
+        ops.get("/api/v1/admin/providers"),
+    ):
+        assert SECRET not in response.content.decode()
+    audit = ops.get("/api/v1/admin/audit?target_type=provider").json()["results"]
+    assert [a["action"] for a in audit] == [
+        "provider_config.rollback",
+        "provider_config.create",
+        "provider_config.create",
+    ]
+    assert {a["actor"] for a in audit} == {staff.email}
+    assert audit[-1]["changes"]["secrets"] == {"app_secret": "added"}
+
+
+def test_bad_config_is_a_400_in_the_error_shape(ops):
+    response = ops.post(
+        "/api/v1/admin/providers/privy/configs", {"settings": {"colour": "red"}}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_provider_config"
+    assert ops.get("/api/v1/admin/providers/nope").json()["error"]["code"] == "unknown_provider"
+
+
+def test_operator_switches_a_provider_off_and_on(ops, user):
+    off = ops.patch("/api/v1/admin/providers/local", {"enabled": False}, format="json")
+    assert off.json()["enabled"] is False
+    refused = bearer_client(user).post("/api/v1/wallets/mpc", {}, format="json")
+    assert refused.status_code == 503
+    ops.patch("/api/v1/admin/providers/local", {"enabled": True}, format="json")
+    assert bearer_client(user).post("/api/v1/wallets/mpc", {}, format="json").status_code == 201
+
+
+def test_routing_rules_crud_and_resolution(ops, venues):
+    created = ops.post(
+        "/api/v1/admin/routing-rules",
+        {"match": "category", "value": "crypto", "venues": ["lighter", "paper"]},
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    rule_id = created.json()["id"]
+    resolved = ops.get("/api/v1/admin/routing/resolve?symbol=BTCUSD&category=crypto").json()
+    assert resolved["venues"] == ["lighter", "paper"]
+    changed = ops.patch(f"/api/v1/admin/routing-rules/{rule_id}", {"venues": ["paper"]}, format="json")
+    assert changed.status_code == 200, changed.content
+    assert ops.get("/api/v1/admin/routing/resolve?symbol=BTCUSD&category=crypto").json()["venues"] == [
+        "paper"
+    ]
+    ops.patch("/api/v1/admin/providers/paper", {"enabled": False}, format="json")
+    unavailable = ops.get("/api/v1/admin/routing/resolve?symbol=BTCUSD&category=crypto")
+    assert unavailable.status_code == 503
+    assert unavailable.json()["error"]["code"] == "no_venue_available"
+    assert ops.delete(f"/api/v1/admin/routing-rules/{rule_id}").status_code == 204
+    bad = ops.post(
+        "/api/v1/admin/routing-rules", {"match": "symbol", "value": "X", "venues": ["nasdaq"]}, format="json"
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_routing_rule"
+    actions = list(
+        AuditEntry.objects.filter(target_type="routing_rule")
+        .order_by("created_at")
+        .values_list("action", flat=True)
+    )
+    assert actions == ["routing_rule.create", "routing_rule.update", "routing_rule.delete"]
+
+
+def test_operator_manages_users(ops, staff, user, api_client):
+    listed = ops.get(f"/api/v1/admin/users?q={user.email}").json()["results"]
+    assert [u["id"] for u in listed] == [str(user.pk)]
+    detail = ops.get(f"/api/v1/admin/users/{user.pk}").json()
+    assert detail["email"] == user.email and "identities" in detail and "is_staff" in detail
+    disabled = ops.patch(
+        f"/api/v1/admin/users/{user.pk}", {"trading_enabled": False, "is_active": False}, format="json"
+    )
+    assert disabled.json()["trading_enabled"] is False and disabled.json()["is_active"] is False
+    assert bearer_client(user).get("/api/v1/me").status_code == 401
+    self_lockout = ops.patch(f"/api/v1/admin/users/{staff.pk}", {"is_staff": False}, format="json")
+    assert self_lockout.status_code == 409
+    audit = {a.action for a in AuditEntry.objects.filter(target_type="user")}
+    assert audit == {"user.trading", "user.sign_in"}
+
+
+def test_analytics_counts_users_and_wallets(ops, user):
+    bearer_client(user).post("/api/v1/wallets/mpc", {}, format="json")
+    body = ops.get("/api/v1/admin/analytics").json()
+    assert body["users"]["total"] == 2
+    assert body["wallets_by_provider"] == {"local": 1}
