@@ -28,6 +28,10 @@ ADMIN_ENDPOINTS = [
     ("get", "/api/v1/admin/users", None),
     ("get", "/api/v1/admin/analytics", None),
     ("get", "/api/v1/admin/audit", None),
+    ("get", "/api/v1/admin/settings", None),
+    ("put", "/api/v1/admin/settings/maintenance_mode", {"value": {"enabled": True}}),
+    ("delete", "/api/v1/admin/settings/maintenance_mode", None),
+    ("post", "/api/v1/admin/providers/local/probe", None),
 ]
 
 
@@ -162,3 +166,29 @@ def test_analytics_counts_users_and_wallets(ops, user):
     body = ops.get("/api/v1/admin/analytics").json()
     assert body["users"]["total"] == 2
     assert body["wallets_by_provider"] == {"local": 1}
+
+
+def test_operator_reads_changes_and_resets_runtime_settings(ops, staff):
+    listed = ops.get("/api/v1/admin/settings").json()["results"]
+    keys = {s["key"] for s in listed}
+    assert {"maintenance_mode", "throttle_rates", "price_cache_ttl_seconds", "log_level"} <= keys
+    changed = ops.put("/api/v1/admin/settings/price_cache_ttl_seconds", {"value": 12}, format="json")
+    assert changed.status_code == 200, changed.content
+    assert (changed.json()["value"], changed.json()["overridden"]) == (12, True)
+    assert changed.json()["updated_by"] == staff.email
+    bad = ops.put("/api/v1/admin/settings/price_cache_ttl_seconds", {"value": -5}, format="json")
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_setting"
+    assert ops.get("/api/v1/admin/settings/price_cache_ttl_seconds").json()["value"] == 12
+    reset = ops.delete("/api/v1/admin/settings/price_cache_ttl_seconds")
+    assert (reset.json()["value"], reset.json()["overridden"]) == (30, False)
+    assert ops.get("/api/v1/admin/settings/no_such_setting").status_code == 404
+    actions = [a.action for a in AuditEntry.objects.order_by("created_at")]
+    assert actions == ["app_setting.set", "app_setting.reset"]
+
+
+def test_operator_probes_a_provider_now(ops):
+    response = ops.post("/api/v1/admin/providers/local/probe")
+    assert response.status_code == 200, response.content
+    assert response.json()["outcome"] == "ok"
+    unconfigured = ops.post("/api/v1/admin/providers/privy/probe").json()
+    assert unconfigured["outcome"] == "unconfigured"
