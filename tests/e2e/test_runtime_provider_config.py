@@ -15,7 +15,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from marqetfi.celery import app
-from providers.services.configs import provider_config_create
+from providers.services.configs import provider_config_create, provider_config_rollback
 from tests.e2e.conftest import CeleryWorker
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -74,4 +74,8 @@ def test_a_running_worker_uses_the_new_provider_config_without_restart(
     )
     probe_until(celery_worker, second, "app-second")
     assert set(probes_at(first)) == {"app-first"}, "the old configuration is no longer used"
+
+    provider_config_rollback(name="privy", version=1)
+    first.clear_log()
+    probe_until(celery_worker, first, "app-first")
     assert celery_worker.process.alive(), "the same worker process, never restarted"

@@ -192,3 +192,39 @@ def test_operator_probes_a_provider_now(ops):
     assert response.json()["outcome"] == "ok"
     unconfigured = ops.post("/api/v1/admin/providers/privy/probe").json()
     assert unconfigured["outcome"] == "unconfigured"
+
+
+def test_django_admin_masks_secrets_and_offers_activate_and_rollback(
+    client, staff, django_capture_on_commit_callbacks
+):
+    from django.urls import reverse
+
+    from providers.services import configs
+
+    staff.is_superuser = True
+    staff.save(update_fields=["is_superuser"])
+    client.force_login(staff)
+    configs.provider_config_create(
+        name="privy", values={"app_id": "a"}, secrets={"app_secret": SECRET}, actor=staff
+    )
+    configs.provider_config_create(name="privy", values={"app_id": "b"}, actor=staff)
+    version_1 = ProviderConfig.objects.get(version=1)
+    pages = [
+        client.get(reverse("admin:providers_providerconfig_changelist")),
+        client.get(reverse("admin:providers_providerconfig_change", args=[version_1.pk])),
+        client.get(reverse("admin:providers_provider_change", args=[version_1.provider_id])),
+    ]
+    for page in pages:
+        assert page.status_code == 200
+        html = page.content.decode()
+        assert SECRET not in html
+        assert version_1.secrets_encrypted not in html
+    assert "app_secret: ********" in pages[1].content.decode()
+    response = client.post(
+        reverse("admin:providers_providerconfig_changelist"),
+        {"action": "rollback_to", "_selected_action": [str(version_1.pk)]},
+    )
+    assert response.status_code == 302
+    restored = ProviderConfig.objects.get(is_active=True)
+    assert (restored.version, restored.settings) == (3, {"app_id": "a"})
+    assert AuditEntry.objects.filter(action="provider_config.rollback", actor=staff).exists()
