@@ -311,6 +311,38 @@ PROVIDERS: dict[str, dict[str, Any]] = {
         },
         "secret_fields": ["api_token"],
     },
+    # Venues. Each adapter's constructor takes exactly these options.
+    "paper": {
+        "kind": "venue",
+        "class": "providers.venues.paper.adapter.PaperVenue",
+        "options": {"spread_bps": "2", "slippage_bps": "1", "volatility_bps": "8", "mirror_venue": ""},
+        "secret_fields": [],
+    },
+    "lighter": {
+        "kind": "venue",
+        "class": "providers.venues.lighter.adapter.LighterVenue",
+        "options": {
+            "base_url": env.str("LIGHTER_API_URL", default="https://mainnet.zklighter.elliot.ai"),
+            "account_index": env.str("LIGHTER_ACCOUNT_INDEX", default=""),
+            "api_key_index": env.str("LIGHTER_API_KEY_INDEX", default=""),
+            "api_key_private_key": env.str("LIGHTER_API_KEY_PRIVATE_KEY", default=""),
+        },
+        "secret_fields": ["api_key_private_key"],
+    },
+    "ostium": {
+        "kind": "venue",
+        "class": "providers.venues.ostium.adapter.OstiumVenue",
+        "options": {
+            "rpc_url": env.str("OSTIUM_RPC_URL", default=""),
+            "chain_id": env.str("OSTIUM_CHAIN_ID", default="42161"),
+            "price_url": env.str("OSTIUM_PRICE_URL", default=""),
+            "subgraph_url": env.str("OSTIUM_SUBGRAPH_URL", default=""),
+            "trading_contract": env.str("OSTIUM_TRADING_CONTRACT", default=""),
+            "trading_storage_contract": env.str("OSTIUM_TRADING_STORAGE_CONTRACT", default=""),
+            "usdc_address": env.str("OSTIUM_USDC_ADDRESS", default=""),
+        },
+        "secret_fields": [],
+    },
 }
 # Venues per category when no routing rule matches (primary first); operators add rules in the admin.
 ROUTING_DEFAULTS: dict[str, list[str]] = {
@@ -320,7 +352,7 @@ ROUTING_DEFAULTS: dict[str, list[str]] = {
     "commodities": ["ostium"],
 }
 # Options that may stay empty (an adapter works without them).
-PROVIDER_OPTIONAL_OPTIONS = frozenset({"timeout", "max_attempts", "backoff_seconds"})
+PROVIDER_OPTIONAL_OPTIONS = frozenset({"timeout", "max_attempts", "backoff_seconds", "mirror_venue"})
 # Circuit breaker per provider (providers.health): consecutive failures that open it, how long
 # it stays open before one trial call may go through, and how long a trial may hold that slot.
 PROVIDER_BREAKER_FAILURE_THRESHOLD = env.int("PROVIDER_BREAKER_FAILURE_THRESHOLD", default=5)
