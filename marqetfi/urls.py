@@ -10,6 +10,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("admin/", include("providers.urls")),
     path("admin/", include("accounts.admin_urls")),
     path("", include("accounts.urls")),
+    path("", include("pricing.urls")),
 ]
 
 urlpatterns = [

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.conf import settings as django_settings
 from django.db import models
 from django.db.models import Q
@@ -103,3 +105,97 @@ class LocalWalletKey(TimeStampedModel):
 
     def __str__(self) -> str:
         return self.address
+
+
+# --- The paper venue's book (providers.venues.paper) ---------------------------------------
+
+
+class PaperPosition(TimeStampedModel):
+    """An open (or closed) position of a paper account: one open row per symbol and side.
+
+    Adding to a position averages its entry; closing part of it releases collateral in
+    proportion and books the realised P&L here.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Closed"
+
+    account_ref = models.CharField(max_length=128)
+    symbol = models.CharField(max_length=32)
+    side = models.CharField(max_length=8, choices=[("long", "Long"), ("short", "Short")])
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
+    size = models.DecimalField(max_digits=36, decimal_places=18)
+    entry_price = models.DecimalField(max_digits=36, decimal_places=18)
+    collateral = models.DecimalField(max_digits=36, decimal_places=18, help_text="USDC")
+    leverage = models.DecimalField(max_digits=12, decimal_places=2)
+    realized_pnl = models.DecimalField(max_digits=36, decimal_places=18, default=Decimal(0), help_text="USDC")
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("created_at",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=("account_ref", "symbol", "side"),
+                condition=Q(status="open"),
+                name="paper_position_one_open_per_side",
+            ),
+            models.CheckConstraint(
+                condition=Q(size__gte=0, collateral__gte=0), name="paper_position_amounts_non_negative"
+            ),
+        ]
+        indexes = [models.Index(fields=("account_ref", "status"), name="paper_position_account_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.account_ref} {self.side} {self.size} {self.symbol} ({self.status})"
+
+
+class PaperOrder(TimeStampedModel):
+    """An order sent to the paper venue, kept whatever became of it (rejections included), so
+    that a repeat with the same ``client_order_id`` answers with the first result.
+
+    ``size`` is fixed when the order is accepted (collateral x leverage at the fill or limit
+    price, down to the pair's size step). A close is an order too (``reduces_position``).
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        FILLED = "filled", "Filled"
+        CANCELLED = "cancelled", "Cancelled"
+        REJECTED = "rejected", "Rejected"
+
+    account_ref = models.CharField(max_length=128)
+    client_order_id = models.CharField(max_length=128)
+    symbol = models.CharField(max_length=32)
+    side = models.CharField(max_length=8, choices=[("long", "Long"), ("short", "Short")])
+    type = models.CharField(max_length=8, choices=[("market", "Market"), ("limit", "Limit")])
+    reduces_position = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    collateral = models.DecimalField(max_digits=36, decimal_places=18, help_text="USDC")
+    leverage = models.DecimalField(max_digits=12, decimal_places=2)
+    limit_price = models.DecimalField(max_digits=36, decimal_places=18, null=True, blank=True)
+    stop_loss = models.DecimalField(max_digits=36, decimal_places=18, null=True, blank=True)
+    take_profit = models.DecimalField(max_digits=36, decimal_places=18, null=True, blank=True)
+    size = models.DecimalField(max_digits=36, decimal_places=18, default=Decimal(0))
+    filled_size = models.DecimalField(max_digits=36, decimal_places=18, default=Decimal(0))
+    avg_fill_price = models.DecimalField(max_digits=36, decimal_places=18, null=True, blank=True)
+    reject_reason = models.CharField(max_length=64, blank=True, default="")
+    position = models.ForeignKey(
+        PaperPosition, null=True, blank=True, on_delete=models.SET_NULL, related_name="orders"
+    )
+    filled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("created_at",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=("account_ref", "client_order_id"), name="paper_order_client_id_unique"
+            ),
+        ]
+        indexes = [
+            # Every tick asks for the resting orders of its symbol: only open rows are indexed.
+            models.Index(fields=("symbol",), condition=Q(status="open"), name="paper_order_resting_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_ref} {self.client_order_id} {self.side} {self.symbol} ({self.status})"

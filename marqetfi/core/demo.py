@@ -25,3 +25,26 @@ def demo_admin_ensure(*, email: str, password: str) -> bool:
     if changed:
         user.save(update_fields=changed)
     return False
+
+
+# Real venues first (skipped while not configured), the paper venue after them, so a fresh
+# machine trades on paper and a configured one on the real venues.
+DEMO_ROUTES = {
+    "crypto": ["lighter", "paper"],
+    "forex": ["ostium", "paper"],
+    "indices": ["ostium", "paper"],
+    "commodities": ["ostium", "paper"],
+}
+
+
+def demo_market_ensure() -> int:
+    """Routing rules that include the paper venue, and the paper venue's pairs; returns the pair count."""
+    from pricing.services.pairs import pairs_sync
+    from providers.models import RoutingRule
+    from providers.services.routing import routing_rule_create
+
+    for category, venues in DEMO_ROUTES.items():
+        if not RoutingRule.objects.filter(match=RoutingRule.Match.CATEGORY, value=category).exists():
+            routing_rule_create(match=RoutingRule.Match.CATEGORY, value=category, venues=venues)
+    result = pairs_sync(provider="paper")
+    return result.created + result.updated + result.unchanged

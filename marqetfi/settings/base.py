@@ -169,6 +169,11 @@ CELERY_BEAT_SCHEDULE = {
         # A probe that waited longer than its period is superseded by the next one.
         "options": {"expires": 15.0},
     },
+    "pairs-sync": {
+        "task": "pricing.tasks.pairs_sync_all",
+        "schedule": 600.0,
+        "options": {"expires": 600.0},
+    },
 }
 
 # --- Outbox ---------------------------------------------------------------------------
@@ -333,13 +338,28 @@ PROVIDERS: dict[str, dict[str, Any]] = {
         "kind": "venue",
         "class": "providers.venues.ostium.adapter.OstiumVenue",
         "options": {
+            # Arbitrum One; every default below is the mainnet entry of ostium-python-sdk 3.3.1
+            # (config.py, price.py). The RPC is ours to choose (a provider URL with its key).
             "rpc_url": env.str("OSTIUM_RPC_URL", default=""),
             "chain_id": env.str("OSTIUM_CHAIN_ID", default="42161"),
-            "price_url": env.str("OSTIUM_PRICE_URL", default=""),
-            "subgraph_url": env.str("OSTIUM_SUBGRAPH_URL", default=""),
-            "trading_contract": env.str("OSTIUM_TRADING_CONTRACT", default=""),
-            "trading_storage_contract": env.str("OSTIUM_TRADING_STORAGE_CONTRACT", default=""),
-            "usdc_address": env.str("OSTIUM_USDC_ADDRESS", default=""),
+            "price_url": env.str(
+                "OSTIUM_PRICE_URL",
+                default="https://metadata-backend.prod.bedrock.ostium.io/PricePublish/latest-prices",
+            ),
+            "subgraph_url": env.str(
+                "OSTIUM_SUBGRAPH_URL",
+                default="https://api.subgraph.ormilabs.com/api/public/"
+                "67a599d5-c8d2-4cc4-9c4d-2975a97bc5d8/subgraphs/ost-prod/live/gn",
+            ),
+            "trading_contract": env.str(
+                "OSTIUM_TRADING_CONTRACT", default="0x6D0bA1f9996DBD8885827e1b2e8f6593e7702411"
+            ),
+            "trading_storage_contract": env.str(
+                "OSTIUM_TRADING_STORAGE_CONTRACT", default="0xcCd5891083A8acD2074690F65d3024E7D13d66E7"
+            ),
+            "usdc_address": env.str(
+                "OSTIUM_USDC_ADDRESS", default="0xaf88d065e77c8cC2239327C5EDb3A432268e5831"
+            ),
         },
         "secret_fields": [],
     },
@@ -362,6 +382,22 @@ PROVIDER_BREAKER_TRIAL_SECONDS = env.float("PROVIDER_BREAKER_TRIAL_SECONDS", def
 PROVIDER_PROBE_INTERVAL_SECONDS = env.float("PROVIDER_PROBE_INTERVAL_SECONDS", default=60.0)
 # Calls, error rate and latency are reported over this sliding window (per-minute buckets).
 PROVIDER_STATS_WINDOW_SECONDS = env.int("PROVIDER_STATS_WINDOW_SECONDS", default=15 * 60)
+
+# --- Prices (pricing.services.prices) ----------------------------------------------------
+# Cache TTL and staleness limits are runtime app settings; these tune the fetch on a miss.
+# How long one fetch may hold a symbol's single-flight lock: above a venue call's timeout,
+# and the longest a crashed fetcher can block the symbol.
+PRICE_FETCH_LOCK_MS = env.int("PRICE_FETCH_LOCK_MS", default=10_000)
+# How long a request waits for another request's fetch of the same symbol before answering
+# price_unavailable.
+PRICE_FILL_WAIT_MS = env.int("PRICE_FILL_WAIT_MS", default=5_000)
+# Venues asked in parallel by one bulk request.
+PRICE_FETCH_MAX_WORKERS = env.int("PRICE_FETCH_MAX_WORKERS", default=8)
+# Dotted paths of callables taking a pricing.services.prices.PriceTick, called on every tick
+# ingested (after the cache write and the broadcast); a failing hook is logged and skipped.
+PRICE_TICK_HOOKS: list[str] = [
+    "providers.venues.paper.services.paper_tick_hook",
+]
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env.int("JWT_ACCESS_LIFETIME_SECONDS", default=600)),

@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from marqetfi.core.demo import demo_admin_ensure
+from marqetfi.core.demo import demo_admin_ensure, demo_market_ensure
 from marqetfi.core.dev_secrets import dev_secret
 
 
@@ -19,6 +19,8 @@ class Command(BaseCommand):
         password = os.environ.get("DEMO_ADMIN_PASSWORD") or dev_secret(
             settings.VAR_DIR / "demo_admin_password", make=lambda: secrets.token_urlsafe(12)
         )
+        pairs = demo_market_ensure()
+        self.stdout.write(f"Demo market: {pairs} pairs on the paper venue, routing rules in place")
         created = demo_admin_ensure(email=email, password=password)
         self.stdout.write(
             self.style.SUCCESS(

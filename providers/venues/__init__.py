@@ -1,0 +1,1 @@
+"""Trading venues behind ``providers.base.Venue``: paper (simulated), Lighter and Ostium."""

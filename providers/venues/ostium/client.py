@@ -1,0 +1,153 @@
+"""The only module that talks to Ostium: its price service (HTTP), its subgraph (GraphQL over
+HTTP) and its contracts on Arbitrum (JSON-RPC reads).
+
+Answers are returned as the services sent them (decoded JSON, raw ``eth_call`` bytes); the
+adapter maps them to our types. Every failure is a ``ProviderError`` of provider "ostium".
+
+The RPC goes through ``EvmChainClient`` (web3's ``HTTPProvider``) rather than the shared
+HTTP session: RPC URLs usually carry an API key in their path, which the session would log
+and quote in its errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, cast
+
+import httpx
+import requests
+from eth_typing import ChecksumAddress, HexStr
+from web3.exceptions import ContractLogicError, Web3Exception, Web3RPCError
+
+from providers.chains.evm.client import EvmChainClient
+from providers.errors import ProviderError
+from providers.http import ProviderHttpClient
+
+PROVIDER = "ostium"
+# EIP-1474 "limit exceeded": the node's rate limit, worth retrying later.
+_RPC_LIMIT_EXCEEDED = -32005
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """``(origin, path with query)``: the shared session appends a slash to its base URL's path,
+    so a full endpoint URL is given to it as an origin plus a path."""
+    parsed = httpx.URL(url)
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    return f"{parsed.scheme}://{parsed.netloc.decode()}", parsed.raw_path.decode() or "/"
+
+
+class OstiumClient:
+    def __init__(
+        self,
+        *,
+        price_url: str,
+        subgraph_url: str,
+        rpc_url: str,
+        chain_id: int,
+        timeout: float = 10.0,
+        max_attempts: int = 3,
+        backoff_seconds: float = 0.2,
+    ) -> None:
+        price_origin, self._price_path = split_url(price_url)
+        subgraph_origin, self._subgraph_path = split_url(subgraph_url)
+        options: dict[str, Any] = {
+            "timeout": timeout,
+            "max_attempts": max_attempts,
+            "backoff_seconds": backoff_seconds,
+        }
+        self._prices = ProviderHttpClient(PROVIDER, price_origin, **options)
+        self._subgraph = ProviderHttpClient(PROVIDER, subgraph_origin, **options)
+        self._chain = EvmChainClient(chain_id=chain_id, rpc_url=rpc_url, timeout=timeout)
+
+    def latest_prices(self, *, retry: bool = True) -> list[dict[str, Any]]:
+        """GET the price service: one entry per feed,
+        ``{"from", "to", "bid", "mid", "ask", "isMarketOpen", "timestampSeconds", ...}``."""
+        answer = self._prices.request("GET", self._price_path, idempotent=retry)
+        if not isinstance(answer, list):
+            raise ProviderError(
+                PROVIDER, "the price service answered something other than a list", response=answer
+            )
+        return [entry for entry in answer if isinstance(entry, dict)]
+
+    def query(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """POST a GraphQL read to the subgraph; returns its ``data``.
+
+        Retried like a GET: a query changes nothing. An answer carrying ``errors`` (a query
+        the schema refuses, an indexing failure) is a non-retryable error quoting them.
+        """
+        body: dict[str, Any] = {"query": query}
+        if variables:
+            body["variables"] = variables
+        answer = self._subgraph.request("POST", self._subgraph_path, json=body, idempotent=True)
+        if not isinstance(answer, dict):
+            raise ProviderError(
+                PROVIDER, "the subgraph answered something other than an object", response=answer
+            )
+        errors = answer.get("errors")
+        if errors:
+            messages = (
+                [e.get("message") for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
+            )
+            detail = "; ".join(m for m in messages if isinstance(m, str)) or "no message"
+            raise ProviderError(PROVIDER, f"the subgraph refused the query: {detail}", response=answer)
+        data = answer.get("data")
+        if not isinstance(data, dict):
+            raise ProviderError(PROVIDER, "the subgraph answer holds no data", response=answer)
+        return data
+
+    def call(self, *, to: ChecksumAddress, data: str) -> bytes:
+        """``eth_call`` at the latest block; returns the raw answer."""
+        with self._rpc_errors():
+            return bytes(self._chain.web3.eth.call({"to": to, "data": HexStr(data)}))
+
+    def check_chain(self) -> None:
+        """The RPC answers ``eth_chainId`` with the configured chain and ``eth_blockNumber``."""
+        with self._rpc_errors():
+            self._chain.health_check()
+
+    def close(self) -> None:
+        self._prices.close()
+        self._subgraph.close()
+
+    @contextmanager
+    def _rpc_errors(self) -> Iterator[None]:
+        """RPC failures as ostium errors, never quoting the RPC URL (it may hold an API key)."""
+        try:
+            yield
+        except ProviderError as exc:
+            raise ProviderError(
+                PROVIDER,
+                f"RPC: {exc.message}",
+                status_code=exc.status_code,
+                response=exc.response,
+                retryable=exc.retryable,
+            ) from exc
+        except requests.Timeout as exc:
+            raise ProviderError(PROVIDER, "RPC: no answer in time", retryable=True) from exc
+        except requests.ConnectionError as exc:
+            raise ProviderError(PROVIDER, "RPC: cannot connect", retryable=True) from exc
+        except requests.HTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else None
+            raise ProviderError(
+                PROVIDER,
+                f"RPC: answered HTTP {status}",
+                status_code=status,
+                retryable=status is None or status == 429 or status >= 500,
+            ) from exc
+        except requests.RequestException as exc:
+            raise ProviderError(PROVIDER, f"RPC: request failed ({type(exc).__name__})") from exc
+        except ContractLogicError as exc:
+            raise ProviderError(PROVIDER, f"RPC: the call reverted: {exc.message or exc}") from exc
+        except Web3RPCError as exc:
+            error = cast(dict[str, Any], exc.rpc_response or {}).get("error")
+            code = error.get("code") if isinstance(error, dict) else None
+            raise ProviderError(
+                PROVIDER,
+                f"RPC: JSON-RPC error {code}: {exc.message}",
+                response=exc.rpc_response,
+                retryable=code == _RPC_LIMIT_EXCEEDED,
+            ) from exc
+        except (Web3Exception, ValueError) as exc:
+            raise ProviderError(PROVIDER, f"RPC: unexpected answer: {type(exc).__name__}") from exc

@@ -1,0 +1,178 @@
+"""The paper venue: a complete simulated venue behind the ``Venue`` interface (the default on a
+fresh machine). Prices come from a deterministic random walk shared through Redis
+(``walk.py``), or mirror another venue's mids while that venue answers; orders and positions
+live in the database (``book.py``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import ClassVar
+
+from django.utils import timezone
+from redis.exceptions import RedisError
+
+from providers import registry
+from providers.base import Market, Quote, Venue, VenueOrder, VenueOrderRequest, VenuePosition
+from providers.errors import ProviderError
+from providers.health import call_provider
+from providers.venues.paper import book
+from providers.venues.paper.markets import PAPER_PAIRS, PaperPair, paper_pair
+from providers.venues.paper.walk import PaperPriceWalk, round_to_step
+
+logger = logging.getLogger(__name__)
+
+MAX_VOLATILITY_BPS = Decimal(1000)
+
+
+def _bps_option(name: str, value: object, maximum: Decimal | None = None) -> Decimal:
+    """An option given as a string (or number) of basis points, checked."""
+    try:
+        parsed = Decimal(str(value).strip())
+    except InvalidOperation:
+        parsed = Decimal("NaN")
+    if not parsed.is_finite() or parsed < 0 or (maximum is not None and parsed > maximum):
+        bound = f" and at most {maximum}" if maximum is not None else ""
+        raise registry.ProviderNotConfigured("paper", f"{name} must be a number of basis points >= 0{bound}")
+    return parsed
+
+
+def _second(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+class PaperVenue(Venue):
+    """Options (strings, from the provider configuration): ``spread_bps`` between bid and ask,
+    ``slippage_bps`` that market fills move against the trader, ``volatility_bps`` of the walk's
+    step per second (for the crypto majors; calmer pairs scale it down), and ``mirror_venue``,
+    a venue whose mids to follow while it answers.
+
+    ``now`` is the clock, injectable for tests; every process must use real time in production.
+    """
+
+    name: ClassVar[str] = "paper"
+
+    def __init__(
+        self,
+        spread_bps: str,
+        slippage_bps: str,
+        volatility_bps: str,
+        mirror_venue: str = "",
+        *,
+        now: Callable[[], datetime] = timezone.now,
+    ) -> None:
+        self.spread_bps = _bps_option("spread_bps", spread_bps, maximum=Decimal(10_000))
+        self.slippage_bps = _bps_option("slippage_bps", slippage_bps, maximum=Decimal(10_000))
+        self.volatility_bps = _bps_option("volatility_bps", volatility_bps, maximum=MAX_VOLATILITY_BPS)
+        self.mirror_venue = (mirror_venue or "").strip()
+        if self.mirror_venue == self.name:
+            raise registry.ProviderNotConfigured("paper", "mirror_venue cannot be the paper venue itself")
+        self.now = now
+        self.walk = PaperPriceWalk(volatility_bps=self.volatility_bps)
+
+    def health_check(self) -> None:
+        """The paper venue needs only Redis (its shared price state) and the database."""
+        try:
+            self.walk.mids([PAPER_PAIRS[0].symbol], _second(self.now()))
+        except RedisError as exc:
+            raise ProviderError("paper", f"price state unavailable: {exc}", retryable=True) from exc
+
+    # --- Market data -------------------------------------------------------------------
+
+    def markets(self) -> list[Market]:
+        return [pair.market for pair in PAPER_PAIRS]
+
+    def prices(self, *, symbols: list[str]) -> dict[str, Quote]:
+        known = [symbol for symbol in dict.fromkeys(symbols) if paper_pair(symbol) is not None]
+        if not known:
+            return {}
+        now = self.now()
+        second = _second(now)
+        mirrored = self._mirrored(known, second) if self.mirror_venue else {}
+        mids = self.walk.mids([s for s in known if s not in mirrored], second)
+        quotes = {symbol: self._quote(symbol, mid, now) for symbol, mid in mids.items()}
+        for symbol, (mid, market_open) in mirrored.items():
+            quotes[symbol] = self._quote(symbol, mid, now, market_open=market_open)
+        return {symbol: quotes[symbol] for symbol in known}
+
+    def paper_price_set(self, *, symbol: str, price: Decimal) -> Quote:
+        """Re-anchor the walk of ``symbol`` at ``price`` (rounded to the tick) now; the walk
+        continues from there. Returns the quote at that price.
+
+        Raises ValueError for a symbol the venue does not list or a price that is not positive
+        on its tick; callers validate first (see ``services.paper_price_drive``).
+        """
+        pair = paper_pair(symbol)
+        if pair is None:
+            raise ValueError(f"the paper venue does not list {symbol}")
+        mid = round_to_step(price, pair.market.tick_size, ROUND_HALF_EVEN)
+        if mid <= 0:
+            raise ValueError("the price must be positive on the pair's tick")
+        now = self.now()
+        self.walk.set({symbol: mid}, _second(now))
+        return self._quote(symbol, mid, now)
+
+    def _quote(self, symbol: str, mid: Decimal, now: datetime, *, market_open: bool = True) -> Quote:
+        """Bid and ask around ``mid``, ``spread_bps`` apart, each on the tick away from the mid."""
+        pair = paper_pair(symbol)
+        assert pair is not None
+        tick = pair.market.tick_size
+        half = mid * self.spread_bps / 20_000
+        bid = max(round_to_step(mid - half, tick, ROUND_FLOOR), tick)
+        ask = max(round_to_step(mid + half, tick, ROUND_CEILING), bid)
+        return Quote(symbol=symbol, bid=bid, ask=ask, ts=now, market_open=market_open)
+
+    def _mirrored(self, symbols: list[str], second: int) -> dict[str, tuple[Decimal, bool]]:
+        """The mirror venue's mids (on our ticks) and open flags, for the symbols it quotes.
+
+        Nothing when it is switched off, unconfigured, failing or its breaker is open: the walk
+        serves instead, re-anchored at the last mirrored mids so that it continues from them.
+        """
+        try:
+            venue = registry.adapter(self.mirror_venue)
+            if not isinstance(venue, Venue):
+                return {}
+            quotes = call_provider(self.mirror_venue, venue.prices, symbols=symbols)
+        except ProviderError as exc:
+            logger.info("paper: mirror %s unavailable, walking instead: %s", self.mirror_venue, exc)
+            return {}
+        mirrored: dict[str, tuple[Decimal, bool]] = {}
+        for symbol, quote in quotes.items():
+            pair: PaperPair | None = paper_pair(symbol)
+            if pair is None or symbol not in symbols:
+                continue
+            mid = round_to_step(quote.mid, pair.market.tick_size, ROUND_HALF_EVEN)
+            if mid > 0:
+                mirrored[symbol] = (mid, quote.market_open)
+        self.walk.set({symbol: mid for symbol, (mid, _) in mirrored.items()}, second)
+        return mirrored
+
+    def _quote_of(self, symbol: str) -> Quote | None:
+        return self.prices(symbols=[symbol]).get(symbol)
+
+    # --- Orders and positions ----------------------------------------------------------
+
+    def place_order(self, *, order: VenueOrderRequest) -> VenueOrder:
+        return book.paper_order_place(order=order, quote_of=self._quote_of, slippage_bps=self.slippage_bps)
+
+    def cancel_order(self, *, account_ref: str, venue_order_id: str) -> VenueOrder:
+        return book.paper_order_cancel(account_ref=account_ref, venue_order_id=venue_order_id)
+
+    def get_order(self, *, account_ref: str, client_order_id: str) -> VenueOrder | None:
+        return book.paper_order_get(account_ref=account_ref, client_order_id=client_order_id)
+
+    def positions(self, *, account_ref: str) -> list[VenuePosition]:
+        return book.paper_positions_open(account_ref=account_ref)
+
+    def close_position(
+        self, *, account_ref: str, venue_position_id: str, size: Decimal | None = None
+    ) -> VenueOrder:
+        return book.paper_position_close(
+            account_ref=account_ref,
+            venue_position_id=venue_position_id,
+            size=size,
+            quote_of=self._quote_of,
+            slippage_bps=self.slippage_bps,
+        )

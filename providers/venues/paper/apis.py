@@ -1,0 +1,48 @@
+"""Staff endpoint that drives the paper venue: ``POST /api/v1/admin/paper/prices``."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from providers.apis import StaffApi
+from providers.venues.paper.services import paper_price_drive
+
+
+class PaperPriceSetApi(StaffApi):
+    """Set a pair's paper price now (demos, drills, black-box tests); the walk continues from
+    there and the price flows through the feed like a real tick. 409 ``paper_venue_disabled``
+    while operators have the paper venue switched off."""
+
+    class InputSerializer(serializers.Serializer):
+        symbol = serializers.CharField(max_length=32)
+        price = serializers.DecimalField(max_digits=36, decimal_places=18)
+
+        def validate_price(self, value: Decimal) -> Decimal:
+            if value <= 0:
+                raise serializers.ValidationError("Must be greater than zero.")
+            return value
+
+    class OutputSerializer(serializers.Serializer):
+        symbol = serializers.CharField()
+        bid = serializers.CharField()
+        ask = serializers.CharField()
+        mid = serializers.CharField()
+        ts = serializers.DateTimeField()
+
+    @extend_schema(
+        request=InputSerializer, responses={200: OutputSerializer}, operation_id="admin_paper_prices_set"
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        quote = paper_price_drive(symbol=data.validated_data["symbol"], price=data.validated_data["price"])
+        return Response(
+            self.OutputSerializer(
+                {"symbol": quote.symbol, "bid": quote.bid, "ask": quote.ask, "mid": quote.mid, "ts": quote.ts}
+            ).data
+        )

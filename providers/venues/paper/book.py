@@ -1,0 +1,436 @@
+"""The paper venue's orders and positions, kept in the database (``PaperOrder``, ``PaperPosition``).
+
+Market orders fill at once at the touch moved by the slippage against the trader; limit
+orders rest until ``paper_match_resting_orders`` sees a tick that crosses them and then fill
+at their limit. Positions aggregate per account, symbol and side. Whatever the caller got
+wrong comes back as a rejected order with a stable ``reject_reason`` code, never as an
+exception. Rows that two ticks or two requests could change at once are locked first; an
+existing order is always locked before its position, so two paths never wait on each other.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from providers.base import Market, OrderType, Quote, Side, VenueOrder, VenueOrderRequest, VenuePosition
+from providers.errors import ProviderError
+from providers.models import PaperOrder, PaperPosition
+from providers.venues.paper.markets import paper_pair
+from providers.venues.paper.walk import round_to_step
+
+QuoteOf = Callable[[str], Quote | None]
+
+USDC_PLACES = 6
+USDC_STEP = Decimal(1).scaleb(-USDC_PLACES)
+LEVERAGE_PLACES = 2
+LEVERAGE_STEP = Decimal(1).scaleb(-LEVERAGE_PLACES)
+MAX_REF_LENGTH = 128
+MAX_AMOUNT = Decimal(10) ** 17  # the amount columns hold 18 digits before the point
+ENTRY_EXTRA_DIGITS = 4  # an averaged entry keeps this many digits below the tick
+_BPS = Decimal(10_000)
+
+
+def _plain(value: Decimal) -> Decimal:
+    """Without the trailing zeros the database pads with; whole numbers stay plain (100, not 1E+2)."""
+    normalized = value.normalize()
+    return normalized.quantize(Decimal(1)) if normalized == normalized.to_integral_value() else normalized
+
+
+def _to_venue_order(order: PaperOrder) -> VenueOrder:
+    return VenueOrder(
+        venue_order_id=str(order.pk),
+        client_order_id=order.client_order_id,
+        status=str(order.status),
+        filled_size=_plain(order.filled_size),
+        avg_fill_price=None if order.avg_fill_price is None else _plain(order.avg_fill_price),
+        reject_reason=order.reject_reason or None,
+    )
+
+
+def _to_venue_position(position: PaperPosition) -> VenuePosition:
+    return VenuePosition(
+        venue_position_id=str(position.pk),
+        symbol=position.symbol,
+        side=Side(position.side),
+        size=_plain(position.size),
+        entry_price=_plain(position.entry_price),
+        collateral=_plain(position.collateral),
+        leverage=_plain(position.leverage),
+        extra={
+            "realized_pnl": str(_plain(position.realized_pnl)),
+            "opened_at": position.created_at.isoformat(),
+        },
+    )
+
+
+def market_fill_price(
+    *, quote: Quote, side: Side, opening: bool, slippage_bps: Decimal, tick: Decimal
+) -> Decimal:
+    """Buying (opening a long, closing a short) pays the ask plus slippage, rounded up to the tick;
+    selling receives the bid minus slippage, rounded down."""
+    buying = (side == Side.LONG) == opening
+    if buying:
+        return round_to_step(quote.ask * (_BPS + slippage_bps) / _BPS, tick, ROUND_CEILING)
+    return max(round_to_step(quote.bid * (_BPS - slippage_bps) / _BPS, tick, ROUND_FLOOR), tick)
+
+
+def _order_size(*, collateral: Decimal, leverage: Decimal, price: Decimal, market: Market) -> Decimal:
+    return round_to_step(collateral * leverage / price, market.size_step, ROUND_DOWN)
+
+
+def _rejection(order: VenueOrderRequest, market: Market | None) -> str | None:  # noqa: PLR0911 - one return per rule
+    """The reason code an order is refused for, or None. Checks what the request alone shows."""
+    try:
+        Side(order.side)
+        kind = OrderType(order.type)
+    except ValueError:
+        return "invalid_order"
+    if len(order.account_ref) > MAX_REF_LENGTH or len(order.client_order_id) > MAX_REF_LENGTH:
+        return "invalid_order"
+    if market is None:
+        return "unknown_symbol"
+    try:
+        if not _fits(order.collateral, USDC_PLACES) or order.collateral <= 0:
+            return "invalid_collateral"
+        if order.collateral < market.min_collateral:
+            return "collateral_below_minimum"
+        if not _fits(order.leverage, LEVERAGE_PLACES) or order.leverage < 1:
+            return "invalid_leverage"
+        if order.leverage > market.max_leverage:
+            return "leverage_limit_exceeded"
+        if kind == OrderType.LIMIT:
+            if order.price is None or not _fits(order.price) or order.price <= 0:
+                return "invalid_price"
+            if order.price % market.tick_size != 0:
+                return "price_off_tick"
+        if not (_fits(order.stop_loss) and _fits(order.take_profit)):
+            return "invalid_price"
+    except (InvalidOperation, AttributeError, TypeError):
+        return "invalid_order"
+    return None
+
+
+def _fits(value: Decimal | None, places: int = 18) -> bool:
+    """Whether ``value`` is a finite number with at most ``places`` decimals, small enough for
+    its column."""
+    if value is None:
+        return True
+    try:
+        if not value.is_finite() or abs(value) >= MAX_AMOUNT:
+            return False
+        exponent = value.normalize().as_tuple().exponent
+    except (InvalidOperation, TypeError, AttributeError):
+        return False
+    return isinstance(exponent, int) and exponent >= -places
+
+
+def _execution(
+    order: VenueOrderRequest, market: Market, quote: Quote, slippage_bps: Decimal
+) -> tuple[Decimal | None, Decimal]:
+    """The price the order fills at now (None: it rests) and its size at the price it fills at.
+
+    A limit already through the touch takes the market, never worse than its limit.
+    """
+    side = Side(order.side)
+    price: Decimal | None = market_fill_price(
+        quote=quote, side=side, opening=True, slippage_bps=slippage_bps, tick=market.tick_size
+    )
+    assert price is not None
+    if order.type == OrderType.LIMIT:
+        limit = order.price
+        assert limit is not None
+        if side == Side.LONG:
+            price = min(price, limit) if quote.ask <= limit else None
+        else:
+            price = max(price, limit) if quote.bid >= limit else None
+    size_price = price if price is not None else order.price
+    assert size_price is not None
+    return price, _order_size(
+        collateral=order.collateral, leverage=order.leverage, price=size_price, market=market
+    )
+
+
+def _order_by_client_id(account_ref: str, client_order_id: str) -> PaperOrder | None:
+    return PaperOrder.objects.filter(account_ref=account_ref, client_order_id=client_order_id).first()
+
+
+@transaction.atomic
+def paper_order_place(*, order: VenueOrderRequest, quote_of: QuoteOf, slippage_bps: Decimal) -> VenueOrder:
+    """Accept, fill, rest or reject ``order``; a repeat of its ``client_order_id`` answers with
+    the first result and changes nothing."""
+    existing = _order_by_client_id(order.account_ref, order.client_order_id)
+    if existing is not None:
+        return _to_venue_order(existing)
+
+    pair = paper_pair(order.symbol)
+    market = pair.market if pair is not None else None
+    reason = _rejection(order, market)
+    if reason is not None and max(len(order.account_ref), len(order.client_order_id)) > MAX_REF_LENGTH:
+        # Too long to store, so it cannot be looked up again either: answered, not kept.
+        return VenueOrder(
+            venue_order_id="", client_order_id=order.client_order_id, status="rejected", reject_reason=reason
+        )
+    fill_price: Decimal | None = None
+    size = Decimal(0)
+    if reason is None:
+        assert market is not None
+        quote = quote_of(market.symbol)
+        if quote is None:
+            reason = "market_unavailable"
+        else:
+            fill_price, size = _execution(order, market, quote, slippage_bps)
+            if size <= 0:
+                fill_price, reason = None, "size_below_minimum"
+
+    accepted = reason is None
+    row = PaperOrder(
+        account_ref=order.account_ref,
+        client_order_id=order.client_order_id,
+        symbol=str(order.symbol)[:32],
+        side=str(order.side)[:8],
+        type=str(order.type)[:8],
+        status=PaperOrder.Status.OPEN if accepted else PaperOrder.Status.REJECTED,
+        reject_reason=reason or "",
+        # A rejection keeps what was sent where its column can hold it.
+        collateral=order.collateral if accepted or _fits(order.collateral) else Decimal(0),
+        leverage=order.leverage if accepted or _fits(order.leverage, LEVERAGE_PLACES) else Decimal(0),
+        limit_price=order.price if accepted or _fits(order.price) else None,
+        stop_loss=order.stop_loss if accepted or _fits(order.stop_loss) else None,
+        take_profit=order.take_profit if accepted or _fits(order.take_profit) else None,
+        size=size,
+    )
+    try:
+        with transaction.atomic():
+            row.save()
+    except IntegrityError:
+        # The same client id arrived at the same time from another request: its result stands.
+        first = _order_by_client_id(order.account_ref, order.client_order_id)
+        if first is None:
+            raise
+        return _to_venue_order(first)
+
+    if fill_price is not None:
+        _fill(row, fill_price)
+    return _to_venue_order(row)
+
+
+def _fill(order: PaperOrder, price: Decimal) -> None:
+    """Fill the (locked or just created) ``order`` at ``price`` into its position."""
+    position = _position_add(
+        account_ref=order.account_ref,
+        symbol=order.symbol,
+        side=Side(order.side),
+        size=order.size,
+        price=price,
+        collateral=order.collateral,
+    )
+    order.status = PaperOrder.Status.FILLED
+    order.filled_size = order.size
+    order.avg_fill_price = price
+    order.position = position
+    order.filled_at = timezone.now()
+    order.save(
+        update_fields=["status", "filled_size", "avg_fill_price", "position", "filled_at", "updated_at"]
+    )
+
+
+def _open_position_for_update(account_ref: str, symbol: str, side: Side) -> PaperPosition | None:
+    return (
+        PaperPosition.objects.select_for_update()
+        .filter(account_ref=account_ref, symbol=symbol, side=side, status=PaperPosition.Status.OPEN)
+        .first()
+    )
+
+
+def _position_add(
+    *, account_ref: str, symbol: str, side: Side, size: Decimal, price: Decimal, collateral: Decimal
+) -> PaperPosition:
+    position = _open_position_for_update(account_ref, symbol, side)
+    if position is None:
+        try:
+            with transaction.atomic():
+                return PaperPosition.objects.create(
+                    account_ref=account_ref,
+                    symbol=symbol,
+                    side=side,
+                    size=size,
+                    entry_price=price,
+                    collateral=collateral,
+                    leverage=_leverage(size=size, price=price, collateral=collateral),
+                )
+        except IntegrityError:
+            # Another fill opened it first (one open position per side): add to that one.
+            position = _open_position_for_update(account_ref, symbol, side)
+            if position is None:
+                raise
+    pair = paper_pair(symbol)
+    assert pair is not None
+    new_size = position.size + size
+    grain = pair.market.tick_size.scaleb(-ENTRY_EXTRA_DIGITS)
+    position.entry_price = round_to_step(
+        (position.size * position.entry_price + size * price) / new_size, grain, ROUND_HALF_EVEN
+    )
+    position.size = new_size
+    position.collateral += collateral
+    position.leverage = _leverage(size=new_size, price=position.entry_price, collateral=position.collateral)
+    position.save(update_fields=["entry_price", "size", "collateral", "leverage", "updated_at"])
+    return position
+
+
+def _leverage(*, size: Decimal, price: Decimal, collateral: Decimal) -> Decimal:
+    """The effective leverage: notional at entry over collateral."""
+    return round_to_step(size * price / collateral, LEVERAGE_STEP, ROUND_HALF_EVEN)
+
+
+def paper_match_resting_orders(*, symbol: str, bid: Decimal, ask: Decimal) -> list[VenueOrder]:
+    """Fill every resting limit order of ``symbol`` that this tick crosses, at its limit price.
+
+    A long limit fills when the ask is at or below it, a short limit when the bid is at or
+    above it. Meant for every tick: a tick that crosses nothing costs one query on the
+    partial index of open orders. Each fill is its own transaction; an order that another
+    tick filled or a trader cancelled meanwhile is skipped. Returns the orders filled now.
+    """
+    crossed = list(
+        PaperOrder.objects.filter(symbol=symbol, status=PaperOrder.Status.OPEN)
+        .filter(Q(side=Side.LONG, limit_price__gte=ask) | Q(side=Side.SHORT, limit_price__lte=bid))
+        .order_by("created_at")
+        .values_list("pk", flat=True)
+    )
+    filled: list[VenueOrder] = []
+    for pk in crossed:
+        with transaction.atomic():
+            order = (
+                PaperOrder.objects.select_for_update().filter(pk=pk, status=PaperOrder.Status.OPEN).first()
+            )
+            if order is None:
+                continue
+            assert order.limit_price is not None
+            _fill(order, order.limit_price)
+            filled.append(_to_venue_order(order))
+    return filled
+
+
+def _order_for_update(account_ref: str, venue_order_id: str) -> PaperOrder:
+    try:
+        order_pk = uuid.UUID(venue_order_id)
+    except ValueError:
+        order_pk = None
+    order = (
+        PaperOrder.objects.select_for_update().filter(pk=order_pk, account_ref=account_ref).first()
+        if order_pk is not None
+        else None
+    )
+    if order is None:
+        raise ProviderError("paper", f"no order {venue_order_id} for this account", status_code=404)
+    return order
+
+
+@transaction.atomic
+def paper_order_cancel(*, account_ref: str, venue_order_id: str) -> VenueOrder:
+    """Cancel a resting order; an order already filled, cancelled or rejected is returned as it is.
+
+    Raises ProviderError (404) when the account has no such order.
+    """
+    order = _order_for_update(account_ref, venue_order_id)
+    if order.status == PaperOrder.Status.OPEN:
+        order.status = PaperOrder.Status.CANCELLED
+        order.save(update_fields=["status", "updated_at"])
+    return _to_venue_order(order)
+
+
+def paper_order_get(*, account_ref: str, client_order_id: str) -> VenueOrder | None:
+    order = _order_by_client_id(account_ref, client_order_id)
+    return None if order is None else _to_venue_order(order)
+
+
+def paper_positions_open(*, account_ref: str) -> list[VenuePosition]:
+    positions = PaperPosition.objects.filter(account_ref=account_ref, status=PaperPosition.Status.OPEN)
+    return [_to_venue_position(p) for p in positions.order_by("created_at")]
+
+
+def _close_rejected(reason: str) -> VenueOrder:
+    return VenueOrder(venue_order_id="", client_order_id="", status="rejected", reject_reason=reason)
+
+
+@transaction.atomic
+def paper_position_close(
+    *,
+    account_ref: str,
+    venue_position_id: str,
+    size: Decimal | None,
+    quote_of: QuoteOf,
+    slippage_bps: Decimal,
+) -> VenueOrder:
+    """Close ``size`` of the position (all of it when None or when ``size`` covers it) at market.
+
+    Collateral is released in proportion to the size closed and the realised P&L is booked on
+    the position; the close is recorded as a filled order that reduces the position.
+    """
+    try:
+        position_pk = uuid.UUID(venue_position_id)
+    except ValueError:
+        return _close_rejected("position_not_found")
+    position = (
+        PaperPosition.objects.select_for_update()
+        .filter(pk=position_pk, account_ref=account_ref, status=PaperPosition.Status.OPEN)
+        .first()
+    )
+    pair = paper_pair(position.symbol) if position is not None else None
+    if position is None or pair is None:
+        return _close_rejected("position_not_found")
+    market = pair.market
+    if size is not None:
+        if not size.is_finite() or size <= 0:
+            return _close_rejected("invalid_size")
+        size = round_to_step(min(size, position.size), market.size_step, ROUND_DOWN)
+        if size <= 0:
+            return _close_rejected("size_below_minimum")
+    closing = position.size if size is None else size
+    quote = quote_of(position.symbol)
+    if quote is None:
+        return _close_rejected("market_unavailable")
+    side = Side(position.side)
+    price = market_fill_price(
+        quote=quote, side=side, opening=False, slippage_bps=slippage_bps, tick=market.tick_size
+    )
+    pnl_per_unit = price - position.entry_price if side == Side.LONG else position.entry_price - price
+    pnl = round_to_step(pnl_per_unit * closing, USDC_STEP, ROUND_HALF_EVEN)
+    full = closing >= position.size
+    released = (
+        position.collateral
+        if full
+        else round_to_step(position.collateral * closing / position.size, USDC_STEP, ROUND_DOWN)
+    )
+    now = timezone.now()
+    position.size -= closing
+    position.collateral -= released
+    position.realized_pnl += pnl
+    fields = ["size", "collateral", "realized_pnl", "updated_at"]
+    if full:
+        position.status = PaperPosition.Status.CLOSED
+        position.closed_at = now
+        fields += ["status", "closed_at"]
+    position.save(update_fields=fields)
+    order = PaperOrder.objects.create(
+        account_ref=account_ref,
+        client_order_id=f"close-{uuid.uuid4().hex}",
+        symbol=position.symbol,
+        side=position.side,
+        type=OrderType.MARKET,
+        reduces_position=True,
+        status=PaperOrder.Status.FILLED,
+        collateral=released,
+        leverage=position.leverage,
+        size=closing,
+        filled_size=closing,
+        avg_fill_price=price,
+        position=position,
+        filled_at=now,
+    )
+    return _to_venue_order(order)

@@ -1,0 +1,69 @@
+"""Driving the paper venue's prices by hand (demos, drills, black-box tests)."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Protocol
+
+from providers import registry
+from providers.base import Quote
+from providers.venues.paper.adapter import PaperVenue
+from providers.venues.paper.book import paper_match_resting_orders
+from providers.venues.paper.errors import InvalidPaperPrice, PaperVenueDisabled, UnknownPaperSymbol
+from providers.venues.paper.markets import paper_pair
+from providers.venues.paper.walk import round_to_step
+
+
+def paper_venue() -> PaperVenue:
+    """The running paper venue; PaperVenueDisabled when operators switched it off."""
+    if not registry.provider_enabled(PaperVenue.name):
+        raise PaperVenueDisabled()
+    venue = registry.adapter(PaperVenue.name)
+    if not isinstance(venue, PaperVenue):
+        raise PaperVenueDisabled("The paper provider is not the simulated venue in this deployment.")
+    return venue
+
+
+def paper_price_drive(*, symbol: str, price: Decimal) -> Quote:
+    """Set ``symbol``'s paper price now and let it flow like a real tick.
+
+    Re-anchors the walk (every process sees the new price at once), hands the quote to the
+    price service (cache, fan-out, triggers) and fills the resting paper orders it crosses.
+    """
+    venue = paper_venue()
+    pair = paper_pair(symbol)
+    if pair is None:
+        raise UnknownPaperSymbol(details={"symbol": symbol})
+    if not price.is_finite() or round_to_step(price, pair.market.tick_size, ROUND_HALF_EVEN) <= 0:
+        raise InvalidPaperPrice(details={"price": str(price), "tick_size": str(pair.market.tick_size)})
+    quote = venue.paper_price_set(symbol=symbol, price=price)
+    _tick_ingest(quote)
+    paper_match_resting_orders(symbol=symbol, bid=quote.bid, ask=quote.ask)
+    return quote
+
+
+def _tick_ingest(quote: Quote) -> None:
+    from pricing.services.prices import price_tick_ingest  # pricing builds on providers, not back
+
+    price_tick_ingest(
+        symbol=quote.symbol,
+        bid=quote.bid,
+        ask=quote.ask,
+        provider=PaperVenue.name,
+        ts=quote.ts,
+        market_open=quote.market_open,
+    )
+
+
+class _Tick(Protocol):
+    symbol: str
+    bid: Decimal
+    ask: Decimal
+    provider: str
+
+
+def paper_tick_hook(tick: _Tick) -> None:
+    """A ``PRICE_TICK_HOOKS`` entry: every paper tick the feed ingests fills the resting paper
+    orders it crosses. Ticks of other venues never touch paper orders."""
+    if tick.provider == PaperVenue.name:
+        paper_match_resting_orders(symbol=tick.symbol, bid=tick.bid, ask=tick.ask)
