@@ -384,6 +384,12 @@ class EvmChainClient(ChainClient):
             raise ValueError(f"not an EVM address: {address!r}")
         return Web3.to_checksum_address(address)
 
+    def eth_call(self, *, to: str, data: str) -> bytes:
+        """``eth_call`` at the latest block; a revert is a non-retryable ProviderError."""
+        self._check_chain_id()
+        with self._translate_errors():
+            return bytes(self.web3.eth.call({"to": self._checksum(to), "data": HexStr(data)}))
+
     @contextmanager
     def _translate_errors(self) -> Iterator[None]:
         name = self.provider_name
@@ -405,6 +411,8 @@ class EvmChainClient(ChainClient):
             ) from exc
         except requests.RequestException as exc:
             raise ProviderError(name, f"the RPC request failed ({type(exc).__name__})") from exc
+        except ContractLogicError as exc:
+            raise ProviderError(name, f"the call reverted: {exc.message or exc}") from exc
         except Web3RPCError as exc:
             error = (exc.rpc_response or {}).get("error")
             code = error.get("code") if isinstance(error, dict) else None

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any
 
 import httpx
-import requests
-from eth_typing import ChecksumAddress, HexStr
-from web3.exceptions import ContractLogicError, Web3Exception, Web3RPCError
+from eth_typing import ChecksumAddress
 
 from providers.chains.evm.client import EvmChainClient
 from providers.errors import ProviderError
@@ -26,7 +24,6 @@ from providers.http import ProviderHttpClient
 
 PROVIDER = "ostium"
 # EIP-1474 "limit exceeded": the node's rate limit, worth retrying later.
-_RPC_LIMIT_EXCEEDED = -32005
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -100,7 +97,7 @@ class OstiumClient:
     def call(self, *, to: ChecksumAddress, data: str) -> bytes:
         """``eth_call`` at the latest block; returns the raw answer."""
         with self._rpc_errors():
-            return bytes(self._chain.web3.eth.call({"to": to, "data": HexStr(data)}))
+            return self._chain.eth_call(to=to, data=data)
 
     def check_chain(self) -> None:
         """The RPC answers ``eth_chainId`` with the configured chain and ``eth_blockNumber``."""
@@ -113,7 +110,8 @@ class OstiumClient:
 
     @contextmanager
     def _rpc_errors(self) -> Iterator[None]:
-        """RPC failures as ostium errors, never quoting the RPC URL (it may hold an API key)."""
+        """The chain client's errors relabelled as Ostium's (it never quotes the RPC URL,
+        which may hold an API key)."""
         try:
             yield
         except ProviderError as exc:
@@ -124,30 +122,3 @@ class OstiumClient:
                 response=exc.response,
                 retryable=exc.retryable,
             ) from exc
-        except requests.Timeout as exc:
-            raise ProviderError(PROVIDER, "RPC: no answer in time", retryable=True) from exc
-        except requests.ConnectionError as exc:
-            raise ProviderError(PROVIDER, "RPC: cannot connect", retryable=True) from exc
-        except requests.HTTPError as exc:
-            status = exc.response.status_code if exc.response is not None else None
-            raise ProviderError(
-                PROVIDER,
-                f"RPC: answered HTTP {status}",
-                status_code=status,
-                retryable=status is None or status == 429 or status >= 500,
-            ) from exc
-        except requests.RequestException as exc:
-            raise ProviderError(PROVIDER, f"RPC: request failed ({type(exc).__name__})") from exc
-        except ContractLogicError as exc:
-            raise ProviderError(PROVIDER, f"RPC: the call reverted: {exc.message or exc}") from exc
-        except Web3RPCError as exc:
-            error = cast(dict[str, Any], exc.rpc_response or {}).get("error")
-            code = error.get("code") if isinstance(error, dict) else None
-            raise ProviderError(
-                PROVIDER,
-                f"RPC: JSON-RPC error {code}: {exc.message}",
-                response=exc.rpc_response,
-                retryable=code == _RPC_LIMIT_EXCEEDED,
-            ) from exc
-        except (Web3Exception, ValueError) as exc:
-            raise ProviderError(PROVIDER, f"RPC: unexpected answer: {type(exc).__name__}") from exc
