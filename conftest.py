@@ -56,9 +56,9 @@ def _forget_app_settings() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _clear_throttle_counters() -> Iterator[None]:
     """Throttle history lives in Redis and would otherwise leak from one test to the next."""
-    from django.core.cache import cache
+    from marqetfi.core.throttling import throttle_counters_clear
 
-    cache.delete_pattern("throttle_*")  # type: ignore[attr-defined]  # django-redis API
+    throttle_counters_clear()
     yield
 
 

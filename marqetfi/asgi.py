@@ -1,4 +1,5 @@
-"""ASGI entry point for daphne: HTTP goes to Django, ``/ws`` to Channels."""
+"""ASGI entry point for daphne: HTTP goes to Django (cached price reads are answered in front of
+it, see ``pricing.fast_path``), ``/ws`` to Channels."""
 
 import os
 
@@ -11,10 +12,11 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from marqetfi.core.websocket_security import websocket_origin_validator  # noqa: E402
 from marqetfi.routing import websocket_urlpatterns  # noqa: E402
+from pricing.fast_path import CachedPriceRoute  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": CachedPriceRoute(django_asgi_app),
         "websocket": websocket_origin_validator(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -20,7 +20,7 @@ from marqetfi.core.errors import ApplicationError
 from pricing.market_hours import market_state
 from pricing.models import PairListing, TradingPair
 from pricing.selectors import pair_listings_list
-from pricing.services.prices import Price, decimal_text, price_get, prices_get
+from pricing.services.prices import decimal_text, price_body, price_get, prices_get
 from providers import registry
 
 MAX_SYMBOLS_PER_REQUEST = 100
@@ -48,10 +48,6 @@ class PriceSerializer(serializers.Serializer):
     age_ms = serializers.IntegerField(help_text="Milliseconds between ts and this answer.")
     stale = serializers.BooleanField(help_text="Older than the staleness limit of the pair's category.")
     market = serializers.ChoiceField(choices=["open", "closed"])
-
-
-def _price_body(price: Price) -> dict[str, Any]:
-    return dict(PriceSerializer(price).data)
 
 
 def _error_entry(error: ApplicationError) -> dict[str, Any]:
@@ -138,7 +134,7 @@ class PriceDetailApi(APIView):
     def get(self, request: Request, symbol: str) -> Response:
         params = MaxAgeSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        return Response(_price_body(price_get(symbol, max_age_ms=params.validated_data.get("max_age_ms"))))
+        return Response(price_body(price_get(symbol, max_age_ms=params.validated_data.get("max_age_ms"))))
 
 
 class PriceListApi(APIView):
@@ -191,7 +187,7 @@ class PriceListApi(APIView):
         )
         return Response(
             {
-                "prices": [_price_body(price) for price in prices],
+                "prices": [price_body(price) for price in prices],
                 "errors": {symbol: _error_entry(error) for symbol, error in errors.items()},
             }
         )

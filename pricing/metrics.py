@@ -19,6 +19,10 @@ PRICE_CACHE_MISSES = Counter(
     "Prices not in the cache (or older than the max_age_ms asked for) that went to a venue, per symbol.",
     ["category"],
 )
+PRICE_FAST_PATH_ANSWERS = Counter(
+    "marqetfi_price_fast_path_answers",
+    "Price reads answered by the cached-price route in front of Django (not in django_http_* figures).",
+)
 
 # Every category shows from the first scrape, at zero, so ratios never divide by a missing series.
 for _category in MarketCategory:

@@ -18,6 +18,11 @@ logger = logging.getLogger("marqetfi.access")
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
+def valid_request_id(value: str) -> bool:
+    """Whether a client's request id may be echoed (short, no spaces or control characters)."""
+    return bool(_VALID_REQUEST_ID.match(value))
+
+
 class RequestIdMiddleware:
     """Echoes a well-formed ``X-Request-ID`` or makes one; logs one access line per request."""
 
@@ -28,7 +33,7 @@ class RequestIdMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         incoming = request.META.get(self.meta_key, "")
-        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if valid_request_id(incoming) else uuid.uuid4().hex
         request.request_id = request_id  # type: ignore[attr-defined]
         request_id_var.set(request_id)
         bind_user(None)

@@ -173,6 +173,27 @@ def decimal_text(value: Decimal) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+def timestamp_text(moment: datetime) -> str:
+    """A time as the API writes it: ISO 8601 in UTC with a ``Z`` (as DRF renders datetimes)."""
+    text = moment.astimezone(UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def price_body(price: Price) -> dict[str, Any]:
+    """The JSON object of one price, as ``GET /prices`` and the cached-price route answer it."""
+    return {
+        "symbol": price.symbol,
+        "bid": decimal_text(price.bid),
+        "ask": decimal_text(price.ask),
+        "mid": decimal_text(price.mid),
+        "provider": price.provider,
+        "ts": timestamp_text(price.ts),
+        "age_ms": price.age_ms,
+        "stale": price.stale,
+        "market": price.market,
+    }
+
+
 def staleness_limit_ms(category: str) -> int:
     """Age past which a price of ``category`` is too old to trade on (app setting, per category)."""
     return int(app_setting(PRICE_STALENESS_LIMIT_MS)[category])
@@ -187,7 +208,8 @@ def _age_ms(tick: PriceTick, at: datetime) -> int:
     return max(0, (at - tick.ts) // timedelta(milliseconds=1))
 
 
-def _judge(tick: PriceTick, pair: TradingPair, at: datetime) -> Price:
+def price_judge(tick: PriceTick, pair: TradingPair, at: datetime) -> Price:
+    """The cached ``tick`` of ``pair`` as a price read at ``at``."""
     age = _age_ms(tick, at)
     is_open = tick.market_open and market_open(pair.trading_hours, at)
     return Price(
@@ -235,7 +257,7 @@ def _failure_key(symbol: str) -> str:
     return f"{KEY_PREFIX}{symbol}:failure"
 
 
-def _parse_tick(symbol: str, raw: bytes | str | None) -> PriceTick | None:
+def tick_parse(symbol: str, raw: bytes | str | None) -> PriceTick | None:
     if raw is None:
         return None
     try:
@@ -247,7 +269,7 @@ def _parse_tick(symbol: str, raw: bytes | str | None) -> PriceTick | None:
 
 def _cache_read(symbols: list[str]) -> dict[str, PriceTick]:
     raws = _redis().mget([price_cache_key(symbol) for symbol in symbols])
-    ticks = {symbol: _parse_tick(symbol, raw) for symbol, raw in zip(symbols, raws, strict=True)}
+    ticks = {symbol: tick_parse(symbol, raw) for symbol, raw in zip(symbols, raws, strict=True)}
     return {symbol: tick for symbol, tick in ticks.items() if tick is not None}
 
 
@@ -316,7 +338,7 @@ def _outcome_after_flight(
     symbol: str, raw_tick: bytes | None, raw_failure: bytes | None
 ) -> PriceTick | ApplicationError:
     """What a request that waited on another's fetch answers: its tick, its failure, or unavailable."""
-    tick = _parse_tick(symbol, raw_tick)
+    tick = tick_parse(symbol, raw_tick)
     if tick is not None:
         return tick
     if raw_failure is not None:
@@ -584,7 +606,8 @@ def _prices_for(
             else:
                 errors[symbol] = outcome
     moment = at or timezone.now()
-    return [_judge(ticks[symbol], pairs[symbol], moment) for symbol in symbols if symbol in ticks], errors
+    prices = [price_judge(ticks[symbol], pairs[symbol], moment) for symbol in symbols if symbol in ticks]
+    return prices, errors
 
 
 def _well_formed(symbol: str) -> bool:

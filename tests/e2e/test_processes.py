@@ -11,6 +11,7 @@ import socket
 import subprocess
 import time
 from datetime import timedelta
+from decimal import Decimal
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -24,6 +25,8 @@ from websockets.sync.client import connect
 from websockets.sync.connection import Connection
 
 from marqetfi.core.models import Event
+from pricing.models import TradingPair
+from pricing.services.prices import price_tick_ingest
 from tests.accounts.factories import UserFactory
 from tests.e2e.conftest import CeleryWorker, DaphneServer
 
@@ -103,6 +106,38 @@ def test_daphne_serves_rows_the_test_committed(daphne_server: DaphneServer) -> N
     assert [(e["id"], e["seq"], e["data"]) for e in response.json()["results"]] == [
         (event.public_id, 1, {"n": 1})
     ]
+
+
+def test_daphne_answers_a_cached_price_in_front_of_django(daphne_server: DaphneServer) -> None:
+    """The deployed ASGI app carries the cached-price route: the read never reaches Django."""
+    TradingPair.objects.create(
+        symbol="E2EUSD",
+        category="crypto",
+        base="E2E",
+        quote="USD",
+        display_name="E2E/USD",
+        trading_hours="24/7",
+    )
+    price_tick_ingest(
+        symbol="E2EUSD", bid=Decimal("10.5"), ask=Decimal("10.7"), provider="paper", ts=timezone.now()
+    )
+
+    with daphne_server.client() as client:
+        response = client.get("/api/v1/prices/E2EUSD", headers={"X-Request-ID": "e2e-price"})
+        through_django = client.get("/api/v1/prices/E2EUSD", params={"max_age_ms": "600000"})
+        metrics = client.get("/metrics").text
+
+    assert response.status_code == through_django.status_code == 200, response.text
+    assert response.json()["mid"] == through_django.json()["mid"] == "10.6"
+    assert response.headers["X-Request-ID"] == "e2e-price"
+    answered = re.search(r"^marqetfi_price_fast_path_answers_total (\S+)$", metrics, re.MULTILINE)
+    assert answered is not None and float(answered.group(1)) == 1
+    by_django = re.search(
+        r'^django_http_requests_total_by_view_transport_method_total\{[^}]*view="v1:price"[^}]*\} (\S+)$',
+        metrics,
+        re.MULTILINE,
+    )
+    assert by_django is not None and float(by_django.group(1)) == 1
 
 
 def test_api_docs_load_every_asset_from_daphne_itself(daphne_server: DaphneServer) -> None:
