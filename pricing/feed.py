@@ -1,12 +1,21 @@
 """The price feed: keeps every active pair's price hot and fans ticks out.
 
-One loop per process (``manage.py pricefeed``): each round it asks every routed venue for
-the quotes of its pairs in one call (venues in parallel), hands each quote to
-``price_tick_ingest`` (cache, WebSocket group, tick hooks such as the trigger engine and
-the paper venue's order matching) and sleeps until the next round. A venue that fails is
-backed off exponentially (and its circuit breaker opens), the others keep ticking; pairs
-fall back to their next venue through routing. Several feed processes may run: ticks are
-idempotent writes of the latest price.
+One loop per process (``manage.py pricefeed``). Each round it routes every active pair and
+polls the venues for the quotes of their pairs, one ``prices()`` call per venue (venues in
+parallel), hands each quote to ``price_tick_ingest`` (cache, WebSocket group, tick hooks
+such as the trigger engine and the paper venue's order matching) and sleeps until the next
+round. A venue that fails is backed off exponentially (and its circuit breaker opens), the
+others keep ticking; pairs fall back to their next venue through routing. Several feed
+processes may run: ticks are idempotent writes of the latest price.
+
+A venue that can stream (``PriceStreaming``, such as Lighter over its WebSocket, whose REST
+limit a polling feed would exceed) gets a thread of its own instead, streaming the pairs it is
+the primary venue of into ``price_tick_ingest`` as they change. Its pairs are polled only
+while the stream has no live quote for them (not connected yet, disconnected, resubscribing),
+so they keep their prices through an outage, backoff and fallback venues included. The
+streamed pairs are worked out again every round: a stream whose set changed (routing, the
+catalogue, a new configuration of the venue) is restarted with the new set. ``run_once``
+(``pricefeed --once``) only polls.
 """
 
 from __future__ import annotations
@@ -15,17 +24,18 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django_redis import get_redis_connection
 
+from marqetfi.core.errors import ApplicationError
 from pricing.models import TradingPair
 from pricing.services.prices import price_tick_ingest
 from providers import registry
-from providers.base import Venue
+from providers.base import PriceStreaming, Quote, Venue
 from providers.errors import ProviderError
 from providers.health import call_provider
 from providers.services.routing import NoVenueAvailable, route
@@ -49,25 +59,58 @@ class VenueBackoff:
         self.failures, self.retry_at = 0, 0.0
 
 
+@dataclass(eq=False)
+class VenueStream:
+    """One venue's streaming thread, the symbols it streams and those it has live quotes for."""
+
+    venue: str
+    adapter: PriceStreaming
+    symbols: frozenset[str]
+    stop: threading.Event = field(default_factory=threading.Event)
+    live: frozenset[str] = frozenset()
+    thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+
 @dataclass
 class PriceFeed:
     interval: float = 1.0
     stop_event: threading.Event = field(default_factory=threading.Event)
     backoff: dict[str, VenueBackoff] = field(default_factory=lambda: defaultdict(VenueBackoff))
     rounds: int = 0
+    stream: bool = True  # run_forever streams the venues that can; False polls everything
+    stream_join_seconds: float = 5.0
+    streams: dict[str, VenueStream] = field(default_factory=dict)
 
-    def plan(self, pairs: Iterable[TradingPair]) -> dict[str, list[str]]:
-        """Symbols per venue for this round: each pair's first routed venue not backing off."""
-        now = time.monotonic()
-        by_venue: dict[str, list[str]] = defaultdict(list)
+    def routes(self, pairs: Iterable[TradingPair]) -> dict[str, list[str]]:
+        """The usable venues of every pair that has one, best first."""
+        routed: dict[str, list[str]] = {}
         for pair in pairs:
             try:
                 decision = route(symbol=pair.symbol, category=pair.category, purpose="price")
             except NoVenueAvailable:
                 continue
-            venue = next((v for v in decision.venues if self.backoff[v].retry_at <= now), None)
+            routed[pair.symbol] = decision.venues
+        return routed
+
+    def plan(self, pairs: Iterable[TradingPair]) -> dict[str, list[str]]:
+        """Symbols per venue to poll this round: each pair's first routed venue not backing
+        off, unless its primary venue's stream has a live quote for it."""
+        return self._poll_plan(self.routes(pairs))
+
+    def _poll_plan(self, routes: Mapping[str, list[str]]) -> dict[str, list[str]]:
+        now = time.monotonic()
+        by_venue: dict[str, list[str]] = defaultdict(list)
+        for symbol, venues in routes.items():
+            stream = self.streams.get(venues[0])
+            if stream is not None and symbol in stream.live:
+                continue
+            venue = next((v for v in venues if self.backoff[v].retry_at <= now), None)
             if venue is not None:
-                by_venue[venue].append(pair.symbol)
+                by_venue[venue].append(symbol)
         return by_venue
 
     def fetch_venue(self, venue: str, symbols: list[str]) -> int:
@@ -83,8 +126,50 @@ class PriceFeed:
         finally:
             close_old_connections()
         self.backoff[venue].succeeded()
-        for quote in quotes.values():
-            price_tick_ingest(
+        stream = self.streams.get(venue)
+        # A stream that went live during the call has quotes at least as fresh: keep those.
+        live = stream.live if stream is not None else frozenset()
+        return sum(self._ingest(venue, quote) for quote in quotes.values() if quote.symbol not in live)
+
+    def run_once(self) -> int:
+        """One polling round over every active pair (none is streamed unless ``run_forever``
+        runs streams); returns how many ticks went out."""
+        return self._round(streaming=False)
+
+    def run_forever(self) -> None:
+        mode = "streaming where venues can" if self.stream else "polling only"
+        logger.info("Price feed started (every %.2f s, %s)", self.interval, mode)
+        try:
+            while not self.stop_event.is_set():
+                started = time.monotonic()
+                try:
+                    self._round(streaming=self.stream)
+                except Exception:
+                    logger.exception("Price feed round failed")
+                finally:
+                    close_old_connections()
+                self.stop_event.wait(max(0.0, self.interval - (time.monotonic() - started)))
+        finally:
+            self.streams_stop()
+        logger.info("Price feed stopped after %s rounds", self.rounds)
+
+    def _round(self, *, streaming: bool) -> int:
+        pairs = list(TradingPair.objects.filter(active=True).only("symbol", "category"))
+        routes = self.routes(pairs)
+        if streaming:
+            self.streams_sync(routes)
+        plan = self._poll_plan(routes)
+        ticks = 0
+        if plan:
+            with ThreadPoolExecutor(max_workers=min(8, len(plan)), thread_name_prefix="feed") as pool:
+                ticks = sum(pool.map(lambda item: self.fetch_venue(*item), plan.items()))
+        get_redis_connection("default").set(HEARTBEAT_KEY, str(time.time()), ex=60)
+        self.rounds += 1
+        return ticks
+
+    def _ingest(self, venue: str, quote: Quote) -> bool:
+        try:
+            return price_tick_ingest(
                 symbol=quote.symbol,
                 bid=quote.bid,
                 ask=quote.ask,
@@ -92,28 +177,85 @@ class PriceFeed:
                 ts=quote.ts,
                 market_open=quote.market_open,
             )
-        return len(quotes)
+        except ApplicationError as exc:  # a crossed or malformed quote: skip it, keep the rest
+            logger.warning("Price feed: quote of %s from %s refused (%s)", quote.symbol, venue, exc)
+            return False
 
-    def run_once(self) -> int:
-        pairs = list(TradingPair.objects.filter(active=True).only("symbol", "category"))
-        plan = self.plan(pairs)
-        if not plan:
-            return 0
-        with ThreadPoolExecutor(max_workers=min(8, len(plan)), thread_name_prefix="feed") as pool:
-            ticks = sum(pool.map(lambda item: self.fetch_venue(*item), plan.items()))
-        get_redis_connection("default").set(HEARTBEAT_KEY, str(time.time()), ex=60)
-        self.rounds += 1
-        return ticks
+    # --- streams ----------------------------------------------------------------------
 
-    def run_forever(self) -> None:
-        logger.info("Price feed started (every %.2f s)", self.interval)
-        while not self.stop_event.is_set():
-            started = time.monotonic()
-            try:
-                self.run_once()
-            except Exception:
-                logger.exception("Price feed round failed")
-            finally:
+    def streams_sync(self, routes: Mapping[str, list[str]]) -> None:
+        """Stream each pair from its primary venue when that venue can stream: start the
+        streams missing, restart those whose symbols or adapter changed or whose thread ended,
+        stop those no longer wanted."""
+        adapters: dict[str, PriceStreaming | None] = {}
+        wanted: dict[str, set[str]] = defaultdict(set)
+        for symbol, venues in routes.items():
+            venue = venues[0]
+            if venue not in adapters:
+                adapters[venue] = _streaming_adapter(venue)
+            if adapters[venue] is not None:
+                wanted[venue].add(symbol)
+        outdated = [
+            stream
+            for venue, stream in self.streams.items()
+            if stream.symbols != wanted.get(venue)
+            or stream.adapter is not adapters.get(venue)
+            or not stream.running
+        ]
+        self._streams_end(outdated)
+        for venue, symbols in wanted.items():
+            adapter = adapters[venue]
+            if venue not in self.streams and adapter is not None:
+                self._stream_start(venue, adapter, frozenset(symbols))
+
+    def streams_stop(self) -> None:
+        """Stop every stream and wait for its thread (its connection closed)."""
+        self._streams_end(list(self.streams.values()))
+
+    def _stream_start(self, venue: str, adapter: PriceStreaming, symbols: frozenset[str]) -> None:
+        stream = VenueStream(venue=venue, adapter=adapter, symbols=symbols)
+        stream.thread = threading.Thread(
+            target=self._stream_run, args=(stream,), name=f"feed-stream-{venue}", daemon=True
+        )
+        self.streams[venue] = stream
+        logger.info("Price feed: streaming %s from %s", ", ".join(sorted(symbols)), venue)
+        stream.thread.start()
+
+    def _streams_end(self, streams: list[VenueStream]) -> None:
+        for stream in streams:
+            stream.stop.set()
+        for stream in streams:
+            if stream.thread is not None:
+                stream.thread.join(self.stream_join_seconds)
+                if stream.thread.is_alive():
+                    logger.warning("Price feed: the %s stream did not stop in time", stream.venue)
+            if self.streams.get(stream.venue) is stream:
+                del self.streams[stream.venue]
+
+    def _stream_run(self, stream: VenueStream) -> None:
+        def on_quote(quote: Quote) -> None:
+            if quote.symbol in stream.symbols and not stream.stop.is_set():
+                self._ingest(stream.venue, quote)
                 close_old_connections()
-            self.stop_event.wait(max(0.0, self.interval - (time.monotonic() - started)))
-        logger.info("Price feed stopped after %s rounds", self.rounds)
+
+        def on_live(symbols: frozenset[str]) -> None:
+            stream.live = symbols & stream.symbols
+
+        try:
+            stream.adapter.stream_prices(
+                symbols=sorted(stream.symbols), on_quote=on_quote, stop=stream.stop, on_live=on_live
+            )
+        except Exception:  # the contract says it never raises; a bug must not end the feed
+            logger.exception("Price feed: the %s stream failed", stream.venue)
+        finally:
+            stream.live = frozenset()
+            connection.close()
+
+
+def _streaming_adapter(venue: str) -> PriceStreaming | None:
+    """The venue's adapter if it can stream prices; None otherwise (or if it cannot be built)."""
+    try:
+        adapter = registry.adapter(venue)
+    except ProviderError:
+        return None
+    return adapter if isinstance(adapter, Venue) and isinstance(adapter, PriceStreaming) else None

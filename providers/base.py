@@ -7,7 +7,9 @@ Adapters are built by ``providers.registry`` from the provider's active configur
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -293,6 +295,34 @@ class Venue(ProviderAdapter):
         self, *, account_ref: str, venue_position_id: str, size: Decimal | None = None
     ) -> VenueOrder:
         """Close all (or ``size`` of) a position at market."""
+
+
+class PriceStreaming(ABC):
+    """A venue that can push its quotes over a live connection instead of being polled.
+
+    Optional: a ``Venue`` that also subclasses this is streamed by the price feed; every
+    venue still answers ``prices()``, which is what callers fall back to while a stream is down.
+    """
+
+    @abstractmethod
+    def stream_prices(
+        self,
+        *,
+        symbols: list[str],
+        on_quote: Callable[[Quote], None],
+        stop: threading.Event,
+        on_live: Callable[[frozenset[str]], None] | None = None,
+    ) -> None:
+        """Push quotes of ``symbols`` to ``on_quote`` until ``stop`` is set or the adapter is
+        closed, then return. Blocks: run it in a thread of its own; callbacks run in that thread.
+
+        A quote goes out when a symbol's best bid or ask changes, and again every few seconds
+        while nothing changes (stamped now: the connection is up, so the price is current).
+        Symbols the venue does not list are left out. Never raises for the venue's trouble: a
+        refused or dropped connection is logged and reopened with backoff, every subscription
+        made again. ``on_live`` is told, whenever it changes, which symbols have live quotes
+        (none while disconnected), so the caller can price the others another way.
+        """
 
 
 # --- Swaps -----------------------------------------------------------------------------

@@ -331,6 +331,8 @@ PROVIDERS: dict[str, dict[str, Any]] = {
             "account_index": env.str("LIGHTER_ACCOUNT_INDEX", default=""),
             "api_key_index": env.str("LIGHTER_API_KEY_INDEX", default=""),
             "api_key_private_key": env.str("LIGHTER_API_KEY_PRIVATE_KEY", default=""),
+            # Empty: the REST base URL with wss:// and /stream.
+            "ws_url": env.str("LIGHTER_WS_URL", default=""),
         },
         "secret_fields": ["api_key_private_key"],
     },
@@ -372,7 +374,18 @@ ROUTING_DEFAULTS: dict[str, list[str]] = {
     "commodities": ["ostium"],
 }
 # Options that may stay empty (an adapter works without them).
-PROVIDER_OPTIONAL_OPTIONS = frozenset({"timeout", "max_attempts", "backoff_seconds", "mirror_venue"})
+PROVIDER_OPTIONAL_OPTIONS = frozenset(
+    {
+        "timeout",
+        "max_attempts",
+        "backoff_seconds",
+        "mirror_venue",
+        "ws_url",
+        "stream_backoff_seconds",
+        "stream_max_backoff_seconds",
+        "stream_refresh_seconds",
+    }
+)
 # Circuit breaker per provider (providers.health): consecutive failures that open it, how long
 # it stays open before one trial call may go through, and how long a trial may hold that slot.
 PROVIDER_BREAKER_FAILURE_THRESHOLD = env.int("PROVIDER_BREAKER_FAILURE_THRESHOLD", default=5)

@@ -16,6 +16,10 @@ Transactions are asynchronous on Lighter: ``sendTx`` answering 200 means the seq
 the transaction, not that it executed. ``place_order``, ``cancel_order`` and
 ``close_position`` therefore return status "pending"; ``get_order`` tells what became of it.
 
+Prices stream too (``PriceStreaming``): ``stream_prices`` follows the ``order_book/{market}``
+channels of Lighter's WebSocket (``stream``), which is how a live feed stays within Lighter's
+REST limit of 60 requests a minute.
+
 Not done here: stop loss / take profit (Lighter's separate trigger orders) and the
 per-market leverage setting (an UpdateLeverage transaction): the order is sized with the
 requested leverage, while Lighter margins it with the account's setting for the market.
@@ -39,6 +43,7 @@ from providers.base import (
     Market,
     MarketCategory,
     OrderType,
+    PriceStreaming,
     Quote,
     Side,
     Venue,
@@ -49,6 +54,7 @@ from providers.base import (
 from providers.errors import ProviderError
 from providers.venues.lighter import signer
 from providers.venues.lighter.client import DEFAULT_BASE_URL, LighterClient
+from providers.venues.lighter.stream import LighterPriceStream, StreamTimings, stream_url_for
 
 QUOTE_ASSET: Final = "USD"
 MAX_CLIENT_ORDER_INDEX: Final = 2**48 - 1
@@ -99,7 +105,7 @@ def chain_id_for(base_url: str) -> int:
     return 304
 
 
-class LighterVenue(Venue):
+class LighterVenue(Venue, PriceStreaming):
     name = "lighter"
 
     def __init__(
@@ -116,12 +122,20 @@ class LighterVenue(Venue):
         max_slippage: Decimal | str = "0.01",
         max_parallel: int | str = 4,
         markets_ttl_seconds: float | str = 60.0,
+        ws_url: str = "",
+        stream_backoff_seconds: float | str = 1.0,
+        stream_max_backoff_seconds: float | str = 30.0,
+        stream_refresh_seconds: float | str = 1.0,
     ) -> None:
         """Options arrive as strings from the provider configuration.
 
         ``max_slippage`` bounds the worst price of market orders (0.01 = 1 % beyond the best
         price); ``max_parallel`` bounds the concurrent order-book reads of ``prices``;
         ``markets_ttl_seconds`` is how long the market table behind prices and orders is kept.
+        ``ws_url`` is the WebSocket of ``stream_prices`` (derived from ``base_url`` when empty);
+        the stream reconnects after ``stream_backoff_seconds`` doubling up to
+        ``stream_max_backoff_seconds``, and restamps an unchanged quote every
+        ``stream_refresh_seconds``.
         """
         self._client = LighterClient(
             base_url=base_url,
@@ -146,6 +160,13 @@ class LighterVenue(Venue):
         self._tx_lock = threading.Lock()
         self._auth_lock = threading.Lock()
         self._auth: tuple[str, float] | None = None
+        self._ws_url = ws_url.strip() or stream_url_for(base_url)
+        self._stream_timings = StreamTimings(
+            backoff_seconds=float(stream_backoff_seconds),
+            max_backoff_seconds=float(stream_max_backoff_seconds),
+            refresh_seconds=float(stream_refresh_seconds),
+        )
+        self._closed = threading.Event()
 
     # --- market data ------------------------------------------------------------------
 
@@ -178,6 +199,28 @@ class LighterVenue(Venue):
         with ThreadPoolExecutor(max_workers=min(self._max_parallel, len(wanted))) as pool:
             quotes = list(pool.map(self._quote, wanted))
         return {quote.symbol: quote for quote in quotes if quote is not None}
+
+    def stream_prices(
+        self,
+        *,
+        symbols: list[str],
+        on_quote: Callable[[Quote], None],
+        stop: threading.Event,
+        on_live: Callable[[frozenset[str]], None] | None = None,
+    ) -> None:
+        """Best bid and ask of the ``order_book/{market}`` channels, one WebSocket for every
+        symbol (see ``stream``). The market ids come from the market table, read again at
+        every connection. Returns once ``stop`` is set or the venue is closed."""
+        LighterPriceStream(
+            url=self._ws_url,
+            markets=self._market_ids,
+            symbols=symbols,
+            on_quote=on_quote,
+            on_live=on_live,
+            stop=stop,
+            closed=self._closed,
+            timings=self._stream_timings,
+        ).run()
 
     # --- account ----------------------------------------------------------------------
 
@@ -329,6 +372,7 @@ class LighterVenue(Venue):
         )
 
     def close(self) -> None:
+        self._closed.set()
         self._client.close()
 
     # --- internals --------------------------------------------------------------------
@@ -390,6 +434,9 @@ class LighterVenue(Venue):
             if fresh:
                 return self._markets
         return self._load_markets()
+
+    def _market_ids(self) -> dict[str, int]:
+        return {symbol: entry.market_id for symbol, entry in self._market_table().items()}
 
     def _load_markets(self) -> dict[str, _LighterMarket]:
         table: dict[str, _LighterMarket] = {}
