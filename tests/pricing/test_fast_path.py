@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -56,7 +56,7 @@ def django_app() -> Through:
 
 @pytest.fixture
 def client(django_app: Through) -> Iterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=CachedPriceRoute(django_app), client=("203.0.113.7", 5000))
+    transport = httpx.ASGITransport(app=cast(Any, CachedPriceRoute(django_app)), client=("203.0.113.7", 5000))
     yield httpx.AsyncClient(transport=transport, base_url="http://testserver")
 
 
@@ -180,7 +180,7 @@ async def test_route_and_django_share_one_rate_limit(client, django_app, cached)
 
 
 async def test_a_signed_in_trader_is_counted_as_that_user(client, django_app, cached, redis_conn):
-    user = await sync_to_async(UserFactory)()
+    user: Any = await sync_to_async(UserFactory)()
     token = str((await sync_to_async(RefreshToken.for_user)(user)).access_token)
 
     with override_settings(REST_FRAMEWORK=rates(user="1/min")):
@@ -246,5 +246,7 @@ class CachedPriceRouteClient:
     @staticmethod
     def fresh(django_app: Through) -> httpx.AsyncClient:
         """A client of a new route instance, which loads the catalogue and settings afresh."""
-        transport = httpx.ASGITransport(app=CachedPriceRoute(django_app), client=("203.0.113.7", 5000))
+        transport = httpx.ASGITransport(
+            app=cast(Any, CachedPriceRoute(django_app)), client=("203.0.113.7", 5000)
+        )
         return httpx.AsyncClient(transport=transport, base_url="http://testserver")

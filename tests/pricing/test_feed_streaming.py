@@ -182,7 +182,8 @@ def test_a_live_stream_replaces_polling_while_other_venues_keep_being_polled(
 
     assert book_reads(httpserver) == reads, "no REST order book reads while the stream is live"
     assert len(beta.price_calls) >= beta_calls + 3, "beta is polled every round"
-    assert cached("EURUSD") is not None and cached("EURUSD").provider == "beta"
+    eurusd = cached("EURUSD")
+    assert eurusd is not None and eurusd.provider == "beta"
     assert all(call == ["EURUSD"] for call in beta.price_calls)
 
 
