@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from django.db import transaction
@@ -23,6 +23,8 @@ from accounts.serializers import ProfileSerializer, UserSerializer
 from accounts.services.users import user_sign_in_set, user_staff_set, user_trading_set
 from marqetfi.core.api import CursorPagination
 from marqetfi.core.models import AuditEntry, Event
+from trading.analytics import platform_exposure, platform_figures
+from trading.analytics_apis import platform_exposure_data, platform_figures_data
 
 
 class StaffUserSerializer(UserSerializer):
@@ -105,8 +107,24 @@ class AdminUserDetailApi(APIView):
         return Response({**ProfileSerializer(user).data, **StaffUserSerializer(user).data})
 
 
+TRADING_WINDOWS = {"24h": timedelta(hours=24), "30d": timedelta(days=30)}
+
+
+def _trading_figures(now: datetime) -> dict[str, Any]:
+    """Open positions and open interest now; volume, fees, P&L, orders and risk events per window."""
+    return {
+        "currency": "USDC",
+        "now": platform_exposure_data(platform_exposure()),
+        **{
+            name: platform_figures_data(platform_figures(start=now - length, end=now))
+            for name, length in TRADING_WINDOWS.items()
+        },
+    }
+
+
 class AdminAnalyticsApi(APIView):
-    """Platform figures for operators; trading and deposit figures join as those parts land."""
+    """Platform figures for operators: users, sign-in methods, wallets, events and trading;
+    deposit figures join as that part lands."""
 
     permission_classes = [IsAdminUser]
 
@@ -128,6 +146,7 @@ class AdminAnalyticsApi(APIView):
                 "sign_in_methods": sign_in_methods,
                 "wallets_by_provider": wallets,
                 "events_24h": Event.objects.filter(created_at__gte=now - timedelta(days=1)).count(),
+                "trading": _trading_figures(now),
             }
         )
 

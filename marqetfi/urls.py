@@ -9,8 +9,11 @@ api_v1: list[URLPattern | URLResolver] = [
     path("events", EventListApi.as_view(), name="events"),
     path("admin/", include("providers.urls")),
     path("admin/", include("accounts.admin_urls")),
+    path("admin/", include("trading.ledger.admin_urls")),
+    path("admin/", include("trading.admin_urls")),
     path("", include("accounts.urls")),
     path("", include("pricing.urls")),
+    path("", include("trading.urls")),
 ]
 
 urlpatterns = [

@@ -504,6 +504,17 @@ MAINTENANCE_MODE: AppSettingDefinition[MaintenanceMode] = AppSettingDefinition(
     merge=True,
 )
 
+TRADING_FEE_RATE: AppSettingDefinition[Decimal] = AppSettingDefinition(
+    key="trading_fee_rate",
+    description=(
+        "The platform's trading fee as a share of each fill's notional (size x price), charged "
+        'on opening and on closing, e.g. "0.0005" for 5 basis points.'
+    ),
+    default=lambda: "0.0005",
+    validate=_decimal_between(Decimal(0), Decimal("0.05"), places=6),
+    build=Decimal,
+)
+
 APP_SETTINGS: Mapping[str, AppSettingDefinition[Any]] = {
     definition.key: definition
     for definition in (
@@ -513,6 +524,7 @@ APP_SETTINGS: Mapping[str, AppSettingDefinition[Any]] = {
         PRICE_CACHE_TTL_SECONDS,
         PRICE_STALENESS_LIMIT_MS,
         RISK_DEFAULTS,
+        TRADING_FEE_RATE,
         WEBHOOK_RETRY_POLICY,
         MAINTENANCE_MODE,
     )

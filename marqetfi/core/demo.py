@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from decimal import Decimal
+
 from django.contrib.auth import get_user_model
 from django.db import transaction
+
+DEMO_TRADER_FUNDING = Decimal("10000")
 
 
 @transaction.atomic
@@ -25,6 +30,51 @@ def demo_admin_ensure(*, email: str, password: str) -> bool:
     if changed:
         user.save(update_fields=changed)
     return False
+
+
+@dataclass(frozen=True)
+class DemoTrader:
+    created: bool
+    funded: Decimal | None  # the amount credited by this run, None when it was funded before
+
+
+@transaction.atomic
+def demo_trader_ensure(*, email: str, password: str, funding: Decimal = DEMO_TRADER_FUNDING) -> DemoTrader:
+    """Make sure a trader who signs in with these credentials exists, funded once through the ledger.
+
+    The funding is a ledger adjustment like an operator's; it is posted only while the trader has
+    none, so running this again never adds money.
+    """
+    from allauth.account.models import EmailAddress
+
+    from accounts.models import AuthIdentity, AuthMethod, User
+    from trading.ledger.models import LedgerEntry, TransactionKind
+    from trading.ledger.services import balance_adjust
+
+    email = User.objects.normalize_email(email)
+    created = False
+    user = User.objects.select_for_update().filter(email=email).first()  # one seeding at a time
+    if user is None:
+        user = User.objects.create_user(email=email, password=password)
+        created = True
+    elif not user.check_password(password):
+        user.set_password(password)
+        user.save(update_fields=["password", "updated_at"])
+    EmailAddress.objects.update_or_create(
+        user=user, email=email, defaults={"primary": True, "verified": True}
+    )
+    AuthIdentity.objects.update_or_create(
+        user=user,
+        method=AuthMethod.EMAIL,
+        defaults={"subject": email, "email": email, "email_verified": True},
+    )
+    already_funded = LedgerEntry.objects.filter(
+        account__user=user, transaction__kind=TransactionKind.ADJUSTMENT
+    ).exists()
+    if already_funded:
+        return DemoTrader(created=created, funded=None)
+    balance_adjust(user=user, amount=funding, reason="Demo trader funding", actor=None)
+    return DemoTrader(created=created, funded=funding)
 
 
 # Real venues first (skipped while not configured), the paper venue after them, so a fresh

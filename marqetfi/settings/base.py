@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "providers",
     "pricing",
     "trading",
+    "trading.ledger",
     "deposits",
     "webhooks",
 ]
@@ -173,6 +174,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "pricing.tasks.pairs_sync_all",
         "schedule": 600.0,
         "options": {"expires": 600.0},
+    },
+    # The trigger engine's safety net for ticks the feed never delivered and a lost index.
+    "triggers-sweep": {
+        "task": "trading.tasks.triggers_sweep",
+        "schedule": 5.0,
+        "options": {"expires": 5.0},
     },
 }
 
@@ -410,6 +417,7 @@ PRICE_FETCH_MAX_WORKERS = env.int("PRICE_FETCH_MAX_WORKERS", default=8)
 # ingested (after the cache write and the broadcast); a failing hook is logged and skipped.
 PRICE_TICK_HOOKS: list[str] = [
     "providers.venues.paper.services.paper_tick_hook",
+    "trading.triggers.trigger_tick_hook",
 ]
 
 SIMPLE_JWT = {

@@ -1,0 +1,74 @@
+"""Real concurrency on PostgreSQL: two requests racing have exactly one effect."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from conftest import requires_postgres
+from trading.errors import PositionNotOpen
+from trading.ledger.selectors import user_balances
+from trading.models import Fill, Order, Position
+from trading.services.orders import OrderTerms, order_place
+from trading.services.positions import position_close
+
+pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True)]
+
+BTC = OrderTerms(
+    symbol="BTCUSD",
+    side="long",
+    type="market",
+    collateral=Decimal(1000),
+    leverage=Decimal(10),
+    client_order_id="race-1",
+)
+
+
+def at_once(count: int, work: Callable[[], Any]) -> list[Any]:
+    """Run ``work`` in ``count`` threads released together; returns each result or exception."""
+    barrier = threading.Barrier(count)
+
+    def run(_: int) -> Any:
+        barrier.wait()
+        try:
+            return work()
+        except Exception as exc:  # noqa: BLE001 - the outcome is what the test inspects
+            return exc
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(run, range(count)))
+
+
+def test_the_same_client_order_id_twice_at_once_places_one_order(trader, drive, ledger_balanced):
+    drive(BTCUSD="64000")
+
+    results = at_once(2, lambda: order_place(user=trader, order=BTC))
+
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert sorted(created for _, created in results) == [False, True]
+    assert len({order.pk for order, _ in results}) == 1
+    assert Order.objects.filter(user=trader).count() == 1
+    assert user_balances(user=trader).margin == Decimal(1000)
+    ledger_balanced()
+
+
+def test_two_closes_at_once_close_once(trader, drive, ledger_balanced):
+    drive(BTCUSD="64000")
+    order, _ = order_place(user=trader, order=BTC)
+
+    results = at_once(2, lambda: position_close(position_id=order.position_id, user=trader))
+
+    closed = [r for r in results if isinstance(r, Order)]
+    refused = [r for r in results if isinstance(r, PositionNotOpen)]
+    assert (len(closed), len(refused)) == (1, 1), results
+    assert Position.objects.get(pk=order.position_id).status == "closed"
+    assert Fill.objects.filter(position_id=order.position_id, kind="close").count() == 1
+    ledger_balanced()

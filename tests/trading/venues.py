@@ -1,0 +1,35 @@
+"""A paper venue that misbehaves on demand: ``FAULTS["place"]`` decides what ``place_order`` does."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from providers.base import VenueOrder, VenueOrderRequest
+from providers.errors import ProviderError
+from providers.venues.paper.adapter import PaperVenue
+
+# "ok": a normal paper fill; "refuse": a connection error before anything was sent;
+# "timeout_after_fill": the order executes, then the answer is lost (a read timeout);
+# "timeout_before": the request times out and never reached the venue; "reject": a 400.
+FAULTS: dict[str, str] = {"place": "ok"}
+
+
+class FlakyPaperVenue(PaperVenue):
+    name: ClassVar[str] = "flaky"
+
+    def place_order(self, *, order: VenueOrderRequest) -> VenueOrder:
+        mode = FAULTS["place"]
+        if mode == "refuse":
+            raise ProviderError(self.name, "connect failed: ConnectError: refused", retryable=True)
+        if mode == "timeout_before":
+            raise ProviderError(self.name, "POST /orders timed out after 5 s", retryable=True)
+        if mode == "reject":
+            raise ProviderError(self.name, "order size too small", status_code=400)
+        placed = super().place_order(order=order)
+        if mode == "timeout_after_fill":
+            raise ProviderError(self.name, "POST /orders timed out after 5 s", retryable=True)
+        return placed
+
+
+def faults(**modes: Any) -> None:
+    FAULTS.update(modes)

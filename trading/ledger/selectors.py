@@ -1,0 +1,30 @@
+"""Reads of the ledger that several places share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from accounts.models import User
+from trading.ledger.models import AMOUNT_QUANTUM, LedgerAccount
+
+_ZERO = Decimal(0).quantize(AMOUNT_QUANTUM)
+
+
+@dataclass(frozen=True)
+class UserBalances:
+    available: Decimal
+    margin: Decimal
+
+
+def user_balances(*, user: User) -> UserBalances:
+    """The user's USDC as the ledger has it now; zero for a user who has no accounts yet."""
+    balances = dict(
+        LedgerAccount.objects.filter(user=user, kind__in=LedgerAccount.USER_KINDS).values_list(
+            "kind", "balance"
+        )
+    )
+    return UserBalances(
+        available=balances.get(LedgerAccount.Kind.AVAILABLE, _ZERO),
+        margin=balances.get(LedgerAccount.Kind.MARGIN, _ZERO),
+    )

@@ -1,0 +1,229 @@
+"""Every write to the ledger: accounts on demand, balanced postings under row locks, adjustments.
+
+``ledger_transaction_post`` is the one place balances change. It may run inside a caller's
+transaction (trading posts from its own atomic blocks): a refusal rolls back only its own
+savepoint, and it refuses before writing anything.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from uuid import UUID
+
+from django.db import transaction
+
+from accounts.models import User
+from marqetfi.core.audit import audit_record
+from trading.ledger.errors import (
+    AdjustmentRejected,
+    InsufficientBalance,
+    InvalidAmount,
+    InvalidPosting,
+    UnbalancedTransaction,
+)
+from trading.ledger.models import (
+    AMOUNT_DIGITS,
+    AMOUNT_PLACES,
+    AMOUNT_QUANTUM,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransaction,
+    TransactionKind,
+)
+
+Leg = tuple[LedgerAccount, Decimal]
+
+_AMOUNT_LIMIT = Decimal(10) ** (AMOUNT_DIGITS - AMOUNT_PLACES)
+_PLATFORM_KINDS = frozenset(LedgerAccount.Kind.values) - set(LedgerAccount.USER_KINDS)
+_KIND_MAX_LENGTH = LedgerTransaction._meta.get_field("kind").max_length or 64
+_REFERENCE_MAX_LENGTH = LedgerTransaction._meta.get_field("reference").max_length or 200
+
+
+@dataclass(frozen=True)
+class UserAccounts:
+    available: LedgerAccount
+    margin: LedgerAccount
+
+
+def _account_get_or_create(*, user: User | None, kind: str, name: str = "") -> LedgerAccount:
+    # get_or_create reads again after an IntegrityError, so two first postings racing on
+    # PostgreSQL both end up with the one row the conditional unique constraint allows.
+    account, _ = LedgerAccount.objects.get_or_create(user=user, kind=kind, name=name)
+    return account
+
+
+@transaction.atomic
+def ledger_accounts_for_user(*, user: User) -> UserAccounts:
+    """The user's ``available`` and ``margin`` accounts, created on first use."""
+    found = {account.kind: account for account in LedgerAccount.objects.filter(user=user)}
+    for kind in LedgerAccount.USER_KINDS:
+        if kind not in found:
+            found[kind] = _account_get_or_create(user=user, kind=kind)
+    return UserAccounts(
+        available=found[LedgerAccount.Kind.AVAILABLE], margin=found[LedgerAccount.Kind.MARGIN]
+    )
+
+
+@transaction.atomic
+def platform_account(*, kind: str, name: str = "") -> LedgerAccount:
+    """One of the platform's accounts, created on first use; venue accounts are named by venue key."""
+    if kind not in _PLATFORM_KINDS:
+        raise InvalidPosting(f"{kind!r} is not a kind of platform account.", details={"kind": kind})
+    if (kind == LedgerAccount.Kind.VENUE) != bool(name):
+        raise InvalidPosting(
+            "A venue account is named by its venue key; other platform accounts have no name.",
+            details={"kind": kind, "name": name},
+        )
+    return _account_get_or_create(user=None, kind=kind, name=name)
+
+
+def ledger_accounts_lock_for_update(*, account_ids: Iterable[UUID]) -> dict[UUID, LedgerAccount]:
+    """Lock the accounts' rows until the transaction ends and return them as they are now.
+
+    The rows are locked in primary-key order, the one order every posting uses, so two
+    postings over the same accounts queue up instead of deadlocking.
+    """
+    accounts = LedgerAccount.objects.select_for_update().filter(pk__in=set(account_ids)).order_by("pk")
+    return {account.pk: account for account in accounts}
+
+
+def amount_check(amount: object) -> Decimal:
+    """``amount`` if it is a finite, non-zero Decimal of at most 6 decimal places within the column.
+
+    Nothing is rounded: an amount with more precision is refused, never silently changed.
+    """
+    if not isinstance(amount, Decimal):
+        raise InvalidAmount(
+            f"Amounts are Decimal, not {type(amount).__name__}.", details={"amount": repr(amount)}
+        )
+    if not amount.is_finite():
+        raise InvalidAmount("Amounts must be finite.", details={"amount": str(amount)})
+    if amount == 0:
+        raise InvalidAmount("Amounts must not be zero.", details={"amount": str(amount)})
+    if abs(amount) >= _AMOUNT_LIMIT:
+        raise InvalidAmount("The amount is too large.", details={"amount": str(amount)})
+    if amount.quantize(AMOUNT_QUANTUM) != amount:
+        raise InvalidAmount(
+            f"Amounts have at most {AMOUNT_PLACES} decimal places.", details={"amount": str(amount)}
+        )
+    return amount
+
+
+def _posting_check(*, kind: str, legs: Sequence[Leg], reference: str) -> None:
+    if not kind or len(kind) > _KIND_MAX_LENGTH:
+        raise InvalidPosting(f"A transaction kind is 1 to {_KIND_MAX_LENGTH} characters.")
+    if len(reference) > _REFERENCE_MAX_LENGTH:
+        raise InvalidPosting(f"A reference is at most {_REFERENCE_MAX_LENGTH} characters.")
+    if len(legs) < 2:
+        raise UnbalancedTransaction(details={"legs": len(legs)})
+    currencies = set()
+    for account, amount in legs:
+        if not isinstance(account, LedgerAccount) or account.pk is None or account._state.adding:
+            raise InvalidPosting("Every leg needs a saved ledger account.")
+        amount_check(amount)
+        currencies.add(account.currency)
+    if len(currencies) > 1:
+        raise InvalidPosting(
+            "All legs of a transaction are in one currency.", details={"currencies": sorted(currencies)}
+        )
+    total = sum((amount for _, amount in legs), Decimal(0))
+    if total != 0:
+        raise UnbalancedTransaction(details={"total": f"{total:f}"})
+
+
+@transaction.atomic
+def ledger_transaction_post(
+    *,
+    kind: str,
+    legs: Sequence[Leg],
+    reference: str = "",
+    memo: str = "",
+    actor: User | None = None,
+) -> LedgerTransaction:
+    """Write one balanced transaction and move the balances of its accounts.
+
+    Refuses (before writing anything) legs that are not Decimal, carry more than 6 decimal
+    places, are zero, or do not sum to exactly zero (``InvalidAmount``,
+    ``UnbalancedTransaction``), and a posting that would take a user's account below zero
+    (``InsufficientBalance``). The accounts of ``legs`` get their new balances.
+    """
+    _posting_check(kind=kind, legs=legs, reference=reference)
+    locked = ledger_accounts_lock_for_update(account_ids=(account.pk for account, _ in legs))
+    changes: dict[UUID, Decimal] = defaultdict(Decimal)
+    for account, amount in legs:
+        if account.pk not in locked:
+            raise InvalidPosting(
+                "A leg's ledger account does not exist.", details={"account": str(account.pk)}
+            )
+        changes[account.pk] += amount
+    for account_id, change in changes.items():
+        account = locked[account_id]
+        if account.is_user_account and change < 0 and account.balance + change < 0:
+            raise InsufficientBalance(
+                required=(-change).quantize(AMOUNT_QUANTUM), available=account.balance, account=account.kind
+            )
+
+    posted = LedgerTransaction.objects.create(
+        kind=kind, reference=reference, memo=memo, actor=actor if actor is not None and actor.pk else None
+    )
+    LedgerEntry.objects.bulk_create(
+        [
+            LedgerEntry(transaction=posted, account=locked[account.pk], amount=amount)
+            for account, amount in legs
+        ]
+    )
+    for account_id, change in changes.items():
+        if change:
+            account = locked[account_id]
+            account.balance += change
+            account.save(update_fields=["balance", "updated_at"])
+    for account, _ in legs:
+        account.balance = locked[account.pk].balance
+    return posted
+
+
+@transaction.atomic
+def balance_adjust(*, user: User, amount: Decimal, reason: str, actor: User | None) -> LedgerTransaction:
+    """An operator's manual credit (positive) or debit (negative) of the user's available USDC.
+
+    The other leg is the platform's ``adjustments`` account; the change is audited in the
+    same transaction. A debit beyond the available balance raises ``InsufficientBalance``.
+    """
+    reason = (reason or "").strip()
+    problems: dict[str, list[str]] = {}
+    if not reason:
+        problems["reason"] = ["A reason is required."]
+    try:
+        amount_check(amount)
+    except InvalidAmount as exc:
+        problems["amount"] = [exc.message]
+    if problems:
+        raise AdjustmentRejected(details=problems)
+
+    accounts = ledger_accounts_for_user(user=user)
+    counterparty = platform_account(kind=LedgerAccount.Kind.ADJUSTMENTS)
+    posted = ledger_transaction_post(
+        kind=TransactionKind.ADJUSTMENT,
+        legs=[(accounts.available, amount), (counterparty, -amount)],
+        reference=f"user:{user.pk}",
+        memo=reason,
+        actor=actor,
+    )
+    after = accounts.available.balance
+    amount = amount.quantize(AMOUNT_QUANTUM)
+    audit_record(
+        actor=actor,
+        action="ledger.adjustment",
+        target_type="user",
+        target_id=user.pk,
+        changes={
+            "transaction_id": str(posted.pk),
+            "amount": f"{amount:f}",
+            "reason": reason,
+            "available": {"before": f"{after - amount:f}", "after": f"{after:f}"},
+        },
+    )
+    return posted

@@ -1,0 +1,137 @@
+"""The JSON shapes of orders, positions and fills: one place for the API, events and webhooks."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from pricing.services.prices import decimal_text, timestamp_text
+from trading.models import Fill, Order, Position, ProtectiveOrder
+
+
+def _amount(value: Decimal | None) -> str | None:
+    return None if value is None else decimal_text(value)
+
+
+def protective_order_data(protective: ProtectiveOrder) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": str(protective.pk),
+        "kind": protective.kind,
+        "status": protective.status,
+        "execution_mode": protective.execution_mode,
+        "trigger_price": _amount(protective.trigger_price),
+        "oco_group": str(protective.oco_group) if protective.oco_group else None,
+    }
+    if protective.kind == ProtectiveOrder.Kind.TRAILING_STOP:
+        data["trailing"] = (
+            {"percent": _amount(protective.trail_percent)}
+            if protective.trail_percent is not None
+            else {"distance": _amount(protective.trail_distance)}
+        )
+        data["best_price"] = _amount(protective.best_price)
+    if protective.fired_at:
+        data["fired_at"] = timestamp_text(protective.fired_at)
+        data["fired_price"] = _amount(protective.fired_price)
+    return data
+
+
+def order_data(order: Order) -> dict[str, Any]:
+    return {
+        "id": str(order.pk),
+        "client_order_id": order.client_order_id or None,
+        "symbol": order.symbol,
+        "side": order.side,
+        "type": order.type,
+        "purpose": order.purpose,
+        "status": order.status,
+        "collateral": _amount(order.collateral),
+        "leverage": _amount(order.leverage),
+        "price": _amount(order.price),
+        "size": _amount(order.size),
+        "stop_loss": _amount(order.stop_loss),
+        "take_profit": _amount(order.take_profit),
+        "trailing_stop": order.trailing_stop,
+        "provider": order.provider or None,
+        "routing": order.routing,
+        "execution_mode": _execution_modes(order),
+        "filled_size": _amount(order.filled_size),
+        "avg_fill_price": _amount(order.avg_fill_price),
+        "fee": _amount(order.fee),
+        "reject_code": order.reject_code or None,
+        "reject_reason": order.reject_reason or None,
+        "position_id": str(order.position_id) if order.position_id else None,
+        "closed_by": order.closed_by or None,
+        "resource_version": order.resource_version,
+        "created_at": timestamp_text(order.created_at),
+        "updated_at": timestamp_text(order.updated_at),
+    }
+
+
+def _execution_modes(order: Order) -> dict[str, str]:
+    """How each protective order asked for is carried out (all synthetic until a venue holds them)."""
+    modes: dict[str, str] = {}
+    for field in ("stop_loss", "take_profit", "trailing_stop"):
+        if getattr(order, field) is not None:
+            modes[field] = ProtectiveOrder.ExecutionMode.SYNTHETIC
+    if order.position_id:
+        for protective in order.position.protective_orders.all():  # type: ignore[union-attr]
+            if protective.kind in modes:
+                modes[protective.kind] = protective.execution_mode
+    return modes
+
+
+def position_data(
+    position: Position, *, mark_price: Decimal | None = None, unrealized_pnl: Decimal | None = None
+) -> dict[str, Any]:
+    armed = [
+        p
+        for p in position.protective_orders.all()
+        if p.status == ProtectiveOrder.Status.ARMED and p.kind in ProtectiveOrder.TRADER_KINDS
+    ]
+    by_kind = {p.kind: p for p in armed}
+    return {
+        "id": str(position.pk),
+        "symbol": position.symbol,
+        "side": position.side,
+        "provider": position.provider,
+        "status": position.status,
+        "size": _amount(position.size),
+        "entry_price": _amount(position.entry_price),
+        "collateral": _amount(position.collateral),
+        "leverage": _amount(position.leverage),
+        "liquidation_price": _amount(position.liquidation_price),
+        "mark_price": _amount(mark_price),
+        "unrealized_pnl": _amount(unrealized_pnl),
+        "realized_pnl": _amount(position.realized_pnl),
+        "fees_paid": _amount(position.fees_paid),
+        "stop_loss": _amount(by_kind[ProtectiveOrder.Kind.STOP_LOSS].trigger_price)
+        if ProtectiveOrder.Kind.STOP_LOSS in by_kind
+        else None,
+        "take_profit": _amount(by_kind[ProtectiveOrder.Kind.TAKE_PROFIT].trigger_price)
+        if ProtectiveOrder.Kind.TAKE_PROFIT in by_kind
+        else None,
+        "trailing_stop": protective_order_data(by_kind[ProtectiveOrder.Kind.TRAILING_STOP])
+        if ProtectiveOrder.Kind.TRAILING_STOP in by_kind
+        else None,
+        "protective_orders": [protective_order_data(p) for p in armed],
+        "opened_at": timestamp_text(position.created_at),
+        "closed_at": timestamp_text(position.closed_at) if position.closed_at else None,
+        "resource_version": position.resource_version,
+    }
+
+
+def fill_data(fill: Fill) -> dict[str, Any]:
+    return {
+        "id": str(fill.pk),
+        "order_id": str(fill.order_id) if fill.order_id else None,
+        "position_id": str(fill.position_id),
+        "kind": fill.kind,
+        "symbol": fill.symbol,
+        "side": fill.side,
+        "provider": fill.provider,
+        "size": _amount(fill.size),
+        "price": _amount(fill.price),
+        "fee": _amount(fill.fee),
+        "realized_pnl": _amount(fill.realized_pnl),
+        "executed_at": timestamp_text(fill.created_at),
+    }

@@ -1,0 +1,134 @@
+"""The documented shapes of trading answers (OpenAPI); ``trading.presenters`` writes them."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from pricing.apis import DecimalStringField as Amount
+
+
+class TrailingSerializer(serializers.Serializer):
+    percent = Amount(required=False)
+    distance = Amount(required=False)
+
+
+class ProtectiveOrderSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    kind = serializers.ChoiceField(choices=["stop_loss", "take_profit", "trailing_stop"])
+    status = serializers.ChoiceField(choices=["armed", "fired", "cancelled"])
+    execution_mode = serializers.ChoiceField(choices=["native", "synthetic"])
+    trigger_price = Amount()
+    oco_group = serializers.UUIDField(allow_null=True)
+    trailing = TrailingSerializer(required=False)
+    best_price = Amount(required=False)
+
+
+class OrderSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    client_order_id = serializers.CharField(allow_null=True)
+    symbol = serializers.CharField()
+    side = serializers.ChoiceField(choices=["long", "short"])
+    type = serializers.ChoiceField(choices=["market", "limit"])
+    purpose = serializers.ChoiceField(choices=["open", "close"])
+    status = serializers.ChoiceField(
+        choices=[
+            "pending",
+            "open",
+            "partially_filled",
+            "filled",
+            "cancelled",
+            "rejected",
+            "expired",
+            "unknown",
+        ]
+    )
+    collateral = Amount(help_text="USDC")
+    leverage = Amount()
+    price = Amount(allow_null=True, help_text="Limit price")
+    size = Amount(allow_null=True, help_text="Close orders: the size to close")
+    stop_loss = Amount(allow_null=True)
+    take_profit = Amount(allow_null=True)
+    trailing_stop = TrailingSerializer(allow_null=True)
+    provider = serializers.CharField(allow_null=True)
+    routing = serializers.DictField(
+        help_text="reason, candidates, skipped venues and every attempt with its error"
+    )
+    execution_mode = serializers.DictField(
+        child=serializers.ChoiceField(choices=["native", "synthetic"]),
+        help_text="Per protective order asked for: native at the venue or synthetic by our trigger engine",
+    )
+    filled_size = Amount()
+    avg_fill_price = Amount(allow_null=True)
+    fee = Amount(help_text="USDC")
+    reject_code = serializers.CharField(allow_null=True)
+    reject_reason = serializers.CharField(allow_null=True)
+    position_id = serializers.UUIDField(allow_null=True)
+    closed_by = serializers.CharField(allow_null=True)
+    resource_version = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class PositionSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    symbol = serializers.CharField()
+    side = serializers.ChoiceField(choices=["long", "short"])
+    provider = serializers.CharField()
+    status = serializers.ChoiceField(choices=["open", "closed", "liquidated"])
+    size = Amount()
+    entry_price = Amount()
+    collateral = Amount(help_text="USDC")
+    leverage = Amount()
+    liquidation_price = Amount(allow_null=True)
+    mark_price = Amount(allow_null=True, help_text="The price it would close at now")
+    unrealized_pnl = Amount(allow_null=True, help_text="USDC")
+    realized_pnl = Amount(help_text="USDC")
+    fees_paid = Amount(help_text="USDC")
+    stop_loss = Amount(allow_null=True)
+    take_profit = Amount(allow_null=True)
+    trailing_stop = ProtectiveOrderSerializer(allow_null=True)
+    protective_orders = ProtectiveOrderSerializer(many=True)
+    opened_at = serializers.DateTimeField()
+    closed_at = serializers.DateTimeField(allow_null=True)
+    resource_version = serializers.IntegerField()
+
+
+class FillSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    order_id = serializers.UUIDField(allow_null=True)
+    position_id = serializers.UUIDField()
+    kind = serializers.ChoiceField(choices=["open", "close", "liquidation"])
+    symbol = serializers.CharField()
+    side = serializers.ChoiceField(choices=["long", "short"])
+    provider = serializers.CharField()
+    size = Amount()
+    price = Amount()
+    fee = Amount()
+    realized_pnl = Amount()
+    executed_at = serializers.DateTimeField()
+
+
+class AccountSerializer(serializers.Serializer):
+    currency = serializers.CharField()
+    available = Amount()
+    margin_locked = Amount()
+    equity = Amount()
+    unrealized_pnl = Amount()
+    open_positions = serializers.IntegerField()
+
+
+class OrderPreviewSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    reject_code = serializers.CharField(allow_null=True)
+    message = serializers.CharField(required=False)
+    details = serializers.DictField(required=False)
+    symbol = serializers.CharField(required=False)
+    provider = serializers.CharField(required=False)
+    routing = serializers.DictField(required=False)
+    entry_price = Amount(required=False)
+    size = Amount(required=False)
+    notional = Amount(required=False)
+    margin = Amount(required=False)
+    fees = Amount(required=False)
+    liquidation_price = Amount(required=False, allow_null=True)
+    rounding = serializers.DictField(required=False)

@@ -1,0 +1,600 @@
+"""Orders: validated and risk-checked (``order_preview``), placed (``order_place``), executed at
+the routed venue with fallbacks, cancelled, and reconciled when a venue's answer was lost.
+
+Money flow: placing an order locks its collateral plus the opening fee (available ->
+margin); the fill charges the fee (margin -> fees); a rejection or a cancel releases both.
+A rejection before the order row exists changes nothing at all.
+
+Never twice blindly: the order row (status ``pending``) commits before the venue is
+called, with our order id as the venue's client order id. A venue that times out leaves
+the order ``unknown``; ``orders_reconcile`` asks the venue for that client id before
+anything else happens: filled there means filled here, unknown there means it never
+arrived and the collateral goes back.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from marqetfi.core.errors import ApplicationError
+from marqetfi.core.events import publish
+from pricing.errors import MarketClosed
+from pricing.market_hours import market_open
+from pricing.models import PairListing
+from pricing.selectors import pair_listings_routed
+from pricing.services.prices import price_for_execution
+from providers.base import OrderType, Side, VenueOrder, VenueOrderRequest
+from providers.errors import ProviderError
+from providers.health import ProviderUnavailable, call_provider
+from trading import terms
+from trading.errors import (
+    CollateralTooSmall,
+    LeverageLimitExceeded,
+    LimitPriceRequired,
+    OrderNotCancellable,
+    OrderNotFound,
+    PositionSizeExceeded,
+    PriceOffTick,
+    SizeTooSmall,
+    TooManyPositions,
+    TradingDisabled,
+)
+from trading.ledger.errors import InsufficientBalance
+from trading.ledger.selectors import user_balances
+from trading.ledger.services import ledger_accounts_for_user, ledger_transaction_post
+from trading.models import Order, Position
+from trading.presenters import order_data
+from trading.services.positions import (
+    Protection,
+    _venue,
+    order_fill_open,
+    protection_check,
+    venue_account_ref,
+)
+from trading.services.risk import RiskProfile, risk_profile_get
+
+logger = logging.getLogger(__name__)
+
+RECONCILE_AFTER = timedelta(seconds=10)
+
+
+@dataclass(frozen=True)
+class OrderTerms:
+    """What a trader asks for (``POST /orders``), already parsed into Decimals."""
+
+    symbol: str
+    side: str
+    type: str
+    collateral: Decimal
+    leverage: Decimal
+    price: Decimal | None = None
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+    trailing_stop: dict[str, str] | None = None
+    client_order_id: str = ""
+    rounding: str | None = None
+
+
+@dataclass(frozen=True)
+class OrderPlan:
+    """What the order would do now: where it goes, what it costs and where it liquidates."""
+
+    symbol: str
+    category: str
+    provider: str
+    routing: dict[str, Any]
+    side: str
+    type: str
+    collateral: Decimal
+    leverage: Decimal
+    price: Decimal | None
+    entry_price: Decimal
+    size: Decimal
+    notional: Decimal
+    fee: Decimal
+    liquidation_price: Decimal | None
+    stop_loss: Decimal | None
+    take_profit: Decimal | None
+    trailing_stop: dict[str, str] | None
+    rounding: dict[str, Any] = field(default_factory=dict)
+    risk: RiskProfile | None = None
+
+
+def _on_tick(
+    name: str, value: Decimal | None, tick: Decimal, rounding: str | None, applied: dict[str, Any]
+) -> Decimal | None:
+    if value is None or terms.on_step(value, tick):
+        return value
+    if rounding not in terms.ROUNDING_MODES:
+        raise PriceOffTick(details={"field": name, "value": str(value), "tick_size": str(tick)})
+    rounded = terms.to_step(value, tick, terms.ROUNDING_MODES[rounding])
+    applied[name] = {"requested": str(value), "accepted": str(rounded)}
+    return rounded
+
+
+def _trailing(trailing: dict[str, str] | None) -> tuple[Decimal | None, Decimal | None]:
+    if not trailing:
+        return None, None
+    percent = trailing.get("percent")
+    distance = trailing.get("distance")
+    return (
+        Decimal(percent) if percent is not None else None,
+        Decimal(distance) if distance is not None else None,
+    )
+
+
+def order_preview(*, user: Any, order: OrderTerms) -> OrderPlan:
+    """Validate, route and risk-check an order without changing anything; raises the rejection."""
+    if not getattr(user, "trading_enabled", True):
+        raise TradingDisabled()
+    if (order.type == Order.Type.LIMIT) != (order.price is not None):
+        raise LimitPriceRequired(details={"type": order.type})
+    listings, decision = pair_listings_routed(symbol=order.symbol)
+    listing = listings[0]
+    pair = listing.pair
+    now = timezone.now()
+    if not market_open(pair.trading_hours, now):
+        raise MarketClosed(details={"symbol": pair.symbol, "trading_hours": pair.trading_hours})
+    applied: dict[str, Any] = {}
+    limit_price = _on_tick("price", order.price, listing.tick_size, order.rounding, applied)
+    stop_loss = _on_tick("stop_loss", order.stop_loss, listing.tick_size, order.rounding, applied)
+    take_profit = _on_tick("take_profit", order.take_profit, listing.tick_size, order.rounding, applied)
+    if order.collateral < listing.min_collateral:
+        raise CollateralTooSmall(
+            details={"collateral": str(order.collateral), "min_collateral": str(listing.min_collateral)}
+        )
+    risk = risk_profile_get(
+        user=user, symbol=pair.symbol, category=pair.category, venue_max_leverage=listing.max_leverage
+    )
+    if order.leverage > risk.max_leverage:
+        raise LeverageLimitExceeded(
+            details={"leverage": str(order.leverage), "max_leverage": str(risk.max_leverage)}
+        )
+    if limit_price is not None:
+        entry = limit_price
+    else:
+        quote = price_for_execution(pair.symbol)
+        entry = terms.opening_price(side=order.side, bid=quote.bid, ask=quote.ask)
+    notional = terms.usdc(order.collateral * order.leverage)
+    size = terms.size_for(
+        collateral=order.collateral, leverage=order.leverage, price=entry, size_step=listing.size_step
+    )
+    if size <= 0:
+        raise SizeTooSmall(details={"size_step": str(listing.size_step), "price": str(entry)})
+    applied["size"] = {"requested_notional": str(notional), "size": str(size), "rounding": "down"}
+    _check_exposure(
+        user=user, listing=listing, side=order.side, collateral=order.collateral, notional=notional, risk=risk
+    )
+    fee = terms.fee_for(notional)
+    available = user_balances(user=user).available
+    if available < order.collateral + fee:
+        raise InsufficientBalance(required=order.collateral + fee, available=available)
+    liquidation = terms.loss_price(
+        side=order.side, entry=entry, size=size, collateral=order.collateral, level=risk.liquidation_level
+    )
+    percent, distance = _trailing(order.trailing_stop)
+    protection_check(
+        side=order.side,
+        entry=entry,
+        liquidation=liquidation,
+        protection=Protection(
+            stop_loss=stop_loss, take_profit=take_profit, trail_percent=percent, trail_distance=distance
+        ),
+    )
+    return OrderPlan(
+        symbol=pair.symbol,
+        category=pair.category,
+        provider=listing.provider,
+        routing={
+            "reason": decision.rule,
+            "candidates": decision.venues,
+            "skipped": decision.skipped,
+            "attempts": [],
+        },
+        side=order.side,
+        type=order.type,
+        collateral=order.collateral,
+        leverage=order.leverage,
+        price=limit_price,
+        entry_price=entry,
+        size=size,
+        notional=notional,
+        fee=fee,
+        liquidation_price=liquidation,
+        stop_loss=stop_loss,
+        take_profit=take_profit,
+        trailing_stop=order.trailing_stop,
+        rounding=applied,
+        risk=risk,
+    )
+
+
+def _check_exposure(
+    *, user: Any, listing: PairListing, side: str, collateral: Decimal, notional: Decimal, risk: RiskProfile
+) -> None:
+    open_positions = Position.objects.filter(user=user, status=Position.Status.OPEN)
+    same_market = open_positions.filter(
+        symbol=listing.pair.symbol, side=side, provider=listing.provider
+    ).first()
+    if collateral > risk.max_position_collateral:
+        raise PositionSizeExceeded(
+            details={
+                "collateral": str(collateral),
+                "max_position_collateral": str(risk.max_position_collateral),
+            }
+        )
+    if risk.max_position_notional is not None:
+        existing = same_market.notional_at_entry if same_market else Decimal(0)
+        if existing + notional > risk.max_position_notional:
+            raise PositionSizeExceeded(
+                details={
+                    "notional": str(terms.usdc(existing + notional)),
+                    "max_position_notional": str(risk.max_position_notional),
+                }
+            )
+    if risk.max_total_notional is not None:
+        total = sum((p.notional_at_entry for p in open_positions), Decimal(0))
+        if total + notional > risk.max_total_notional:
+            raise PositionSizeExceeded(
+                details={
+                    "total_notional": str(terms.usdc(total + notional)),
+                    "max_total_notional": str(risk.max_total_notional),
+                }
+            )
+    if (
+        risk.max_open_positions is not None
+        and same_market is None
+        and open_positions.count() >= risk.max_open_positions
+    ):
+        raise TooManyPositions(details={"max_open_positions": risk.max_open_positions})
+
+
+def order_place(*, user: Any, order: OrderTerms) -> tuple[Order, bool]:
+    """Place an order; returns it and whether it was created now (False: a replay of the same
+    ``client_order_id``). Market orders are executed before this returns; limit orders rest."""
+    if order.client_order_id:
+        existing = Order.objects.filter(user=user, client_order_id=order.client_order_id).first()
+        if existing is not None:
+            return existing, False
+    plan = order_preview(user=user, order=order)
+    try:
+        with transaction.atomic():
+            row = Order.objects.create(
+                user=user,
+                client_order_id=order.client_order_id,
+                symbol=plan.symbol,
+                category=plan.category,
+                side=plan.side,
+                type=plan.type,
+                status=Order.Status.OPEN if plan.type == Order.Type.LIMIT else Order.Status.PENDING,
+                collateral=plan.collateral,
+                leverage=plan.leverage,
+                price=plan.price,
+                stop_loss=plan.stop_loss,
+                take_profit=plan.take_profit,
+                trailing_stop=plan.trailing_stop,
+                rounding=order.rounding or "",
+                fee_reserved=plan.fee,
+                provider=plan.provider,
+                routing=plan.routing,
+            )
+            accounts = ledger_accounts_for_user(user=user)
+            amount = plan.collateral + plan.fee
+            ledger_transaction_post(
+                kind="order_collateral_lock",
+                legs=[(accounts.available, -amount), (accounts.margin, amount)],
+                reference=f"order:{row.pk}",
+                memo=f"{plan.type} {plan.side} {plan.symbol}",
+            )
+            publish(user_id=user.pk, type="order.created", data=order_data(row))
+            if row.status == Order.Status.OPEN:
+                _after_commit_index(row.pk)
+    except IntegrityError:
+        existing = Order.objects.filter(user=user, client_order_id=order.client_order_id).first()
+        if existing is None:
+            raise
+        return existing, False
+    if row.type == Order.Type.MARKET:
+        order_execute(order_id=row.pk)
+        row.refresh_from_db()
+    return row, True
+
+
+def _after_commit_index(order_id: Any) -> None:
+    from trading import triggers
+
+    transaction.on_commit(lambda: triggers.order_index(order_id))
+
+
+def _levels(order: Order) -> tuple[Decimal, Decimal]:
+    listing = PairListing.objects.filter(pair__symbol=order.symbol, provider=order.provider).first()
+    risk = risk_profile_get(
+        user=order.user,
+        symbol=order.symbol,
+        category=order.category,
+        venue_max_leverage=listing.max_leverage if listing else order.leverage,
+    )
+    return risk.liquidation_level, risk.margin_call_level
+
+
+def _outcome_unknown(error: ProviderError) -> bool:
+    """A timeout or a server error after sending: the venue may have executed the order."""
+    if isinstance(error, ProviderUnavailable):
+        return False
+    if error.status_code is None:
+        return "timed out" in error.message
+    return error.status_code >= 500
+
+
+def order_execute(*, order_id: Any) -> Order:
+    """Send a pending order to its routed venues in turn (the next one only when a venue could
+    not take it at all) and record what happened."""
+    order = Order.objects.select_related("user").get(pk=order_id)
+    attempts: list[dict[str, str]] = list(order.routing.get("attempts", []))
+    candidates = order.routing.get("candidates") or [order.provider]
+    for provider in candidates:
+        request = VenueOrderRequest(
+            account_ref=venue_account_ref(user=order.user, provider=provider),
+            client_order_id=str(order.pk),
+            symbol=order.symbol,
+            side=Side(order.side),
+            type=OrderType.MARKET,
+            collateral=order.collateral,
+            leverage=order.leverage,
+        )
+        try:
+            venue_order = call_provider(provider, _venue(provider).place_order, order=request)
+        except ProviderError as exc:
+            attempts.append({"provider": provider, "error": exc.message})
+            if _outcome_unknown(exc):
+                return _order_mark_unknown(order, provider, attempts)
+            if exc.retryable or isinstance(exc, ProviderUnavailable):
+                continue
+            return order_reject(
+                order_id=order.pk,
+                code="venue_rejected",
+                reason=exc.message,
+                attempts=attempts,
+                provider=provider,
+            )
+        attempts.append({"provider": provider, "status": venue_order.status})
+        return order_venue_answer_record(
+            order_id=order.pk, provider=provider, venue_order=venue_order, attempts=attempts
+        )
+    return order_reject(
+        order_id=order.pk, code="no_venue_available", reason="every routed venue failed", attempts=attempts
+    )
+
+
+def _order_mark_unknown(order: Order, provider: str, attempts: list[dict[str, str]]) -> Order:
+    with transaction.atomic():
+        row = Order.objects.select_for_update().get(pk=order.pk)
+        if row.status != Order.Status.PENDING:
+            return row
+        row.status = Order.Status.UNKNOWN
+        row.provider = provider
+        row.routing = {**row.routing, "attempts": attempts}
+        row.resource_version += 1
+        row.save()
+        publish(user_id=row.user_id, type="order.updated", data=order_data(row))
+        return row
+
+
+def order_venue_answer_record(
+    *, order_id: Any, provider: str, venue_order: VenueOrder, attempts: list[dict[str, str]] | None = None
+) -> Order:
+    """What the venue said about an order: filled (position), rejected (collateral back), or still working."""
+    with transaction.atomic():
+        order = Order.objects.select_for_update().select_related("user").get(pk=order_id)
+        if order.status not in (Order.Status.PENDING, Order.Status.UNKNOWN, Order.Status.OPEN):
+            return order
+        order.provider = provider
+        if attempts is not None:
+            order.routing = {**order.routing, "attempts": attempts}
+        if venue_order.status in ("filled", "partially_filled") and venue_order.filled_size > 0:
+            venue_position_id = _venue_position_id(order, provider)
+            order_fill_open(
+                order=order,
+                venue_order=venue_order,
+                levels=_levels(order),
+                venue_position_id=venue_position_id,
+            )
+            return order
+        if venue_order.status in ("rejected", "cancelled"):
+            order.save()
+            return order_reject(
+                order_id=order.pk,
+                code="venue_rejected",
+                reason=venue_order.reject_reason or venue_order.status,
+            )
+        order.venue_order_id = venue_order.venue_order_id
+        order.resource_version += 1
+        order.save()
+        return order
+
+
+def _venue_position_id(order: Order, provider: str) -> str:
+    try:
+        positions = _venue(provider).positions(
+            account_ref=venue_account_ref(user=order.user, provider=provider)
+        )
+    except ProviderError:
+        return ""
+    match = next((p for p in positions if p.symbol == order.symbol and p.side == order.side), None)
+    return match.venue_position_id if match else ""
+
+
+def order_reject(
+    *,
+    order_id: Any,
+    code: str,
+    reason: str,
+    attempts: list[dict[str, str]] | None = None,
+    provider: str | None = None,
+) -> Order:
+    """Mark a pending order rejected and give its locked collateral and fee back."""
+    with transaction.atomic():
+        order = Order.objects.select_for_update().get(pk=order_id)
+        if order.status in (Order.Status.REJECTED, Order.Status.CANCELLED, Order.Status.FILLED):
+            return order
+        _release(order, kind="order_collateral_release")
+        order.status = Order.Status.REJECTED
+        order.reject_code = code
+        order.reject_reason = reason
+        if provider:
+            order.provider = provider
+        if attempts is not None:
+            order.routing = {**order.routing, "attempts": attempts}
+        order.resource_version += 1
+        order.save()
+        publish(user_id=order.user_id, type="order.rejected", data=order_data(order))
+        return order
+
+
+def _release(order: Order, *, kind: str) -> None:
+    amount = order.collateral + order.fee_reserved
+    if order.purpose != Order.Purpose.OPEN or not amount:
+        return
+    accounts = ledger_accounts_for_user(user=order.user)
+    ledger_transaction_post(
+        kind=kind,
+        legs=[(accounts.margin, -amount), (accounts.available, amount)],
+        reference=f"order:{order.pk}",
+        memo=f"release {order.symbol}",
+    )
+
+
+def order_cancel(*, order_id: Any, user: Any) -> Order:
+    """Cancel a resting limit order; its collateral and fee go back to available."""
+    from trading import triggers
+
+    with transaction.atomic():
+        try:
+            order = Order.objects.select_for_update().get(pk=order_id, user=user)
+        except (Order.DoesNotExist, ValueError):
+            raise OrderNotFound(details={"order_id": str(order_id)}) from None
+        if order.status != Order.Status.OPEN:
+            raise OrderNotCancellable(details={"status": order.status})
+        _release(order, kind="order_collateral_release")
+        order.status = Order.Status.CANCELLED
+        order.resource_version += 1
+        order.save()
+        publish(user_id=order.user_id, type="order.cancelled", data=order_data(order))
+        transaction.on_commit(lambda: triggers.order_unindex(order.pk))
+        return order
+
+
+def order_limit_execute(*, order_id: Any) -> Order | None:
+    """A resting limit order whose price the market crossed: open at market, or close its
+    position. Exactly once: the order moves from ``open`` to ``pending`` under its row lock."""
+    from trading.services.positions import position_close
+
+    with transaction.atomic():
+        order = Order.objects.select_for_update().filter(pk=order_id, status=Order.Status.OPEN).first()
+        if order is None:
+            return None
+        order.status = Order.Status.PENDING
+        order.resource_version += 1
+        order.save(update_fields=["status", "resource_version", "updated_at"])
+    if order.purpose == Order.Purpose.OPEN:
+        return order_execute(order_id=order.pk)
+    try:
+        closed = position_close(
+            position_id=order.position_id, size=order.size, closed_by="limit", resting_order=order
+        )
+    except ApplicationError:
+        _limit_reopen(order)
+        raise
+    if closed is None:
+        with transaction.atomic():
+            row = Order.objects.select_for_update().get(pk=order.pk)
+            row.status = Order.Status.CANCELLED
+            row.resource_version += 1
+            row.save()
+            publish(user_id=row.user_id, type="order.cancelled", data=order_data(row))
+        return row
+    return closed
+
+
+def _limit_reopen(order: Order) -> None:
+    """The close failed at the venue: the limit order rests again, for the next tick or sweep."""
+    from trading import triggers
+
+    with transaction.atomic():
+        reopened = Order.objects.filter(pk=order.pk, status=Order.Status.PENDING).update(
+            status=Order.Status.OPEN, resource_version=F("resource_version") + 1
+        )
+        if reopened:
+            transaction.on_commit(partial(triggers.order_index, order.pk))
+
+
+def position_close_limit(
+    *, position_id: Any, user: Any, price: Decimal, size: Decimal | None, rounding: str | None
+) -> Order:
+    """A limit close: rests in our book and closes at market once the price reaches ``price``."""
+    from trading.services.positions import _close_size, position_lock
+
+    with transaction.atomic():
+        position = position_lock(position_id=position_id, user=user)
+        if position.status != Position.Status.OPEN:
+            from trading.errors import PositionNotOpen
+
+            raise PositionNotOpen(details={"position_id": str(position.pk)})
+        listing = PairListing.objects.filter(pair__symbol=position.symbol, provider=position.provider).first()
+        applied: dict[str, Any] = {}
+        accepted = _on_tick("price", price, listing.tick_size if listing else Decimal(0), rounding, applied)
+        order = Order.objects.create(
+            user=user,
+            symbol=position.symbol,
+            category=position.category,
+            side=position.side,
+            type=Order.Type.LIMIT,
+            purpose=Order.Purpose.CLOSE,
+            status=Order.Status.OPEN,
+            price=accepted,
+            size=_close_size(position, size, rounding),
+            provider=position.provider,
+            position=position,
+            closed_by="limit",
+            rounding=rounding or "",
+            routing={"reason": "the position's venue", "attempts": []},
+        )
+        publish(user_id=user.pk, type="order.created", data=order_data(order))
+        _after_commit_index(order.pk)
+        return order
+
+
+def orders_reconcile(*, older_than: timedelta = RECONCILE_AFTER) -> int:
+    """Ask the venue about every order whose outcome we do not know; returns how many were settled."""
+    cutoff = timezone.now() - older_than
+    settled = 0
+    for order in Order.objects.filter(
+        status__in=[Order.Status.UNKNOWN, Order.Status.PENDING],
+        purpose=Order.Purpose.OPEN,
+        updated_at__lt=cutoff,
+    ).select_related("user"):
+        try:
+            venue_order = call_provider(
+                order.provider,
+                _venue(order.provider).get_order,
+                account_ref=venue_account_ref(user=order.user, provider=order.provider),
+                client_order_id=str(order.pk),
+            )
+        except ProviderError:
+            logger.warning("reconcile: %s did not answer about order %s", order.provider, order.pk)
+            continue
+        if venue_order is None:
+            order_reject(order_id=order.pk, code="venue_never_received", reason="the venue has no such order")
+        else:
+            order_venue_answer_record(order_id=order.pk, provider=order.provider, venue_order=venue_order)
+        settled += 1
+    return settled

@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+
+from trading import triggers
+
+
+@shared_task(name="trading.tasks.triggers_sweep", ignore_result=True)
+def triggers_sweep() -> dict[str, Any]:
+    """Beat, every 5 seconds: fire what the ticks missed and put the trigger index right."""
+    return triggers.triggers_sweep().as_dict()
