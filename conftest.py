@@ -62,6 +62,16 @@ def _clear_throttle_counters() -> Iterator[None]:
     yield
 
 
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer() -> Iterator[None]:
+    """A channel layer per test: channels_redis keeps asyncio locks bound to the event loop that
+    first waited on them, and each async test runs in a loop of its own."""
+    yield
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+
+
 requires_postgres = pytest.mark.skipif(
     not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
     reason="needs PostgreSQL row locks and concurrent transactions (set DATABASE_URL)",

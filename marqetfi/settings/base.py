@@ -181,6 +181,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 5.0,
         "options": {"expires": 5.0},
     },
+    # Orders whose venue answer was lost: asked about by client id, never sent again.
+    "orders-reconcile": {
+        "task": "trading.tasks.orders_reconcile",
+        "schedule": 15.0,
+        "options": {"expires": 15.0},
+    },
 }
 
 # --- Outbox ---------------------------------------------------------------------------

@@ -9,13 +9,16 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.conf import settings
 from django.test import override_settings
+from django.utils import timezone
 
 from pricing.services.pairs import pairs_sync
 from providers import registry
 from providers.models import PaperOrder, RoutingRule
 from tests.trading.venues import FAULTS, faults
+from trading import tasks
 from trading.ledger.selectors import user_balances
 from trading.models import Order, Position
 from trading.services.orders import OrderTerms, order_place, orders_reconcile
@@ -122,3 +125,16 @@ def test_two_identical_client_order_ids_make_one_order(trader, drive):
     assert (created, created_again) == (True, False)
     assert again.pk == first.pk
     assert Order.objects.filter(user=trader).count() == 1
+
+
+def test_the_beat_task_reconciles_orders_left_unknown_for_a_while(trader, drive, flaky_first):
+    drive(BTCUSD="64000")
+    faults(place="timeout_after_fill")
+    order, _ = order_place(user=trader, order=BTC)
+
+    assert tasks.orders_reconcile.apply().get() == 0  # too recent: the venue may still be working on it
+    with time_machine.travel(timezone.now() + timedelta(seconds=30), tick=False):
+        assert tasks.orders_reconcile.apply().get() == 1
+
+    order.refresh_from_db()
+    assert order.status == "filled"
