@@ -12,9 +12,10 @@ import pytest
 from django.db import connection
 
 from conftest import requires_postgres
+from trading import triggers
 from trading.errors import PositionNotOpen
 from trading.ledger.selectors import user_balances
-from trading.models import Fill, Order, Position
+from trading.models import Fill, Order, Position, ProtectiveOrder
 from trading.services.orders import OrderTerms, order_place
 from trading.services.positions import position_close
 
@@ -71,4 +72,42 @@ def test_two_closes_at_once_close_once(trader, drive, ledger_balanced):
     assert (len(closed), len(refused)) == (1, 1), results
     assert Position.objects.get(pk=order.position_id).status == "closed"
     assert Fill.objects.filter(position_id=order.position_id, kind="close").count() == 1
+    ledger_balanced()
+
+
+def test_a_manual_close_racing_its_stop_loss_closes_once(trader, drive, ledger_balanced):
+    drive(BTCUSD="64000")
+    order, _ = order_place(
+        user=trader,
+        order=OrderTerms(**{**BTC.__dict__, "client_order_id": "race-2", "stop_loss": Decimal(63000)}),
+    )
+    stop = ProtectiveOrder.objects.get(position_id=order.position_id, kind="stop_loss")
+    drive(BTCUSD="63500")  # above the stop: nothing fires yet
+
+    def manual() -> Any:
+        return position_close(position_id=order.position_id, user=trader)
+
+    def trigger() -> Any:
+        return triggers.protective_fire(protective_id=stop.pk, bid=Decimal(62900), ask=Decimal(62900))
+
+    barrier_work = iter([manual, trigger])
+    lock = threading.Lock()
+
+    def one() -> Any:
+        with lock:
+            work = next(barrier_work)
+        return work()
+
+    results = at_once(2, one)
+
+    position = Position.objects.get(pk=order.position_id)
+    assert position.status == "closed", results
+    assert Fill.objects.filter(position=position, kind="close").count() == 1
+    stop.refresh_from_db()
+    # Either the trader's close won (the stop is cancelled, the trigger did nothing) or the stop
+    # fired first (the trader is told the position is already closed).
+    if isinstance(results[0], PositionNotOpen) or isinstance(results[1], PositionNotOpen):
+        assert stop.status == "fired"
+    else:
+        assert stop.status == "cancelled"
     ledger_balanced()
