@@ -69,25 +69,30 @@ def order_data(order: Order) -> dict[str, Any]:
 
 def _execution_modes(order: Order) -> dict[str, str]:
     """How each protective order asked for is carried out (all synthetic until a venue holds them)."""
-    modes: dict[str, str] = {}
-    for field in ("stop_loss", "take_profit", "trailing_stop"):
-        if getattr(order, field) is not None:
-            modes[field] = ProtectiveOrder.ExecutionMode.SYNTHETIC
-    if order.position_id:
-        for protective in order.position.protective_orders.all():  # type: ignore[union-attr]
-            if protective.kind in modes:
-                modes[protective.kind] = protective.execution_mode
-    return modes
+    return {
+        field: ProtectiveOrder.ExecutionMode.SYNTHETIC
+        for field in ("stop_loss", "take_profit", "trailing_stop")
+        if getattr(order, field) is not None
+    }
+
+
+def armed_protective_orders(position: Position) -> list[ProtectiveOrder]:
+    """The trader's armed stops of a position: from a prefetch when there is one, else one query
+    (a position keeps every stop it ever had; only the armed ones matter here)."""
+    cache = getattr(position, "_prefetched_objects_cache", {})
+    if "protective_orders" in cache:
+        rows = list(cache["protective_orders"])
+    else:
+        rows = list(position.protective_orders.filter(status=ProtectiveOrder.Status.ARMED))
+    return [
+        p for p in rows if p.status == ProtectiveOrder.Status.ARMED and p.kind in ProtectiveOrder.TRADER_KINDS
+    ]
 
 
 def position_data(
     position: Position, *, mark_price: Decimal | None = None, unrealized_pnl: Decimal | None = None
 ) -> dict[str, Any]:
-    armed = [
-        p
-        for p in position.protective_orders.all()
-        if p.status == ProtectiveOrder.Status.ARMED and p.kind in ProtectiveOrder.TRADER_KINDS
-    ]
+    armed = armed_protective_orders(position)
     by_kind = {p.kind: p for p in armed}
     return {
         "id": str(position.pk),

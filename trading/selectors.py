@@ -6,12 +6,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 
 from pricing.services.prices import Price, prices_get
 from trading import terms
 from trading.ledger.selectors import user_balances
-from trading.models import Order, Position
+from trading.models import Order, Position, ProtectiveOrder
+
+_ARMED_STOPS = Prefetch(
+    "protective_orders", queryset=ProtectiveOrder.objects.filter(status=ProtectiveOrder.Status.ARMED)
+)
 
 
 @dataclass(frozen=True)
@@ -31,16 +35,12 @@ class AccountSummary:
 
 
 def positions_for_user(*, user: Any, status: str | None = Position.Status.OPEN) -> QuerySet[Position]:
-    positions = Position.objects.filter(user=user).prefetch_related("protective_orders")
+    positions = Position.objects.filter(user=user).prefetch_related(_ARMED_STOPS)
     return positions.filter(status=status) if status else positions
 
 
 def orders_for_user(*, user: Any, status: str | None = None, symbol: str | None = None) -> QuerySet[Order]:
-    orders = (
-        Order.objects.filter(user=user)
-        .select_related("position")
-        .prefetch_related("position__protective_orders")
-    )
+    orders = Order.objects.filter(user=user).select_related("position")
     if status:
         orders = orders.filter(status=status)
     if symbol:

@@ -82,6 +82,7 @@ def _dispatch_one(event: Event) -> bool:
     Event.objects.filter(pk=event.pk, dispatched_at__isnull=True).update(
         dispatched_at=timezone.now(), dispatch_attempts=F("dispatch_attempts") + 1, last_dispatch_error=""
     )
+    logger.debug("Event %s #%s (%s) dispatched", event.pk, event.seq, event.type)
     return True
 
 
