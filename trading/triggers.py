@@ -376,7 +376,9 @@ def _fire_effect(position: Position, protective: ProtectiveOrder) -> None:
     if protective.kind == ProtectiveOrder.Kind.LIQUIDATION:
         position_liquidate(position=position, protective=protective)
         return
-    for twin in ProtectiveOrder.objects.select_for_update().filter(position_id=position.pk, status=ARMED):
+    for twin in ProtectiveOrder.objects.select_for_update(no_key=True).filter(
+        position_id=position.pk, status=ARMED
+    ):
         if twin.kind in ProtectiveOrder.RISK_KINDS:
             continue  # the close cancels them with everything else armed on the position
         twin.status = ProtectiveOrder.Status.CANCELLED

@@ -111,3 +111,34 @@ def test_a_manual_close_racing_its_stop_loss_closes_once(trader, drive, ledger_b
     else:
         assert stop.status == "cancelled"
     ledger_balanced()
+
+
+def test_orders_and_closes_of_one_trader_at_once_neither_deadlock_nor_unbalance(
+    trader, drive, ledger_balanced
+):
+    drive(BTCUSD="64000", ETHUSD="3000")
+    first, _ = order_place(
+        user=trader,
+        order=OrderTerms(
+            symbol="ETHUSD", side="long", type="market", collateral=Decimal(100), leverage=Decimal(5)
+        ),
+    )
+    small = OrderTerms(
+        symbol="BTCUSD", side="long", type="market", collateral=Decimal(20), leverage=Decimal(2)
+    )
+    jobs = iter(
+        [lambda: [order_place(user=trader, order=small) for _ in range(4)] for _ in range(3)]
+        + [lambda: position_close(position_id=first.position_id, user=trader, size=Decimal("0.01"))]
+    )
+    lock = threading.Lock()
+
+    def one() -> Any:
+        with lock:
+            job = next(jobs)
+        return job()
+
+    results = at_once(4, one)
+
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert Order.objects.filter(user=trader, status="filled", symbol="BTCUSD").count() == 12
+    ledger_balanced()

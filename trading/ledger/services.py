@@ -86,7 +86,9 @@ def ledger_accounts_lock_for_update(*, account_ids: Iterable[UUID]) -> dict[UUID
     The rows are locked in primary-key order, the one order every posting uses, so two
     postings over the same accounts queue up instead of deadlocking.
     """
-    accounts = LedgerAccount.objects.select_for_update().filter(pk__in=set(account_ids)).order_by("pk")
+    accounts = (
+        LedgerAccount.objects.select_for_update(no_key=True).filter(pk__in=set(account_ids)).order_by("pk")
+    )
     return {account.pk: account for account in accounts}
 
 

@@ -377,7 +377,7 @@ def order_execute(*, order_id: Any) -> Order:
 
 def _order_mark_unknown(order: Order, provider: str, attempts: list[dict[str, str]]) -> Order:
     with transaction.atomic():
-        row = Order.objects.select_for_update().get(pk=order.pk)
+        row = Order.objects.select_for_update(no_key=True).get(pk=order.pk)
         if row.status != Order.Status.PENDING:
             return row
         row.status = Order.Status.UNKNOWN
@@ -394,7 +394,9 @@ def order_venue_answer_record(
 ) -> Order:
     """What the venue said about an order: filled (position), rejected (collateral back), or still working."""
     with transaction.atomic():
-        order = Order.objects.select_for_update().select_related("user").get(pk=order_id)
+        order = (
+            Order.objects.select_for_update(no_key=True, of=("self",)).select_related("user").get(pk=order_id)
+        )
         if order.status not in (Order.Status.PENDING, Order.Status.UNKNOWN, Order.Status.OPEN):
             return order
         order.provider = provider
@@ -443,7 +445,7 @@ def order_reject(
 ) -> Order:
     """Mark a pending order rejected and give its locked collateral and fee back."""
     with transaction.atomic():
-        order = Order.objects.select_for_update().get(pk=order_id)
+        order = Order.objects.select_for_update(no_key=True).get(pk=order_id)
         if order.status in (Order.Status.REJECTED, Order.Status.CANCELLED, Order.Status.FILLED):
             return order
         _release(order, kind="order_collateral_release")
@@ -479,7 +481,7 @@ def order_cancel(*, order_id: Any, user: Any) -> Order:
 
     with transaction.atomic():
         try:
-            order = Order.objects.select_for_update().get(pk=order_id, user=user)
+            order = Order.objects.select_for_update(no_key=True).get(pk=order_id, user=user)
         except (Order.DoesNotExist, ValueError):
             raise OrderNotFound(details={"order_id": str(order_id)}) from None
         if order.status != Order.Status.OPEN:
@@ -499,7 +501,9 @@ def order_limit_execute(*, order_id: Any) -> Order | None:
     from trading.services.positions import position_close
 
     with transaction.atomic():
-        order = Order.objects.select_for_update().filter(pk=order_id, status=Order.Status.OPEN).first()
+        order = (
+            Order.objects.select_for_update(no_key=True).filter(pk=order_id, status=Order.Status.OPEN).first()
+        )
         if order is None:
             return None
         order.status = Order.Status.PENDING
@@ -516,7 +520,7 @@ def order_limit_execute(*, order_id: Any) -> Order | None:
         raise
     if closed is None:
         with transaction.atomic():
-            row = Order.objects.select_for_update().get(pk=order.pk)
+            row = Order.objects.select_for_update(no_key=True).get(pk=order.pk)
             row.status = Order.Status.CANCELLED
             row.resource_version += 1
             row.save()

@@ -67,7 +67,7 @@ def _venue_failure(error: ProviderError) -> VenueError:
 
 def position_lock(*, position_id: Any, user: Any = None) -> Position:
     """The position row, locked until the transaction ends; ``PositionNotFound`` if not the user's."""
-    positions = Position.objects.select_for_update()
+    positions = Position.objects.select_for_update(no_key=True)
     if user is not None:
         positions = positions.filter(user=user)
     try:
@@ -126,7 +126,7 @@ def protection_check(
 def _armed(position: Position) -> dict[str, ProtectiveOrder]:
     return {
         p.kind: p
-        for p in ProtectiveOrder.objects.select_for_update().filter(
+        for p in ProtectiveOrder.objects.select_for_update(no_key=True).filter(
             position=position, status=ProtectiveOrder.Status.ARMED
         )
     }
@@ -214,7 +214,7 @@ def _position_for_fill(order: Order, levels: tuple[Decimal, Decimal]) -> tuple[P
     """The user's open position on this market, locked, or a new one (race-safe)."""
     for _ in range(2):
         existing = (
-            Position.objects.select_for_update()
+            Position.objects.select_for_update(no_key=True)
             .filter(
                 user_id=order.user_id,
                 symbol=order.symbol,
@@ -538,7 +538,7 @@ def close_fill_record(
 
 
 def _cancel_resting_closes(position: Position) -> None:
-    for order in Order.objects.select_for_update().filter(
+    for order in Order.objects.select_for_update(no_key=True).filter(
         position=position, purpose=Order.Purpose.CLOSE, status=Order.Status.OPEN
     ):
         order.status = Order.Status.CANCELLED
