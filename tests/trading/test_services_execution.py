@@ -13,7 +13,9 @@ import time_machine
 from django.conf import settings
 from django.test import override_settings
 from django.utils import timezone
+from django_redis import get_redis_connection
 
+from conftest import bearer_client
 from pricing.services.pairs import pairs_sync
 from providers import registry
 from providers.models import PaperOrder, RoutingRule
@@ -37,9 +39,9 @@ def flaky_first(paper_market: None) -> Iterator[None]:
         registry.reset_cache()
         pairs_sync(provider="flaky")
         RoutingRule.objects.filter(value="crypto").update(venues=["flaky", "paper"])
-        FAULTS["place"] = "ok"
+        FAULTS.update(place="ok", quotes="ok")
         yield
-        FAULTS["place"] = "ok"
+        FAULTS.update(place="ok", quotes="ok")
     registry.reset_cache()
 
 
@@ -138,3 +140,27 @@ def test_the_beat_task_reconciles_orders_left_unknown_for_a_while(trader, drive,
 
     order.refresh_from_db()
     assert order.status == "filled"
+
+
+def test_a_stale_price_refuses_the_order_and_changes_nothing(trader, drive, flaky_first):
+    RoutingRule.objects.filter(value="crypto").update(venues=["flaky"])
+    faults(quotes="old")
+    price_cache_clear()
+    client = bearer_client(trader)
+
+    response = client.post(
+        "/api/v1/orders",
+        {"symbol": "BTCUSD", "side": "long", "type": "market", "collateral": "100", "leverage": "2"},
+        format="json",
+    )
+
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "stale_price"
+    assert Order.objects.count() == 0
+    assert user_balances(user=trader).available == Decimal(10000)
+
+
+def price_cache_clear() -> None:
+    redis = get_redis_connection("default")
+    for key in redis.scan_iter("marqetfi:price:*"):
+        redis.delete(key)

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, ClassVar
 
-from providers.base import VenueOrder, VenueOrderRequest
+from providers.base import Quote, VenueOrder, VenueOrderRequest
 from providers.errors import ProviderError
 from providers.venues.paper.adapter import PaperVenue
 
 # "ok": a normal paper fill; "refuse": a connection error before anything was sent;
 # "timeout_after_fill": the order executes, then the answer is lost (a read timeout);
 # "timeout_before": the request times out and never reached the venue; "reject": a 400.
-FAULTS: dict[str, str] = {"place": "ok"}
+# ``FAULTS["quotes"]``: "ok", or "old": every quote is a minute old (a venue whose feed stalled).
+FAULTS: dict[str, str] = {"place": "ok", "quotes": "ok"}
 
 
 class FlakyPaperVenue(PaperVenue):
     name: ClassVar[str] = "flaky"
+
+    def prices(self, *, symbols: list[str]) -> dict[str, Quote]:
+        quotes = super().prices(symbols=symbols)
+        if FAULTS["quotes"] == "old":
+            return {
+                symbol: Quote(symbol=q.symbol, bid=q.bid, ask=q.ask, ts=q.ts - timedelta(minutes=1))
+                for symbol, q in quotes.items()
+            }
+        return quotes
 
     def place_order(self, *, order: VenueOrderRequest) -> VenueOrder:
         mode = FAULTS["place"]
