@@ -26,27 +26,12 @@ import httpx
 BASE_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(BASE_DIR))
 
+from bench.processes import processes_stop, run, wait_http  # noqa: E402
 from marqetfi.embedded import EmbeddedRedis, free_port  # noqa: E402
 
 TRADER_EMAIL = "bench-trader@marqetfi.local"
 TRADER_PASSWORD = "bench-trader-password-1"
 ORDER = {"symbol": "BTCUSD", "side": "long", "type": "market", "collateral": "5", "leverage": "2"}
-
-
-def run(command: list[str], env: dict[str, str]) -> str:
-    return subprocess.run(command, cwd=BASE_DIR, env=env, check=True, capture_output=True, text=True).stdout
-
-
-def wait_http(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"{url} did not come up")
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
@@ -138,13 +123,7 @@ def main() -> int:
                 for _ in range(min(100, args.orders))
             ]
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        processes_stop(processes)
         if redis is not None:
             redis.stop()
 

@@ -24,7 +24,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,22 +31,8 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(BASE_DIR))
 
+from bench.processes import processes_stop, run, wait_http  # noqa: E402
 from marqetfi.embedded import EmbeddedRedis, free_port  # noqa: E402
-
-
-def run(command: list[str], env: dict[str, str]) -> str:
-    return subprocess.run(command, cwd=BASE_DIR, env=env, check=True, capture_output=True, text=True).stdout
-
-
-def wait_http(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2).read()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer in {timeout} s")
 
 
 def hey(url: str, *, seconds: int, connections: int, rate: int | None = None) -> dict[str, float]:
@@ -162,13 +147,7 @@ def main() -> int:
         hits, misses = cache_counters(app)
         hit_ratio = (hits - hits_before) / max(1.0, (hits - hits_before) + (misses - misses_before))
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        processes_stop(processes)
         if redis is not None:
             redis.stop()
 

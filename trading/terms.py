@@ -39,6 +39,16 @@ def to_step(value: Decimal, step: Decimal, rounding: str = ROUND_DOWN) -> Decima
     return ((value / step).to_integral_value(rounding) * step).normalize() + 0
 
 
+def to_step_if_asked(value: Decimal, step: Decimal, rounding: str | None) -> Decimal | None:
+    """``value`` if it is on ``step``; rounded onto it when the client sent ``rounding``
+    ("down" or "nearest"); None when it is off the step and no rounding was asked for."""
+    if on_step(value, step):
+        return value
+    if rounding not in ROUNDING_MODES:
+        return None
+    return to_step(value, step, ROUNDING_MODES[rounding])
+
+
 def fee_for(notional: Decimal) -> Decimal:
     """The platform's fee on a fill of this notional (the ``trading_fee_rate`` app setting)."""
     return usdc_up(notional * app_setting(TRADING_FEE_RATE))

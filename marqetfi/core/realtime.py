@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Coroutine
 from typing import Any, Final
 
 from channels.layers import get_channel_layer
@@ -32,12 +32,12 @@ class _LayerLoop:
         self._thread: threading.Thread | None = None
         self._pid = 0
 
-    def call(self, make: Callable[[], Awaitable[Any]], timeout: float = SEND_TIMEOUT_SECONDS) -> Any:
+    def call(self, coroutine: Coroutine[Any, Any, Any], timeout: float = SEND_TIMEOUT_SECONDS) -> Any:
         loop = self._running_loop()
         if threading.current_thread() is self._thread:
+            coroutine.close()
             raise RuntimeError("realtime sends cannot be made from the layer's own loop")
-        future = asyncio.run_coroutine_threadsafe(_awaited(make), loop)
-        return future.result(timeout)
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout)
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -57,10 +57,6 @@ class _LayerLoop:
             return self._loop
 
 
-async def _awaited(make: Callable[[], Awaitable[Any]]) -> Any:
-    return await make()
-
-
 _layer_loop = _LayerLoop()
 
 
@@ -72,7 +68,7 @@ def group_send(group: str, message: dict[str, Any]) -> None:
     layer = get_channel_layer()
     if layer is None:
         raise RuntimeError("No channel layer is configured (CHANNEL_LAYERS).")
-    _layer_loop.call(lambda: layer.group_send(group, message))
+    _layer_loop.call(layer.group_send(group, message))
 
 
 def event_dispatch_to_user_group(event: Event) -> None:

@@ -112,13 +112,14 @@ class OrderPlan:
 def _on_tick(
     name: str, value: Decimal | None, tick: Decimal, rounding: str | None, applied: dict[str, Any]
 ) -> Decimal | None:
-    if value is None or terms.on_step(value, tick):
-        return value
-    if rounding not in terms.ROUNDING_MODES:
+    if value is None:
+        return None
+    accepted = terms.to_step_if_asked(value, tick, rounding)
+    if accepted is None:
         raise PriceOffTick(details={"field": name, "value": str(value), "tick_size": str(tick)})
-    rounded = terms.to_step(value, tick, terms.ROUNDING_MODES[rounding])
-    applied[name] = {"requested": str(value), "accepted": str(rounded)}
-    return rounded
+    if accepted != value:
+        applied[name] = {"requested": str(value), "accepted": str(accepted)}
+    return accepted
 
 
 def _trailing(trailing: dict[str, str] | None) -> tuple[Decimal | None, Decimal | None]:
@@ -315,17 +316,6 @@ def _after_commit_index(order_id: Any) -> None:
     transaction.on_commit(lambda: triggers.order_index(order_id))
 
 
-def _levels(order: Order) -> tuple[Decimal, Decimal]:
-    listing = PairListing.objects.filter(pair__symbol=order.symbol, provider=order.provider).first()
-    risk = risk_profile_get(
-        user=order.user,
-        symbol=order.symbol,
-        category=order.category,
-        venue_max_leverage=listing.max_leverage if listing else order.leverage,
-    )
-    return risk.liquidation_level, risk.margin_call_level
-
-
 def _outcome_unknown(error: ProviderError) -> bool:
     """A timeout or a server error after sending: the venue may have executed the order."""
     if isinstance(error, ProviderUnavailable):
@@ -403,13 +393,7 @@ def order_venue_answer_record(
         if attempts is not None:
             order.routing = {**order.routing, "attempts": attempts}
         if venue_order.status in ("filled", "partially_filled") and venue_order.filled_size > 0:
-            venue_position_id = _venue_position_id(order, provider)
-            order_fill_open(
-                order=order,
-                venue_order=venue_order,
-                levels=_levels(order),
-                venue_position_id=venue_position_id,
-            )
+            order_fill_open(order=order, venue_order=venue_order)
             return order
         if venue_order.status in ("rejected", "cancelled"):
             order.save()
@@ -422,17 +406,6 @@ def order_venue_answer_record(
         order.resource_version += 1
         order.save()
         return order
-
-
-def _venue_position_id(order: Order, provider: str) -> str:
-    try:
-        positions = _venue(provider).positions(
-            account_ref=venue_account_ref(user=order.user, provider=provider)
-        )
-    except ProviderError:
-        return ""
-    match = next((p for p in positions if p.symbol == order.symbol and p.side == order.side), None)
-    return match.venue_position_id if match else ""
 
 
 def order_reject(

@@ -210,7 +210,34 @@ def _after_commit_disarm(protective_id: Any) -> None:
 # --- opening ---------------------------------------------------------------------------------
 
 
-def _position_for_fill(order: Order, levels: tuple[Decimal, Decimal]) -> tuple[Position, bool]:
+def _risk_levels(order: Order) -> tuple[Decimal, Decimal]:
+    """The liquidation and margin-call levels a new position on this order's market starts with."""
+    from pricing.models import PairListing
+    from trading.services.risk import risk_profile_get
+
+    listing = PairListing.objects.filter(pair__symbol=order.symbol, provider=order.provider).first()
+    risk = risk_profile_get(
+        user=order.user,
+        symbol=order.symbol,
+        category=order.category,
+        venue_max_leverage=listing.max_leverage if listing else order.leverage,
+    )
+    return risk.liquidation_level, risk.margin_call_level
+
+
+def _venue_position_id(order: Order) -> str:
+    """The venue's id of the position this order's fill went into ("" if the venue does not say)."""
+    try:
+        positions = _venue(order.provider).positions(
+            account_ref=venue_account_ref(user=order.user, provider=order.provider)
+        )
+    except ProviderError:
+        return ""
+    match = next((p for p in positions if p.symbol == order.symbol and p.side == order.side), None)
+    return match.venue_position_id if match else ""
+
+
+def _position_for_fill(order: Order) -> tuple[Position, bool]:
     """The user's open position on this market, locked, or a new one (race-safe)."""
     for _ in range(2):
         existing = (
@@ -226,6 +253,7 @@ def _position_for_fill(order: Order, levels: tuple[Decimal, Decimal]) -> tuple[P
         )
         if existing is not None:
             return existing, False
+        liquidation_level, margin_call_level = _risk_levels(order)
         try:
             with transaction.atomic():
                 return (
@@ -240,8 +268,8 @@ def _position_for_fill(order: Order, levels: tuple[Decimal, Decimal]) -> tuple[P
                         entry_price=Decimal(0),
                         collateral=Decimal(0),
                         leverage=order.leverage,
-                        liquidation_level=levels[0],
-                        margin_call_level=levels[1],
+                        liquidation_level=liquidation_level,
+                        margin_call_level=margin_call_level,
                     ),
                     True,
                 )
@@ -260,16 +288,13 @@ def _reprice(position: Position) -> None:
     )
 
 
-def order_fill_open(
-    *, order: Order, venue_order: VenueOrder, levels: tuple[Decimal, Decimal], venue_position_id: str = ""
-) -> Position:
+def order_fill_open(*, order: Order, venue_order: VenueOrder) -> Position:
     """Record the fill of an opening order (the order row is locked by the caller): the fill, the
-    position opened or increased, the fee charged from the locked margin, the stops armed.
-    ``levels``: the liquidation and margin-call levels of a new position."""
+    position opened or increased, the fee charged from the locked margin, the stops armed."""
     size = venue_order.filled_size
     price = venue_order.avg_fill_price
     assert price is not None and size > 0
-    position, created = _position_for_fill(order, levels)
+    position, created = _position_for_fill(order)
     notional = size * price
     total_size = position.size + size
     position.entry_price = ((position.size * position.entry_price + notional) / total_size).quantize(
@@ -281,8 +306,8 @@ def order_fill_open(
         Decimal("0.01"), ROUND_HALF_EVEN
     )
     position.fees_paid += order.fee_reserved
-    if venue_position_id:
-        position.venue_position_id = venue_position_id
+    if not position.venue_position_id:  # asked once per position, not on every fill
+        position.venue_position_id = _venue_position_id(order)
     _reprice(position)
     if not created:
         position.resource_version += 1
@@ -452,13 +477,10 @@ def _close_size(position: Position, size: Decimal | None, rounding: str | None) 
     if size is None or size >= position.size:
         return position.size
     step = _size_step(position)
-    if not terms.on_step(size, step):
-        if rounding not in terms.ROUNDING_MODES:
-            raise SizeOffStep(details={"size": str(size), "size_step": str(step)})
-        size = terms.to_step(size, step, terms.ROUNDING_MODES[rounding])
-    if size <= 0:
+    accepted = terms.to_step_if_asked(size, step, rounding)
+    if accepted is None or accepted <= 0:
         raise SizeOffStep(details={"size": str(size), "size_step": str(step)})
-    return min(size, position.size)
+    return min(accepted, position.size)
 
 
 def _size_step(position: Position) -> Decimal:
