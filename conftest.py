@@ -47,7 +47,7 @@ def redis_conn() -> Any:
 @pytest.fixture(autouse=True)
 def _forget_app_settings() -> Iterator[None]:
     """A test's setting rows roll back without moving the generation: drop this process's copy."""
-    from providers.app_settings import app_settings_cache
+    from marqetfi.core.app_settings.cache import app_settings_cache
 
     yield
     app_settings_cache.clear()

@@ -9,7 +9,7 @@ from django.template.response import TemplateResponse
 
 from accounts.models import AuthIdentity, User, Wallet
 from accounts.services.users import user_sign_in_set, user_trading_set
-from trading.ledger.admin import balance_adjust_action
+from ledger.admin import balance_adjust_action
 
 
 class UserCreationAdminForm(UserCreationForm):

@@ -75,7 +75,7 @@ def _on_tick(price: Decimal) -> Decimal:
 class Bench:
     def __init__(self, seed: int) -> None:
         from accounts.models import User
-        from trading.ledger.services import balance_adjust
+        from ledger.services import balance_adjust
 
         self.random = random.Random(seed)
         self.staff = User.objects.create_user(email="bench-staff@example.com", password=None, is_staff=True)

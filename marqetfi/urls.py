@@ -7,9 +7,10 @@ from marqetfi.core.apis import EventListApi, HealthApi
 api_v1: list[URLPattern | URLResolver] = [
     path("health", HealthApi.as_view(), name="health"),
     path("events", EventListApi.as_view(), name="events"),
+    path("admin/", include("marqetfi.core.app_settings.urls")),
     path("admin/", include("providers.urls")),
     path("admin/", include("accounts.admin_urls")),
-    path("admin/", include("trading.ledger.admin_urls")),
+    path("admin/", include("ledger.admin_urls")),
     path("admin/", include("trading.admin_urls")),
     path("", include("accounts.urls")),
     path("", include("pricing.urls")),

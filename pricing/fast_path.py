@@ -41,6 +41,8 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
+from marqetfi.core.app_settings.cache import app_setting, app_settings_refresh
+from marqetfi.core.app_settings.platform import MAINTENANCE_MODE
 from marqetfi.core.logging import bind_user, request_id_var
 from marqetfi.core.middleware import valid_request_id
 from marqetfi.core.throttling import (
@@ -54,7 +56,6 @@ from marqetfi.core.throttling import (
 from pricing.metrics import PRICE_CACHE_HITS, PRICE_FAST_PATH_ANSWERS
 from pricing.models import TradingPair
 from pricing.services.prices import price_body, price_cache_key, price_judge, tick_parse
-from providers.app_settings import MAINTENANCE_MODE, app_setting, app_settings_refresh
 
 logger = logging.getLogger("marqetfi.access")
 

@@ -11,11 +11,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html_join
 
-from providers.app_settings import InvalidSetting, UnknownSetting, app_setting_definition
-from providers.models import AppSetting, LocalWalletKey, Provider, ProviderConfig, RoutingRule
+from providers.models import LocalWalletKey, Provider, ProviderConfig, RoutingRule
 from providers.services import configs as config_services
 from providers.services import routing as routing_services
-from providers.services.app_settings import app_setting_reset, app_setting_set
 
 
 class ProviderConfigInline(admin.TabularInline):
@@ -174,40 +172,6 @@ class RoutingRuleAdmin(admin.ModelAdmin):
 
     def delete_model(self, request: HttpRequest, obj: RoutingRule) -> None:
         routing_services.routing_rule_delete(rule_id=obj.pk, actor=request.user)
-
-
-class AppSettingForm(forms.ModelForm):
-    class Meta:
-        model = AppSetting
-        fields = ("key", "value")
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        try:
-            app_setting_definition(data.get("key", "")).clean(data.get("value"))
-        except (InvalidSetting, UnknownSetting) as exc:
-            raise forms.ValidationError(exc.message) from exc
-        return data
-
-
-@admin.register(AppSetting)
-class AppSettingAdmin(admin.ModelAdmin):
-    """Overrides of the runtime settings; saving goes through the service (validated, audited,
-    applied by every process within about a second)."""
-
-    form = AppSettingForm
-    list_display = ("key", "value", "updated_by", "updated_at")
-    readonly_fields = ("updated_by", "updated_at")
-
-    def save_model(self, request: HttpRequest, obj: AppSetting, form: Any, change: bool) -> None:
-        app_setting_set(key=obj.key, value=obj.value, actor=request.user)
-
-    def delete_model(self, request: HttpRequest, obj: AppSetting) -> None:
-        app_setting_reset(key=obj.key, actor=request.user)
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[AppSetting]) -> None:
-        for row in queryset:
-            app_setting_reset(key=row.key, actor=request.user)
 
 
 @admin.register(LocalWalletKey)

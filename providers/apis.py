@@ -1,4 +1,4 @@
-"""Staff-only API under /api/v1/admin/: providers and their configs, routing, runtime settings."""
+"""Staff-only API under /api/v1/admin/: providers and their configs, routing."""
 
 from __future__ import annotations
 
@@ -13,12 +13,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from providers import registry
-from providers.app_settings import APP_SETTINGS, app_setting_definition
 from providers.health import provider_probe, provider_stats
-from providers.models import AppSetting, Provider, ProviderConfig, RoutingRule
+from providers.models import Provider, ProviderConfig, RoutingRule
 from providers.services import configs as config_services
 from providers.services import routing as routing_services
-from providers.services.app_settings import app_setting_reset, app_setting_set
 
 
 class ProviderSummarySerializer(serializers.Serializer):
@@ -276,63 +274,6 @@ class RouteResolveApi(StaffApi):
         data.is_valid(raise_exception=True)
         decision = routing_services.route(**data.validated_data)
         return Response({"venues": decision.venues, "rule": decision.rule, "skipped": decision.skipped})
-
-
-class AppSettingSerializer(serializers.Serializer):
-    key = serializers.CharField()
-    description = serializers.CharField()
-    value = serializers.JSONField(help_text="The value in effect.")
-    default = serializers.JSONField()
-    overridden = serializers.BooleanField()
-    updated_by = serializers.EmailField(allow_null=True)
-    updated_at = serializers.DateTimeField(allow_null=True)
-
-
-def _setting_public(key: str) -> dict[str, Any]:
-    definition = app_setting_definition(key)
-    row = AppSetting.objects.select_related("updated_by").filter(key=key).first()
-    return {
-        "key": key,
-        "description": definition.description,
-        "value": definition.effective_json(row.value if row else None),
-        "default": definition.default(),
-        "overridden": row is not None,
-        "updated_by": getattr(row.updated_by, "email", None) if row else None,
-        "updated_at": row.updated_at if row else None,
-    }
-
-
-class AppSettingListApi(StaffApi):
-    @extend_schema(
-        responses={200: _page_of(AppSettingSerializer, "AppSettingPage")}, operation_id="admin_settings_list"
-    )
-    def get(self, request: Request) -> Response:
-        return Response({"results": [_setting_public(key) for key in APP_SETTINGS], "next": None})
-
-
-class AppSettingDetailApi(StaffApi):
-    """Change a runtime setting; every process applies it within about a second, no restart."""
-
-    class InputSerializer(serializers.Serializer):
-        value = serializers.JSONField(help_text="Objects may carry only the entries to change.")
-
-    @extend_schema(responses={200: AppSettingSerializer}, operation_id="admin_settings_get")
-    def get(self, request: Request, key: str) -> Response:
-        return Response(_setting_public(key))
-
-    @extend_schema(
-        request=InputSerializer, responses={200: AppSettingSerializer}, operation_id="admin_settings_set"
-    )
-    def put(self, request: Request, key: str) -> Response:
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        app_setting_set(key=key, value=data.validated_data["value"], actor=request.user)
-        return Response(_setting_public(key))
-
-    @extend_schema(responses={200: AppSettingSerializer}, operation_id="admin_settings_reset")
-    def delete(self, request: Request, key: str) -> Response:
-        app_setting_reset(key=key, actor=request.user)
-        return Response(_setting_public(key))
 
 
 class ProviderProbeApi(StaffApi):

@@ -6,8 +6,6 @@ class ProvidersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from providers.app_settings import app_settings_connect_signals
         from providers.metrics import register_collector
 
-        app_settings_connect_signals()
         register_collector()

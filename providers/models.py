@@ -79,20 +79,6 @@ class RoutingRule(TimeStampedModel):
         return f"{self.match}={self.value} -> {' > '.join(self.venues or [])}"
 
 
-class AppSetting(models.Model):
-    """An operator's override of a runtime setting defined in ``providers.app_settings``."""
-
-    key = models.CharField(max_length=64, primary_key=True)
-    value = models.JSONField()
-    updated_by = models.ForeignKey(
-        django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    updated_at = models.DateTimeField(auto_now=True)
-
-    def __str__(self) -> str:
-        return self.key
-
-
 class LocalWalletKey(TimeStampedModel):
     """A key of the ``local`` wallet signer (development and demo): encrypted at rest, never served.
 

@@ -24,8 +24,6 @@ urlpatterns = [
         name="admin-provider-rollback",
     ),
     path("providers/<slug:name>/probe", apis.ProviderProbeApi.as_view(), name="admin-provider-probe"),
-    path("settings", apis.AppSettingListApi.as_view(), name="admin-settings"),
-    path("settings/<slug:key>", apis.AppSettingDetailApi.as_view(), name="admin-setting"),
     path("routing-rules", apis.RoutingRuleListApi.as_view(), name="admin-routing-rules"),
     path("routing-rules/<uuid:rule_id>", apis.RoutingRuleDetailApi.as_view(), name="admin-routing-rule"),
     path("routing/resolve", apis.RouteResolveApi.as_view(), name="admin-routing-resolve"),

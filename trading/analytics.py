@@ -17,8 +17,8 @@ from typing import Any, Final
 from django.db import models
 from django.db.models import Count, F, Q, QuerySet, Sum
 
+from ledger.models import LedgerAccount, LedgerEntry
 from trading import terms
-from trading.ledger.models import LedgerAccount, LedgerEntry
 from trading.models import Fill, Order, Position
 from trading.selectors import positions_for_user, positions_marked
 

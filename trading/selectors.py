@@ -8,9 +8,9 @@ from typing import Any
 
 from django.db.models import Prefetch, QuerySet
 
+from ledger.selectors import user_balances
 from pricing.services.prices import Price, prices_get
 from trading import terms
-from trading.ledger.selectors import user_balances
 from trading.models import Order, Position, ProtectiveOrder
 
 _ARMED_STOPS = Prefetch(

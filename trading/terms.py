@@ -9,7 +9,8 @@ from __future__ import annotations
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import Final
 
-from providers.app_settings import TRADING_FEE_RATE, app_setting
+from marqetfi.core.app_settings.cache import app_setting
+from trading.app_settings import TRADING_FEE_RATE
 
 USDC_STEP: Final = Decimal("0.000001")
 PRICE_STEP: Final = Decimal(1).scaleb(-18)

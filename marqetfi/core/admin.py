@@ -1,9 +1,16 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from marqetfi.core.models import Event
+from marqetfi.core.app_settings.registry import app_setting_definition
+from marqetfi.core.app_settings.services import app_setting_reset, app_setting_set
+from marqetfi.core.errors import InvalidSetting, UnknownSetting
+from marqetfi.core.models import AppSetting, Event
 
 
 @admin.register(Event)
@@ -23,3 +30,37 @@ class EventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Event | None = None) -> bool:
         return False
+
+
+class AppSettingForm(forms.ModelForm):
+    class Meta:
+        model = AppSetting
+        fields = ("key", "value")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        try:
+            app_setting_definition(data.get("key", "")).clean(data.get("value"))
+        except (InvalidSetting, UnknownSetting) as exc:
+            raise forms.ValidationError(exc.message) from exc
+        return data
+
+
+@admin.register(AppSetting)
+class AppSettingAdmin(admin.ModelAdmin):
+    """Overrides of the runtime settings; saving goes through the service (validated, audited,
+    applied by every process within about a second)."""
+
+    form = AppSettingForm
+    list_display = ("key", "value", "updated_by", "updated_at")
+    readonly_fields = ("updated_by", "updated_at")
+
+    def save_model(self, request: HttpRequest, obj: AppSetting, form: Any, change: bool) -> None:
+        app_setting_set(key=obj.key, value=obj.value, actor=request.user)
+
+    def delete_model(self, request: HttpRequest, obj: AppSetting) -> None:
+        app_setting_reset(key=obj.key, actor=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[AppSetting]) -> None:
+        for row in queryset:
+            app_setting_reset(key=row.key, actor=request.user)

@@ -48,8 +48,8 @@ def demo_trader_ensure(*, email: str, password: str, funding: Decimal = DEMO_TRA
     from allauth.account.models import EmailAddress
 
     from accounts.models import AuthIdentity, AuthMethod, User
-    from trading.ledger.models import LedgerEntry, TransactionKind
-    from trading.ledger.services import balance_adjust
+    from ledger.models import LedgerEntry, TransactionKind
+    from ledger.services import balance_adjust
 
     email = User.objects.normalize_email(email)
     created = False

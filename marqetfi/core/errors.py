@@ -28,3 +28,14 @@ class ConflictError(ApplicationError):
     code = "conflict"
     status_code = 409
     default_message = "The request conflicts with the current state."
+
+
+class InvalidSetting(ApplicationError):
+    code = "invalid_setting"
+    status_code = 400
+    default_message = "The value is not valid for this setting."
+
+
+class UnknownSetting(NotFoundError):
+    code = "unknown_setting"
+    default_message = "No such setting."

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from marqetfi.core.api import error_body
-from providers.app_settings import MAINTENANCE_MODE, app_setting
+from marqetfi.core.app_settings.cache import app_setting
+from marqetfi.core.app_settings.platform import MAINTENANCE_MODE
 
 API_PREFIX = "/api/v1/"
 EXEMPT_PREFIXES = ("/api/v1/admin/",)

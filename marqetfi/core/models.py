@@ -94,3 +94,21 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.target_type}:{self.target_id}"
+
+
+class AppSetting(models.Model):
+    """An operator's override of a runtime setting defined in an app's ``app_settings.py``."""
+
+    key = models.CharField(max_length=64, primary_key=True)
+    value = models.JSONField()
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        # Created by the providers app, whose table it keeps (the state moved, not the data).
+        db_table = "providers_appsetting"
+
+    def __str__(self) -> str:
+        return self.key

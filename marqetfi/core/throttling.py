@@ -29,7 +29,8 @@ from django_redis import get_redis_connection
 from rest_framework import throttling
 from rest_framework.request import Request
 
-from providers.app_settings import THROTTLE_RATES, app_setting
+from marqetfi.core.app_settings.cache import app_setting
+from marqetfi.core.app_settings.platform import THROTTLE_RATES
 
 if TYPE_CHECKING:  # DRF's views import the throttle classes from its settings
     from rest_framework.views import APIView

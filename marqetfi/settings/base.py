@@ -55,7 +55,7 @@ INSTALLED_APPS = [
     "providers",
     "pricing",
     "trading",
-    "trading.ledger",
+    "ledger",
     "deposits",
     "webhooks",
 ]
@@ -194,6 +194,14 @@ CELERY_BEAT_SCHEDULE = {
 # handed over again by the sweeper after a crash).
 EVENT_DISPATCHERS: list[str] = [
     "marqetfi.core.realtime.event_dispatch_to_user_group",
+]
+
+# Modules whose ``APP_SETTINGS`` tuple declares runtime settings (marqetfi.core.app_settings).
+APP_SETTING_MODULES: list[str] = [
+    "marqetfi.core.app_settings.platform",
+    "pricing.app_settings",
+    "trading.app_settings",
+    "webhooks.app_settings",
 ]
 
 # --- Auth -----------------------------------------------------------------------------

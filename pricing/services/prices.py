@@ -50,7 +50,9 @@ from prometheus_client import Counter
 from redis import Redis
 
 from marqetfi.core import realtime
+from marqetfi.core.app_settings.cache import app_setting
 from marqetfi.core.errors import ApplicationError
+from pricing.app_settings import PRICE_CACHE_TTL_SECONDS, PRICE_STALENESS_LIMIT_MS
 from pricing.errors import (
     InvalidPrice,
     MarketClosed,
@@ -64,7 +66,6 @@ from pricing.metrics import PRICE_CACHE_HITS, PRICE_CACHE_MISSES
 from pricing.models import TradingPair
 from pricing.selectors import pairs_by_symbol, symbol_normalize
 from providers import registry
-from providers.app_settings import PRICE_CACHE_TTL_SECONDS, PRICE_STALENESS_LIMIT_MS, app_setting
 from providers.base import Quote, Venue
 from providers.errors import ProviderError
 from providers.health import ProviderUnavailable, call_provider

@@ -19,9 +19,9 @@ import pytest
 from django.utils import timezone
 
 from marqetfi.celery import app
+from marqetfi.core.app_settings.cache import app_settings_cache
+from marqetfi.core.app_settings.services import app_setting_reset, app_setting_set
 from marqetfi.core.models import Event
-from providers.app_settings import app_settings_cache
-from providers.services.app_settings import app_setting_reset, app_setting_set
 from tests.accounts.factories import UserFactory
 from tests.e2e.conftest import CeleryWorker, DaphneServer
 

@@ -4,9 +4,9 @@ from decimal import Decimal
 from typing import Any, cast
 
 from accounts.models import User
+from ledger.models import LedgerAccount
+from ledger.services import ledger_accounts_for_user, ledger_transaction_post, platform_account
 from tests.accounts.factories import UserFactory
-from trading.ledger.models import LedgerAccount
-from trading.ledger.services import ledger_accounts_for_user, ledger_transaction_post, platform_account
 
 
 def fund(user: Any, amount: str | Decimal) -> LedgerAccount:

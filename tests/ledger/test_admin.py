@@ -7,10 +7,10 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
+from ledger.models import LedgerTransaction
+from ledger.selectors import user_balances
 from marqetfi.core.models import AuditEntry
 from tests.ledger.factories import fund, new_user
-from trading.ledger.models import LedgerTransaction
-from trading.ledger.selectors import user_balances
 
 pytestmark = pytest.mark.django_db
 

@@ -8,10 +8,10 @@ from decimal import Decimal
 import pytest
 
 from conftest import bearer_client
+from ledger.models import LedgerEntry, LedgerTransaction
+from ledger.selectors import user_balances
 from marqetfi.core.models import AuditEntry
 from tests.accounts.factories import UserFactory
-from trading.ledger.models import LedgerEntry, LedgerTransaction
-from trading.ledger.selectors import user_balances
 
 pytestmark = pytest.mark.django_db
 

@@ -8,10 +8,10 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from ledger.checks import ledger_check
+from ledger.models import LedgerAccount, LedgerEntry, LedgerTransaction
+from ledger.services import balance_adjust, ledger_accounts_for_user, ledger_transaction_post
 from tests.ledger.factories import fund
-from trading.ledger.checks import ledger_check
-from trading.ledger.models import LedgerAccount, LedgerEntry, LedgerTransaction
-from trading.ledger.services import balance_adjust, ledger_accounts_for_user, ledger_transaction_post
 
 pytestmark = pytest.mark.django_db
 

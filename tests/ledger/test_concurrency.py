@@ -11,17 +11,17 @@ import pytest
 from django.db import connection
 
 from conftest import requires_postgres
-from tests.ledger.factories import new_user
-from trading.ledger.checks import ledger_check
-from trading.ledger.errors import InsufficientBalance
-from trading.ledger.models import LedgerAccount
-from trading.ledger.selectors import user_balances
-from trading.ledger.services import (
+from ledger.checks import ledger_check
+from ledger.errors import InsufficientBalance
+from ledger.models import LedgerAccount
+from ledger.selectors import user_balances
+from ledger.services import (
     balance_adjust,
     ledger_accounts_for_user,
     ledger_transaction_post,
     platform_account,
 )
+from tests.ledger.factories import new_user
 
 pytestmark = [requires_postgres, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -8,9 +8,9 @@ import pytest
 from django.core.management import call_command
 
 from accounts.models import User
-from trading.ledger.checks import ledger_check
-from trading.ledger.models import LedgerTransaction
-from trading.ledger.selectors import user_balances
+from ledger.checks import ledger_check
+from ledger.models import LedgerTransaction
+from ledger.selectors import user_balances
 
 pytestmark = pytest.mark.django_db
 

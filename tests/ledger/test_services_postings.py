@@ -7,16 +7,16 @@ from decimal import Decimal
 import pytest
 from django.db import transaction
 
-from tests.ledger.factories import fund, new_user
-from trading.ledger.errors import InsufficientBalance, InvalidAmount, InvalidPosting, UnbalancedTransaction
-from trading.ledger.models import LedgerAccount, LedgerEntry, LedgerTransaction
-from trading.ledger.selectors import user_balances
-from trading.ledger.services import (
+from ledger.errors import InsufficientBalance, InvalidAmount, InvalidPosting, UnbalancedTransaction
+from ledger.models import LedgerAccount, LedgerEntry, LedgerTransaction
+from ledger.selectors import user_balances
+from ledger.services import (
     balance_adjust,
     ledger_accounts_for_user,
     ledger_transaction_post,
     platform_account,
 )
+from tests.ledger.factories import fund, new_user
 
 pytestmark = pytest.mark.django_db
 

@@ -22,6 +22,7 @@ from django.test import override_settings
 from django.utils import timezone
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from marqetfi.core.app_settings.services import app_setting_set
 from marqetfi.core.throttling import RateWindow, windows_consume
 from pricing.apis import PriceDetailApi, PriceListApi
 from pricing.fast_path import CachedPriceRoute
@@ -30,7 +31,6 @@ from pricing.models import TradingPair
 from pricing.services.pairs import pairs_sync
 from pricing.services.prices import price_tick_ingest
 from providers.base import MarketCategory
-from providers.services.app_settings import app_setting_set
 from tests.accounts.factories import UserFactory
 from tests.pricing.venues import market
 

@@ -18,6 +18,7 @@ from django.db import connection
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
+from marqetfi.core.app_settings.services import app_setting_set
 from pricing.errors import (
     InvalidPrice,
     MarketClosed,
@@ -32,7 +33,6 @@ from providers import registry
 from providers.errors import ProviderError
 from providers.health import call_provider
 from providers.models import Provider
-from providers.services.app_settings import app_setting_set
 from tests.pricing import hooks
 from tests.pricing.factories import TradingPairFactory
 

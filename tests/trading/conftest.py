@@ -13,6 +13,8 @@ from django.conf import settings
 from django.test import override_settings
 from django_redis import get_redis_connection
 
+from ledger.checks import ledger_check
+from ledger.services import balance_adjust
 from pricing.services.pairs import pairs_sync
 from providers import registry
 from providers.models import RoutingRule
@@ -20,8 +22,6 @@ from providers.services.routing import routing_rule_create
 from providers.venues.paper.services import paper_price_drive
 from providers.venues.paper.walk import ANCHORS_KEY
 from tests.accounts.factories import UserFactory
-from trading.ledger.checks import ledger_check
-from trading.ledger.services import balance_adjust
 
 
 def _forget_prices() -> None:

@@ -12,9 +12,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from conftest import bearer_client
+from ledger.services import balance_adjust
 from marqetfi.core.models import AuditEntry
 from tests.accounts.factories import UserFactory
-from trading.ledger.services import balance_adjust
 from trading.models import Fill, Position, ProtectiveOrder, RiskLimit
 from trading.services.positions import close_fill_record, position_lock
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from conftest import bearer_client
+from ledger.selectors import user_balances
 from marqetfi.core.models import Event
-from trading.ledger.selectors import user_balances
 from trading.models import Fill, Order, Position
 
 pytestmark = pytest.mark.django_db

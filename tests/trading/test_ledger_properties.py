@@ -14,12 +14,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ledger.checks import ledger_check
+from ledger.selectors import user_balances
+from ledger.services import balance_adjust
 from marqetfi.core.errors import ApplicationError
 from providers.venues.paper.services import paper_price_drive
 from tests.accounts.factories import UserFactory
-from trading.ledger.checks import ledger_check
-from trading.ledger.selectors import user_balances
-from trading.ledger.services import balance_adjust
 from trading.models import Order, Position
 from trading.services.orders import OrderTerms, order_cancel, order_place
 from trading.services.positions import position_close

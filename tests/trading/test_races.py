@@ -12,9 +12,9 @@ import pytest
 from django.db import connection
 
 from conftest import requires_postgres
+from ledger.selectors import user_balances
 from trading import triggers
 from trading.errors import PositionNotOpen
-from trading.ledger.selectors import user_balances
 from trading.models import Fill, Order, Position, ProtectiveOrder
 from trading.services.orders import OrderTerms, order_place
 from trading.services.positions import position_close

@@ -12,9 +12,9 @@ import pytest
 import time_machine
 
 from conftest import bearer_client
+from ledger.models import LedgerTransaction
+from ledger.selectors import user_balances
 from marqetfi.core.models import Event
-from trading.ledger.models import LedgerTransaction
-from trading.ledger.selectors import user_balances
 from trading.models import Order, Position, RiskLimit
 
 pytestmark = pytest.mark.django_db

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
+from ledger.selectors import user_balances
 from marqetfi.core.models import Event
-from trading.ledger.selectors import user_balances
 from trading.models import Fill, Position, ProtectiveOrder
 from trading.services.orders import OrderTerms, order_place
 

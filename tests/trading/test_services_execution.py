@@ -16,12 +16,12 @@ from django.utils import timezone
 from django_redis import get_redis_connection
 
 from conftest import bearer_client
+from ledger.selectors import user_balances
 from pricing.services.pairs import pairs_sync
 from providers import registry
 from providers.models import PaperOrder, RoutingRule
 from tests.trading.venues import FAULTS, faults
 from trading import tasks
-from trading.ledger.selectors import user_balances
 from trading.models import Order, Position
 from trading.services.orders import OrderTerms, order_place, orders_reconcile
 

@@ -15,14 +15,14 @@ from django.test import override_settings
 from django.utils import timezone
 
 from conftest import requires_postgres
+from ledger.checks import ledger_check
+from ledger.selectors import user_balances
 from pricing.errors import StalePrice
 from pricing.services.prices import PriceTick
 from providers.errors import ProviderError
 from providers.venues.paper.adapter import PaperVenue
 from tests.trading.fixtures_triggers import index_forget, index_members, place
 from trading import tasks, triggers
-from trading.ledger.checks import ledger_check
-from trading.ledger.selectors import user_balances
 from trading.models import Fill, Order, Position, ProtectiveOrder
 from trading.services.orders import position_close_limit
 

@@ -25,6 +25,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from ledger.errors import InsufficientBalance
+from ledger.selectors import user_balances
+from ledger.services import ledger_accounts_for_user, ledger_transaction_post
 from marqetfi.core.errors import ApplicationError
 from marqetfi.core.events import publish
 from pricing.errors import MarketClosed
@@ -48,9 +51,6 @@ from trading.errors import (
     TooManyPositions,
     TradingDisabled,
 )
-from trading.ledger.errors import InsufficientBalance
-from trading.ledger.selectors import user_balances
-from trading.ledger.services import ledger_accounts_for_user, ledger_transaction_post
 from trading.models import Order, Position
 from trading.presenters import order_data
 from trading.services.positions import (

@@ -17,6 +17,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from ledger.services import ledger_accounts_for_user, ledger_transaction_post, platform_account
 from marqetfi.core.errors import ApplicationError
 from marqetfi.core.events import publish
 from pricing.services.prices import price_get
@@ -34,7 +35,6 @@ from trading.errors import (
     StopBeyondLiquidation,
     VenueError,
 )
-from trading.ledger.services import ledger_accounts_for_user, ledger_transaction_post, platform_account
 from trading.models import Fill, Order, Position, ProtectiveOrder
 from trading.presenters import fill_data, order_data, position_data
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from django.db.models import Q
 
-from providers.app_settings import RISK_DEFAULTS, app_setting
+from marqetfi.core.app_settings.cache import app_setting
+from trading.app_settings import RISK_DEFAULTS
 from trading.models import RiskLimit
 
 _LIMIT_FIELDS = (

@@ -16,15 +16,14 @@ from uuid import UUID
 from django.db import transaction
 
 from accounts.models import User
-from marqetfi.core.audit import audit_record
-from trading.ledger.errors import (
+from ledger.errors import (
     AdjustmentRejected,
     InsufficientBalance,
     InvalidAmount,
     InvalidPosting,
     UnbalancedTransaction,
 )
-from trading.ledger.models import (
+from ledger.models import (
     AMOUNT_DIGITS,
     AMOUNT_PLACES,
     AMOUNT_QUANTUM,
@@ -33,6 +32,7 @@ from trading.ledger.models import (
     LedgerTransaction,
     TransactionKind,
 )
+from marqetfi.core.audit import audit_record
 
 Leg = tuple[LedgerAccount, Decimal]
 

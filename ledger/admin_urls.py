@@ -1,6 +1,6 @@
 from django.urls import path
 
-from trading.ledger import admin_apis
+from ledger import admin_apis
 
 urlpatterns = [
     path(

@@ -7,7 +7,7 @@ from decimal import Decimal
 from django.db.models import Count, DecimalField, F, Q, Sum, Value
 from django.db.models.functions import Coalesce
 
-from trading.ledger.models import (
+from ledger.models import (
     AMOUNT_DIGITS,
     AMOUNT_PLACES,
     AMOUNT_QUANTUM,

@@ -14,10 +14,10 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
 from accounts.models import User
+from ledger.models import AMOUNT_DIGITS, AMOUNT_PLACES, LedgerAccount, LedgerEntry, LedgerTransaction
+from ledger.selectors import user_balances
+from ledger.services import balance_adjust
 from marqetfi.core.errors import ApplicationError
-from trading.ledger.models import AMOUNT_DIGITS, AMOUNT_PLACES, LedgerAccount, LedgerEntry, LedgerTransaction
-from trading.ledger.selectors import user_balances
-from trading.ledger.services import balance_adjust
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from trading.ledger.checks import ledger_check
+from ledger.checks import ledger_check
 
 
 class Command(BaseCommand):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from accounts.models import User
-from trading.ledger.models import AMOUNT_QUANTUM, LedgerAccount
+from ledger.models import AMOUNT_QUANTUM, LedgerAccount
 
 _ZERO = Decimal(0).quantize(AMOUNT_QUANTUM)
 

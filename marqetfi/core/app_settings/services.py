@@ -6,15 +6,12 @@ from typing import Any
 
 from django.db import transaction
 
+from marqetfi.core.app_settings.cache import app_settings_generation
+from marqetfi.core.app_settings.definitions import AppSettingDefinition
+from marqetfi.core.app_settings.registry import app_setting_definition
 from marqetfi.core.audit import audit_record
-from providers.app_settings import (
-    AppSettingDefinition,
-    InvalidSetting,
-    UnknownSetting,
-    app_setting_definition,
-    app_settings_generation,
-)
-from providers.models import AppSetting
+from marqetfi.core.errors import InvalidSetting, UnknownSetting
+from marqetfi.core.models import AppSetting
 
 __all__ = ["InvalidSetting", "UnknownSetting", "app_setting_reset", "app_setting_set"]
 

@@ -15,28 +15,25 @@ from django.test import override_settings
 from django.urls import reverse
 
 from conftest import bearer_client
-from marqetfi.core.models import AuditEntry
-from marqetfi.core.runtime import Generation
-from marqetfi.core.throttling import throttle_counters_clear
-from providers.app_settings import (
-    APP_SETTINGS,
-    MAINTENANCE_MODE,
-    THROTTLE_RATES,
+from marqetfi.core.app_settings.cache import (
     AppSettingsCache,
-    MaintenanceMode,
-    RiskDefaults,
-    WebhookRetryPolicy,
     app_setting,
     app_settings_cache,
     app_settings_generation,
 )
-from providers.models import AppSetting
-from providers.services.app_settings import (
+from marqetfi.core.app_settings.platform import MAINTENANCE_MODE, THROTTLE_RATES, MaintenanceMode
+from marqetfi.core.app_settings.registry import APP_SETTINGS
+from marqetfi.core.app_settings.services import (
     InvalidSetting,
     UnknownSetting,
     app_setting_reset,
     app_setting_set,
 )
+from marqetfi.core.models import AppSetting, AuditEntry
+from marqetfi.core.runtime import Generation
+from marqetfi.core.throttling import throttle_counters_clear
+from trading.app_settings import RiskDefaults
+from webhooks.app_settings import WebhookRetryPolicy
 
 pytestmark = pytest.mark.django_db
 

@@ -15,9 +15,9 @@ from rest_framework.views import APIView
 
 from accounts import errors as account_errors
 from accounts.models import User
-from trading.ledger.models import AMOUNT_DIGITS, AMOUNT_PLACES
-from trading.ledger.selectors import user_balances
-from trading.ledger.services import balance_adjust
+from ledger.models import AMOUNT_DIGITS, AMOUNT_PLACES
+from ledger.selectors import user_balances
+from ledger.services import balance_adjust
 
 
 def _usdc(**kwargs: object) -> serializers.DecimalField:
