@@ -36,8 +36,8 @@ from pricing.models import TradingPair
 from pricing.services.prices import price_tick_ingest
 from providers import registry
 from providers.base import PriceStreaming, Quote, Venue
+from providers.breaker import call_provider
 from providers.errors import ProviderError
-from providers.health import call_provider
 from providers.services.routing import NoVenueAvailable, route
 
 logger = logging.getLogger(__name__)

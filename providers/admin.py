@@ -48,7 +48,7 @@ class ProviderAdmin(admin.ModelAdmin):
 
     @admin.display(description="circuit")
     def breaker(self, obj: Provider) -> str:
-        from providers.health import breaker_state
+        from providers.breaker import breaker_state
 
         return breaker_state(obj.name)
 

@@ -26,3 +26,14 @@ class ProviderError(Exception):
         self.status_code = status_code
         self.response = response
         self.retryable = retryable
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider's circuit breaker is open: the call was refused without reaching it.
+
+    ``retry_after`` is the number of seconds until the breaker lets a trial call through.
+    """
+
+    def __init__(self, provider: str, *, retry_after: float = 0.0) -> None:
+        super().__init__(provider, "circuit open", retryable=True)
+        self.retry_after = retry_after

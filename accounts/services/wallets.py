@@ -14,8 +14,8 @@ from accounts.verification.siwe import siwe_verify
 from marqetfi.core.events import publish
 from providers import registry
 from providers.base import TokenBalance
+from providers.breaker import call_provider
 from providers.errors import ProviderError
-from providers.health import call_provider
 
 logger = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from pricing.market_hours import schedule_for
 from pricing.models import PairListing, TradingPair
 from providers import registry
 from providers.base import Market, Venue
+from providers.breaker import call_provider
 from providers.errors import ProviderError
-from providers.health import call_provider
 
 logger = logging.getLogger("pricing.pairs")
 

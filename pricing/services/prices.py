@@ -67,8 +67,8 @@ from pricing.models import TradingPair
 from pricing.selectors import pairs_by_symbol, symbol_normalize
 from providers import registry
 from providers.base import Quote, Venue
-from providers.errors import ProviderError
-from providers.health import ProviderUnavailable, call_provider
+from providers.breaker import call_provider
+from providers.errors import ProviderError, ProviderUnavailable
 from providers.services.routing import route
 
 logger = logging.getLogger("pricing.prices")

@@ -50,7 +50,7 @@ class RouteDecision:
 
 
 def _breaker_open(name: str) -> bool:
-    from providers.health import breaker_state
+    from providers.breaker import breaker_state
 
     return breaker_state(name) == "open"
 

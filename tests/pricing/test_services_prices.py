@@ -30,8 +30,8 @@ from pricing.errors import (
 from pricing.services import prices
 from pricing.services.prices import price_for_execution, price_get, price_tick_ingest, prices_get
 from providers import registry
+from providers.breaker import call_provider
 from providers.errors import ProviderError
-from providers.health import call_provider
 from providers.models import Provider
 from tests.pricing import hooks
 from tests.pricing.factories import TradingPairFactory

@@ -18,15 +18,9 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from providers import registry
-from providers.errors import ProviderError
-from providers.health import (
-    KEY_PREFIX,
-    ProviderUnavailable,
-    breaker_state,
-    call_provider,
-    provider_stats,
-    providers_probe_all,
-)
+from providers.breaker import KEY_PREFIX, breaker_state, call_provider
+from providers.errors import ProviderError, ProviderUnavailable
+from providers.health import provider_stats, providers_probe_all
 from providers.metrics import register_collector
 from providers.models import Provider
 from providers.tasks import providers_probe

@@ -23,8 +23,8 @@ def switch_off(name: str) -> None:
 
 
 def open_circuit(name: str) -> None:
+    from providers.breaker import call_provider
     from providers.errors import ProviderError
-    from providers.health import call_provider
 
     def failing() -> None:
         raise ProviderError(name, "down", status_code=503, retryable=True)

@@ -36,8 +36,8 @@ from pricing.models import PairListing
 from pricing.selectors import pair_listings_routed
 from pricing.services.prices import price_for_execution
 from providers.base import OrderType, Side, VenueOrder, VenueOrderRequest
-from providers.errors import ProviderError
-from providers.health import ProviderUnavailable, call_provider
+from providers.breaker import call_provider
+from providers.errors import ProviderError, ProviderUnavailable
 from trading import terms
 from trading.errors import (
     CollateralTooSmall,

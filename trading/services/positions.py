@@ -23,8 +23,8 @@ from marqetfi.core.events import publish
 from pricing.services.prices import price_get
 from providers import registry
 from providers.base import Venue, VenueOrder
+from providers.breaker import call_provider
 from providers.errors import ProviderError
-from providers.health import call_provider
 from trading import terms
 from trading.errors import (
     InvalidStopSide,

@@ -16,8 +16,8 @@ from redis.exceptions import RedisError
 
 from providers import registry
 from providers.base import Market, Quote, Venue, VenueOrder, VenueOrderRequest, VenuePosition
+from providers.breaker import call_provider
 from providers.errors import ProviderError
-from providers.health import call_provider
 from providers.venues.paper import book
 from providers.venues.paper.markets import PAPER_PAIRS, PaperPair, paper_pair
 from providers.venues.paper.walk import PaperPriceWalk, round_to_step

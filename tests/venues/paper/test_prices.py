@@ -15,8 +15,8 @@ from django_redis import get_redis_connection
 
 from providers import registry
 from providers.base import Quote
+from providers.breaker import breaker_reset
 from providers.errors import ProviderError
-from providers.health import breaker_reset
 from providers.venues.paper.markets import PAPER_PAIRS
 from providers.venues.paper.walk import ANCHORS_KEY, BLOCK_SECONDS
 from tests.providers.venues import ListingNothingVenue

@@ -1,4 +1,4 @@
-"""The circuit breaker and call statistics of ``providers.health``, against the real Redis."""
+"""The circuit breaker (``providers.breaker``) and the statistics health reads from it, on real Redis."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from django.conf import settings as django_settings
 from django.test import override_settings
 from django_redis import get_redis_connection
 
-from providers.errors import ProviderError
-from providers.health import KEY_PREFIX, ProviderUnavailable, breaker_state, call_provider, provider_stats
+from providers.breaker import KEY_PREFIX, breaker_state, call_provider
+from providers.errors import ProviderError, ProviderUnavailable
+from providers.health import provider_stats
 
 OPEN_SECONDS = 0.3
 
@@ -332,7 +333,7 @@ def test_concurrent_failures_open_the_breaker_exactly_once(
         with pytest.raises(ProviderError):
             call_provider(name, fn)
 
-    with caplog.at_level(logging.WARNING, logger="providers.health"), ThreadPoolExecutor(threads) as pool:
+    with caplog.at_level(logging.WARNING, logger="providers.breaker"), ThreadPoolExecutor(threads) as pool:
         for future in [pool.submit(one) for _ in range(threads)]:
             future.result()
 
