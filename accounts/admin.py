@@ -5,11 +5,9 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.template.response import TemplateResponse
 
 from accounts.models import AuthIdentity, User, Wallet
 from accounts.services.users import user_sign_in_set, user_trading_set
-from ledger.admin import balance_adjust_action
 
 
 class UserCreationAdminForm(UserCreationForm):
@@ -66,7 +64,7 @@ class UserAdmin(DjangoUserAdmin):
     ordering = ("-date_joined",)
     readonly_fields = ("id", "date_joined", "last_login", "updated_at")
     inlines = (AuthIdentityInline, WalletInline)
-    actions = ("disable_trading", "enable_trading", "disable_sign_in", "enable_sign_in", "adjust_balance")
+    actions = ("disable_trading", "enable_trading", "disable_sign_in", "enable_sign_in")
     fieldsets = (
         (None, {"fields": ("id", "email", "password")}),
         ("Profile", {"fields": ("display_name",)}),
@@ -116,16 +114,6 @@ class UserAdmin(DjangoUserAdmin):
         for user in queryset:
             user_sign_in_set(user=user, enabled=True, actor=request.user)  # type: ignore[arg-type]
         self.message_user(request, f"Sign-in enabled for {queryset.count()} user(s).", messages.SUCCESS)
-
-    @admin.action(
-        description="Credit or debit USDC for the selected users (audited ledger adjustment)",
-        permissions=["adjust_balance"],
-    )
-    def adjust_balance(self, request: HttpRequest, queryset: QuerySet[User]) -> TemplateResponse | None:
-        return balance_adjust_action(self, request, queryset)
-
-    def has_adjust_balance_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("ledger.add_ledgertransaction")
 
 
 @admin.register(Wallet)

@@ -5,6 +5,4 @@ from accounts import admin_apis
 urlpatterns = [
     path("users", admin_apis.AdminUserListApi.as_view(), name="admin-users"),
     path("users/<uuid:user_id>", admin_apis.AdminUserDetailApi.as_view(), name="admin-user"),
-    path("analytics", admin_apis.AdminAnalyticsApi.as_view(), name="admin-analytics"),
-    path("audit", admin_apis.AdminAuditListApi.as_view(), name="admin-audit"),
 ]

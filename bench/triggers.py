@@ -180,7 +180,7 @@ class Bench:
         """Make ``total`` triggers armed on the symbol: fresh active ones, idle ones to fill up."""
         from django.db import connection
 
-        from providers.venues.paper.services import paper_price_drive
+        from pricing.services.paper import paper_price_drive
         from trading import triggers
         from trading.models import ProtectiveOrder
         from trading.services.orders import OrderTerms, order_place
@@ -278,7 +278,7 @@ def main() -> int:
         from django.core.management import call_command
         from django.test import override_settings
 
-        from marqetfi.core.demo import demo_market_ensure
+        from demo.services import demo_market_ensure
         from providers import registry
 
         database = settings.DATABASES["default"]

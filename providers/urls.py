@@ -1,4 +1,4 @@
-from django.urls import include, path
+from django.urls import path
 
 from providers import apis
 
@@ -27,5 +27,4 @@ urlpatterns = [
     path("routing-rules", apis.RoutingRuleListApi.as_view(), name="admin-routing-rules"),
     path("routing-rules/<uuid:rule_id>", apis.RoutingRuleDetailApi.as_view(), name="admin-routing-rule"),
     path("routing/resolve", apis.RouteResolveApi.as_view(), name="admin-routing-resolve"),
-    path("paper/", include("providers.venues.paper.urls")),
 ]

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -11,7 +11,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import User
 from marqetfi.core import health
 from marqetfi.core.api import CursorPagination
 from marqetfi.core.events import event_payload
@@ -106,7 +105,7 @@ class EventListApi(ListAPIView):
         filters = self.FilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
         queryset = Event.objects.filter(
-            user=cast(User, self.request.user), seq__gt=filters.validated_data["after_seq"]
+            user_id=self.request.user.pk, seq__gt=filters.validated_data["after_seq"]
         )
         if event_type := filters.validated_data.get("type"):
             queryset = queryset.filter(type=event_type)

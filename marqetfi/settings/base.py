@@ -58,6 +58,8 @@ INSTALLED_APPS = [
     "ledger",
     "deposits",
     "webhooks",
+    "backoffice",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -195,6 +197,9 @@ CELERY_BEAT_SCHEDULE = {
 EVENT_DISPATCHERS: list[str] = [
     "marqetfi.core.realtime.event_dispatch_to_user_group",
 ]
+
+# What /api/v1/health lists under "providers" (breaker state and call figures, from Redis).
+HEALTH_PROVIDER_REPORT = "providers.health.providers_health"
 
 # Modules whose ``APP_SETTINGS`` tuple declares runtime settings (marqetfi.core.app_settings).
 APP_SETTING_MODULES: list[str] = [

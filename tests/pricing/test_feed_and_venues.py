@@ -16,7 +16,7 @@ from django_redis import get_redis_connection
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from marqetfi.core.demo import demo_market_ensure
+from demo.services import demo_market_ensure
 from pricing.feed import HEARTBEAT_KEY, PriceFeed
 from pricing.models import TradingPair
 from pricing.services.prices import price_group_name

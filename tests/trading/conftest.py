@@ -16,10 +16,10 @@ from django_redis import get_redis_connection
 from ledger.checks import ledger_check
 from ledger.services import balance_adjust
 from pricing.services.pairs import pairs_sync
+from pricing.services.paper import paper_price_drive
 from providers import registry
 from providers.models import RoutingRule
 from providers.services.routing import routing_rule_create
-from providers.venues.paper.services import paper_price_drive
 from providers.venues.paper.walk import ANCHORS_KEY
 from tests.accounts.factories import UserFactory
 

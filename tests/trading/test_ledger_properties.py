@@ -18,7 +18,7 @@ from ledger.checks import ledger_check
 from ledger.selectors import user_balances
 from ledger.services import balance_adjust
 from marqetfi.core.errors import ApplicationError
-from providers.venues.paper.services import paper_price_drive
+from pricing.services.paper import paper_price_drive
 from tests.accounts.factories import UserFactory
 from trading.models import Order, Position
 from trading.services.orders import OrderTerms, order_cancel, order_place

@@ -1,17 +1,18 @@
-"""Driving the paper venue's prices by hand (demos, drills, black-box tests)."""
+"""The running paper venue, and the tick hook that fills its resting orders.
+
+Driving its prices by hand is pricing's (``pricing.services.paper``): a set price flows
+through the price service like any tick, and providers import nothing above them.
+"""
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Protocol
 
 from providers import registry
-from providers.base import Quote
 from providers.venues.paper.adapter import PaperVenue
 from providers.venues.paper.book import paper_match_resting_orders
-from providers.venues.paper.errors import InvalidPaperPrice, PaperVenueDisabled, UnknownPaperSymbol
-from providers.venues.paper.markets import paper_pair
-from providers.venues.paper.walk import round_to_step
+from providers.venues.paper.errors import PaperVenueDisabled
 
 
 def paper_venue() -> PaperVenue:
@@ -22,37 +23,6 @@ def paper_venue() -> PaperVenue:
     if not isinstance(venue, PaperVenue):
         raise PaperVenueDisabled("The paper provider is not the simulated venue in this deployment.")
     return venue
-
-
-def paper_price_drive(*, symbol: str, price: Decimal) -> Quote:
-    """Set ``symbol``'s paper price now and let it flow like a real tick.
-
-    Re-anchors the walk (every process sees the new price at once), hands the quote to the
-    price service (cache, fan-out, triggers) and fills the resting paper orders it crosses.
-    """
-    venue = paper_venue()
-    pair = paper_pair(symbol)
-    if pair is None:
-        raise UnknownPaperSymbol(details={"symbol": symbol})
-    if not price.is_finite() or round_to_step(price, pair.market.tick_size, ROUND_HALF_EVEN) <= 0:
-        raise InvalidPaperPrice(details={"price": str(price), "tick_size": str(pair.market.tick_size)})
-    quote = venue.paper_price_set(symbol=symbol, price=price)
-    _tick_ingest(quote)
-    paper_match_resting_orders(symbol=symbol, bid=quote.bid, ask=quote.ask)
-    return quote
-
-
-def _tick_ingest(quote: Quote) -> None:
-    from pricing.services.prices import price_tick_ingest  # pricing builds on providers, not back
-
-    price_tick_ingest(
-        symbol=quote.symbol,
-        bid=quote.bid,
-        ask=quote.ask,
-        provider=PaperVenue.name,
-        ts=quote.ts,
-        market_open=quote.market_open,
-    )
 
 
 class _Tick(Protocol):

@@ -9,8 +9,8 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from pricing.services.paper import paper_price_drive
 from providers.apis import StaffApi
-from providers.venues.paper.services import paper_price_drive
 
 
 class PaperPriceSetApi(StaffApi):

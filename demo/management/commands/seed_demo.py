@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from marqetfi.core.demo import demo_admin_ensure, demo_market_ensure, demo_trader_ensure
+from demo.services import demo_admin_ensure, demo_market_ensure, demo_trader_ensure
 from marqetfi.core.dev_secrets import dev_secret
 
 

@@ -1,12 +1,19 @@
-"""Demo data for a fresh machine; each function is idempotent and later issues add to it."""
+"""Demo data for a fresh machine (``seed_demo``, run by ``make run``); each function is idempotent."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.contrib.auth import get_user_model
+from allauth.account.models import EmailAddress
 from django.db import transaction
+
+from accounts.models import AuthIdentity, AuthMethod, User
+from ledger.models import LedgerEntry, TransactionKind
+from ledger.services import balance_adjust
+from pricing.services.pairs import pairs_sync
+from providers.models import RoutingRule
+from providers.services.routing import routing_rule_create
 
 DEMO_TRADER_FUNDING = Decimal("10000")
 
@@ -14,7 +21,6 @@ DEMO_TRADER_FUNDING = Decimal("10000")
 @transaction.atomic
 def demo_admin_ensure(*, email: str, password: str) -> bool:
     """Make sure a superuser with these credentials exists; True if it was created."""
-    User = get_user_model()  # noqa: N806
     user = User.objects.filter(email=email.lower()).first()
     if user is None:
         User.objects.create_superuser(email=email, password=password)
@@ -45,12 +51,6 @@ def demo_trader_ensure(*, email: str, password: str, funding: Decimal = DEMO_TRA
     The funding is a ledger adjustment like an operator's; it is posted only while the trader has
     none, so running this again never adds money.
     """
-    from allauth.account.models import EmailAddress
-
-    from accounts.models import AuthIdentity, AuthMethod, User
-    from ledger.models import LedgerEntry, TransactionKind
-    from ledger.services import balance_adjust
-
     email = User.objects.normalize_email(email)
     created = False
     user = User.objects.select_for_update().filter(email=email).first()  # one seeding at a time
@@ -89,10 +89,6 @@ DEMO_ROUTES = {
 
 def demo_market_ensure() -> int:
     """Routing rules that include the paper venue, and the paper venue's pairs; returns the pair count."""
-    from pricing.services.pairs import pairs_sync
-    from providers.models import RoutingRule
-    from providers.services.routing import routing_rule_create
-
     for category, venues in DEMO_ROUTES.items():
         if not RoutingRule.objects.filter(match=RoutingRule.Match.CATEGORY, value=category).exists():
             routing_rule_create(match=RoutingRule.Match.CATEGORY, value=category, venues=venues)
