@@ -64,7 +64,7 @@ class UserAdmin(DjangoUserAdmin):
     ordering = ("-date_joined",)
     readonly_fields = ("id", "date_joined", "last_login", "updated_at")
     inlines = (AuthIdentityInline, WalletInline)
-    actions = ("disable_trading", "enable_trading", "disable_sign_in", "enable_sign_in")
+    actions: tuple[str, ...] = ("disable_trading", "enable_trading", "disable_sign_in", "enable_sign_in")
     fieldsets = (
         (None, {"fields": ("id", "email", "password")}),
         ("Profile", {"fields": ("display_name",)}),

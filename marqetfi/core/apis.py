@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -105,7 +106,7 @@ class EventListApi(ListAPIView):
         filters = self.FilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
         queryset = Event.objects.filter(
-            user_id=self.request.user.pk, seq__gt=filters.validated_data["after_seq"]
+            user_id=cast(UUID, self.request.user.pk), seq__gt=filters.validated_data["after_seq"]
         )
         if event_type := filters.validated_data.get("type"):
             queryset = queryset.filter(type=event_type)
