@@ -196,3 +196,15 @@ class WalletProviderRejected(ApplicationError):
     code = "wallet_provider_error"
     status_code = 502
     default_message = "The wallet provider refused the request."
+
+
+class PasswordRejected(ApplicationError):
+    code = "validation_error"
+    status_code = 400
+    default_message = "Invalid input."
+
+
+class InvalidRefreshToken(ApplicationError):
+    code = "token_not_valid"
+    status_code = 401
+    default_message = "The refresh token is invalid, expired or already used."

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from marqetfi.core.errors import ApplicationError, ConflictError, NotFoundError
-from providers.services.routing import NoVenueAvailable
+from providers.errors import NoVenueAvailable
 
 __all__ = [
     "InvalidPrice",

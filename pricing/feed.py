@@ -37,8 +37,8 @@ from pricing.services.prices import price_tick_ingest
 from providers import registry
 from providers.base import PriceStreaming, Quote, Venue
 from providers.breaker import call_provider
-from providers.errors import ProviderError
-from providers.services.routing import NoVenueAvailable, route
+from providers.errors import NoVenueAvailable, ProviderError
+from providers.services.routing import route
 
 logger = logging.getLogger(__name__)
 

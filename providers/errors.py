@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from marqetfi.core.errors import ApplicationError, NotFoundError
+
 
 class ProviderError(Exception):
     """A call to an external provider failed; carries what the provider answered.
@@ -37,3 +39,38 @@ class ProviderUnavailable(ProviderError):
     def __init__(self, provider: str, *, retry_after: float = 0.0) -> None:
         super().__init__(provider, "circuit open", retryable=True)
         self.retry_after = retry_after
+
+
+class NoVenueAvailable(ApplicationError):
+    code = "no_venue_available"
+    status_code = 503
+    default_message = "No venue can serve this pair right now."
+
+
+class InvalidRoutingRule(ApplicationError):
+    code = "invalid_routing_rule"
+    status_code = 400
+    default_message = "The routing rule is not valid."
+
+
+class RoutingRuleNotFound(NotFoundError):
+    default_message = "No such routing rule."
+
+
+class UnknownProvider(NotFoundError):
+    code = "unknown_provider"
+    default_message = "No such provider."
+
+
+class InvalidProviderConfig(ApplicationError):
+    code = "invalid_provider_config"
+    status_code = 400
+    default_message = "The configuration has options this provider does not take."
+
+
+class ConfigVersionNotFound(NotFoundError):
+    default_message = "No such configuration version."
+
+
+class ProviderNotConfigured(ProviderError):
+    """The provider is unknown, switched off, or lacks a required option."""

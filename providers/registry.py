@@ -17,13 +17,9 @@ from django.utils.module_loading import import_string
 
 from marqetfi.core.runtime import Generation
 from providers.base import ChainClient, ProviderAdapter, TokenSpec, WalletProvider
-from providers.errors import ProviderError
+from providers.errors import ProviderNotConfigured
 
 config_generation = Generation("providers")
-
-
-class ProviderNotConfigured(ProviderError):
-    """The provider is unknown, switched off, or lacks a required option."""
 
 
 class _Cache:

@@ -5,14 +5,8 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from accounts.errors import InvalidRefreshToken
 from accounts.models import User
-from marqetfi.core.errors import ApplicationError
-
-
-class InvalidRefreshToken(ApplicationError):
-    code = "token_not_valid"
-    status_code = 401
-    default_message = "The refresh token is invalid, expired or already used."
 
 
 def tokens_issue(*, user: User) -> dict[str, str]:

@@ -13,17 +13,11 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts import errors
+from accounts.errors import PasswordRejected
 from accounts.models import AuthIdentity, AuthMethod, User
 from accounts.selectors import user_email_verified
 from accounts.services.tokens import tokens_revoke_all
 from marqetfi.core.audit import audit_record
-from marqetfi.core.errors import ApplicationError
-
-
-class PasswordRejected(ApplicationError):
-    code = "validation_error"
-    status_code = 400
-    default_message = "Invalid input."
 
 
 def email_verification_mode() -> str:

@@ -12,9 +12,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-
-class DecryptionError(Exception):
-    """A stored secret could not be decrypted with any configured key."""
+from marqetfi.core.errors import DecryptionError
 
 
 @cache

@@ -39,3 +39,7 @@ class InvalidSetting(ApplicationError):
 class UnknownSetting(NotFoundError):
     code = "unknown_setting"
     default_message = "No such setting."
+
+
+class DecryptionError(Exception):
+    """A stored secret could not be decrypted with any configured key."""

@@ -18,26 +18,11 @@ from django.utils import timezone
 
 from marqetfi.core import crypto
 from marqetfi.core.audit import audit_record
-from marqetfi.core.errors import ApplicationError, NotFoundError
+from providers.errors import ConfigVersionNotFound, InvalidProviderConfig, UnknownProvider
 from providers.models import LocalWalletKey, Provider, ProviderConfig
 from providers.registry import config_generation
 
 MASK = "********"
-
-
-class UnknownProvider(NotFoundError):
-    code = "unknown_provider"
-    default_message = "No such provider."
-
-
-class InvalidProviderConfig(ApplicationError):
-    code = "invalid_provider_config"
-    status_code = 400
-    default_message = "The configuration has options this provider does not take."
-
-
-class ConfigVersionNotFound(NotFoundError):
-    default_message = "No such configuration version."
 
 
 def _entry(name: str) -> dict[str, Any]:

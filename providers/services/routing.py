@@ -17,25 +17,9 @@ from django.conf import settings
 from django.db import transaction
 
 from marqetfi.core.audit import audit_record
-from marqetfi.core.errors import ApplicationError, NotFoundError
 from providers import registry
+from providers.errors import InvalidRoutingRule, NoVenueAvailable, RoutingRuleNotFound
 from providers.models import RoutingRule
-
-
-class NoVenueAvailable(ApplicationError):
-    code = "no_venue_available"
-    status_code = 503
-    default_message = "No venue can serve this pair right now."
-
-
-class InvalidRoutingRule(ApplicationError):
-    code = "invalid_routing_rule"
-    status_code = 400
-    default_message = "The routing rule is not valid."
-
-
-class RoutingRuleNotFound(NotFoundError):
-    default_message = "No such routing rule."
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,8 @@ from pricing.selectors import pair_listing_for_trading, pair_listings_routed
 from pricing.services.pairs import pairs_sync, pairs_sync_all, symbol_split
 from providers import registry
 from providers.base import MarketCategory
-from providers.errors import ProviderError
+from providers.errors import NoVenueAvailable, ProviderError
 from providers.models import Provider
-from providers.services.routing import NoVenueAvailable
 from tests.pricing.venues import market
 
 pytestmark = pytest.mark.django_db

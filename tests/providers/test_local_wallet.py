@@ -15,9 +15,8 @@ from web3 import Web3
 from marqetfi.core import crypto
 from providers.base import EvmTransaction, TokenTransfer, WalletInfo
 from providers.chains.evm import EvmChainClient
-from providers.errors import ProviderError
+from providers.errors import ProviderError, ProviderNotConfigured
 from providers.models import LocalWalletKey
-from providers.registry import ProviderNotConfigured
 from providers.wallets.local.adapter import LocalWalletProvider
 from tests.chain.local_chain import LocalChain, load_artifact
 

@@ -207,7 +207,7 @@ def paper_order_place(*, order: VenueOrderRequest, quote_of: QuoteOf, slippage_b
     )
     try:
         with transaction.atomic():
-            row.save()
+            row.save(force_insert=True)
     except IntegrityError:
         # The same client id arrived at the same time from another request: its result stands.
         first = _order_by_client_id(order.account_ref, order.client_order_id)
