@@ -11,6 +11,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html_join
 
+from providers.breaker import breaker_state
+from providers.health import provider_stats
 from providers.models import LocalWalletKey, Provider, ProviderConfig, RoutingRule
 from providers.services import configs as config_services
 from providers.services import routing as routing_services
@@ -48,14 +50,10 @@ class ProviderAdmin(admin.ModelAdmin):
 
     @admin.display(description="circuit")
     def breaker(self, obj: Provider) -> str:
-        from providers.breaker import breaker_state
-
         return breaker_state(obj.name)
 
     @admin.display(description="health (last 15 min)")
     def health(self, obj: Provider) -> str:
-        from providers.health import provider_stats
-
         return format_html_join("", "<div>{}: {}</div>", sorted(provider_stats(obj.name).items()))
 
     def has_add_permission(self, request: HttpRequest) -> bool:

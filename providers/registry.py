@@ -18,6 +18,8 @@ from django.utils.module_loading import import_string
 from marqetfi.core.runtime import Generation
 from providers.base import ChainClient, ProviderAdapter, TokenSpec, WalletProvider
 from providers.errors import ProviderNotConfigured
+from providers.models import Provider
+from providers.selectors import active_config_options
 
 config_generation = Generation("providers")
 
@@ -73,8 +75,6 @@ def secret_fields(name: str) -> list[str]:
 def provider_enabled(name: str) -> bool:
     cache = _fresh_cache()
     if name not in cache.enabled:
-        from providers.models import Provider
-
         row = Provider.objects.filter(name=name).values_list("enabled", flat=True).first()
         cache.enabled[name] = True if row is None else bool(row)
     return cache.enabled[name]
@@ -84,8 +84,6 @@ def provider_options(name: str) -> dict[str, Any]:
     """Default options from settings, overridden by the active configuration version."""
     cache = _fresh_cache()
     if name not in cache.options:
-        from providers.services.configs import active_config_options
-
         entry = settings.PROVIDERS.get(name)
         if entry is None:
             raise ProviderNotConfigured(name, "unknown provider")

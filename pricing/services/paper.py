@@ -37,16 +37,3 @@ def paper_price_drive(*, symbol: str, price: Decimal) -> Quote:
     )
     paper_match_resting_orders(symbol=symbol, bid=quote.bid, ask=quote.ask)
     return quote
-
-
-def _tick_ingest(quote: Quote) -> None:
-    from pricing.services.prices import price_tick_ingest  # pricing builds on providers, not back
-
-    price_tick_ingest(
-        symbol=quote.symbol,
-        bid=quote.bid,
-        ask=quote.ask,
-        provider=PaperVenue.name,
-        ts=quote.ts,
-        market_open=quote.market_open,
-    )

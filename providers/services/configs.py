@@ -21,6 +21,7 @@ from marqetfi.core.audit import audit_record
 from providers.errors import ConfigVersionNotFound, InvalidProviderConfig, UnknownProvider
 from providers.models import LocalWalletKey, Provider, ProviderConfig
 from providers.registry import config_generation
+from providers.selectors import secrets_decrypt
 
 MASK = "********"
 
@@ -32,10 +33,6 @@ def _entry(name: str) -> dict[str, Any]:
     return entry
 
 
-def secrets_decrypt(token: str) -> dict[str, Any]:
-    return json.loads(crypto.decrypt(token)) if token else {}
-
-
 def _secrets_encrypt(values: dict[str, Any]) -> str:
     return crypto.encrypt(json.dumps(values, sort_keys=True)) if values else ""
 
@@ -44,14 +41,6 @@ def provider_ensure(name: str) -> Provider:
     entry = _entry(name)
     provider, _ = Provider.objects.get_or_create(name=name, defaults={"kind": entry["kind"]})
     return provider
-
-
-def active_config_options(name: str) -> dict[str, Any]:
-    """The active version's options with secrets decrypted (for the registry only)."""
-    config = ProviderConfig.objects.filter(provider__name=name, is_active=True).first()
-    if config is None:
-        return {}
-    return {**config.settings, **secrets_decrypt(config.secrets_encrypted)}
 
 
 def _validate(name: str, values: dict[str, Any], secrets: dict[str, Any]) -> None:

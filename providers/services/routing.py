@@ -18,6 +18,7 @@ from django.db import transaction
 
 from marqetfi.core.audit import audit_record
 from providers import registry
+from providers.breaker import breaker_state
 from providers.errors import InvalidRoutingRule, NoVenueAvailable, RoutingRuleNotFound
 from providers.models import RoutingRule
 
@@ -34,8 +35,6 @@ class RouteDecision:
 
 
 def _breaker_open(name: str) -> bool:
-    from providers.breaker import breaker_state
-
     return breaker_state(name) == "open"
 
 

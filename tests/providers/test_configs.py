@@ -10,7 +10,7 @@ from django.test import override_settings
 
 from marqetfi.core import crypto
 from marqetfi.core.models import AuditEntry
-from providers import registry
+from providers import registry, selectors
 from providers.models import ProviderConfig
 from providers.services import configs
 
@@ -143,4 +143,4 @@ def test_key_rotation_reencrypts_and_old_keys_decrypt_until_removed(staff):
         registry.reset_cache()
         assert registry.provider_options("privy")["app_secret"] == SECRET, "re-encrypted under the new key"
         with pytest.raises(crypto.DecryptionError):
-            configs.secrets_decrypt(before)
+            selectors.secrets_decrypt(before)
