@@ -57,6 +57,12 @@ class Order(TimeStampedModel):
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
     client_order_id = models.CharField(max_length=64, blank=True, default="")
+    terms_hash = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        help_text="Fingerprint of the terms asked for: a reused client_order_id must ask the same.",
+    )
     symbol = models.CharField(max_length=32)
     category = models.CharField(max_length=16)
     side = models.CharField(max_length=8, choices=Side.choices)
