@@ -187,7 +187,18 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 15.0,
         "options": {"expires": 15.0},
     },
+    "idempotent-requests-purge": {
+        "task": "trading.tasks.idempotent_requests_purge",
+        "schedule": 3600.0,
+        "options": {"expires": 3600.0},
+    },
 }
+# Idempotency-Key records (trading.idempotency): how long a key replays its first answer
+# (afterwards it may be used for a new request, and beat deletes the record), and how long a
+# request may go without an answer before a retry takes it to have died and runs it again
+# (above the slowest order placement, venue timeouts and fallbacks included).
+IDEMPOTENCY_KEY_TTL_SECONDS = env.int("IDEMPOTENCY_KEY_TTL_SECONDS", default=24 * 3600)
+IDEMPOTENCY_IN_PROGRESS_TIMEOUT_SECONDS = env.int("IDEMPOTENCY_IN_PROGRESS_TIMEOUT_SECONDS", default=60)
 
 # --- Outbox ---------------------------------------------------------------------------
 # Dotted paths of callables taking an Event; each must be idempotent (events can be
