@@ -127,6 +127,11 @@ class SiweDomainMismatch(SiweError):
     default_message = "The message was made for another domain."
 
 
+class SiweSchemeMismatch(SiweError):
+    code = "siwe_scheme_mismatch"
+    default_message = "The message was requested over a scheme we do not serve sign-in on."
+
+
 class SiweUriMismatch(SiweError):
     code = "siwe_uri_mismatch"
     default_message = "The message's URI is not one of ours."

@@ -290,13 +290,18 @@ OIDC_JWKS_CACHE_SECONDS = 3600
 OIDC_HTTP_TIMEOUT_SECONDS = 5
 OIDC_JWKS_REFETCH_COOLDOWN_SECONDS = 30
 
-# Sign-In with Ethereum (EIP-4361).
+# Sign-In with Ethereum (EIP-4361): the message's domain must be one of SIWE_DOMAINS (host and
+# port exactly) and its URI on one of SIWE_URI_ORIGINS (scheme, host and port exactly, any
+# path). SIWE_URI_PREFIXES is the former name of the latter. Production refuses local ones.
 SIWE_DOMAINS: list[str] = env.list(
     "SIWE_DOMAINS", default=["localhost:8000", "127.0.0.1:8000", "app.marqetfi.com"]
 )
-SIWE_URI_PREFIXES: list[str] = env.list(
-    "SIWE_URI_PREFIXES",
-    default=["http://localhost:8000", "http://127.0.0.1:8000", "https://app.marqetfi.com"],
+SIWE_URI_ORIGINS: list[str] = env.list(
+    "SIWE_URI_ORIGINS",
+    default=env.list(
+        "SIWE_URI_PREFIXES",
+        default=["http://localhost:8000", "http://127.0.0.1:8000", "https://app.marqetfi.com"],
+    ),
 )
 SIWE_CHAIN_IDS: list[int] = [int(c) for c in env.list("SIWE_CHAIN_IDS", default=["1", "42161", "421614"])]
 SIWE_NONCE_TTL_SECONDS = env.int("SIWE_NONCE_TTL_SECONDS", default=300)
