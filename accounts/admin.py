@@ -5,6 +5,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from accounts.models import AuthIdentity, User, Wallet
 from accounts.services.users import user_sign_in_set, user_trading_set
@@ -158,3 +159,58 @@ class AuthIdentityAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+
+# simplejwt's own admins show each refresh token in full: any operator could copy a user's live
+# session. These show what identifies a token (jti, user, lifetime), never its value.
+admin.site.unregister(OutstandingToken)
+admin.site.unregister(BlacklistedToken)
+
+
+class _SessionTokenAdmin(admin.ModelAdmin):
+    actions = None
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(OutstandingToken)
+class OutstandingTokenAdmin(_SessionTokenAdmin):
+    """Refresh tokens issued, without their values."""
+
+    list_display = ("jti", "user", "created_at", "expires_at")
+    search_fields = ("=jti", "user__email", "=user__id")
+    ordering = ("-created_at",)
+    list_select_related = ("user",)
+    fields = ("jti", "user", "created_at", "expires_at")
+    readonly_fields = fields
+
+
+@admin.register(BlacklistedToken)
+class BlacklistedTokenAdmin(_SessionTokenAdmin):
+    """Refresh tokens revoked (rotated or signed out), without their values."""
+
+    list_display = ("token_jti", "token_user", "blacklisted_at", "token_expires_at")
+    search_fields = ("=token__jti", "token__user__email", "=token__user__id")
+    ordering = ("-blacklisted_at",)
+    list_select_related = ("token__user",)
+    fields = ("token_jti", "token_user", "blacklisted_at", "token_expires_at")
+    readonly_fields = fields
+
+    @admin.display(description="jti", ordering="token__jti")
+    def token_jti(self, obj: BlacklistedToken) -> str:
+        return str(obj.token.jti)
+
+    @admin.display(description="user", ordering="token__user")
+    def token_user(self, obj: BlacklistedToken) -> object:
+        return obj.token.user
+
+    @admin.display(description="expires at", ordering="token__expires_at")
+    def token_expires_at(self, obj: BlacklistedToken) -> object:
+        return obj.token.expires_at

@@ -74,6 +74,16 @@ class InvalidTokenSignature(InvalidToken):
     default_message = "The identity token's signature does not verify."
 
 
+class SignInIncomplete(InvalidToken):
+    """A valid token of a session that has not finished signing in (e.g. an MFA step pending)."""
+
+    code = "sign_in_incomplete"
+    status_code = 403
+    default_message = (
+        "Sign-in with the identity provider is not complete; finish it (e.g. the MFA step) first."
+    )
+
+
 class NonceMismatch(InvalidToken):
     code = "nonce_mismatch"
     default_message = "The identity token's nonce does not match the one sent."
@@ -115,6 +125,11 @@ class SiweMessageNotYetValid(SiweError):
 class SiweDomainMismatch(SiweError):
     code = "siwe_domain_mismatch"
     default_message = "The message was made for another domain."
+
+
+class SiweSchemeMismatch(SiweError):
+    code = "siwe_scheme_mismatch"
+    default_message = "The message was requested over a scheme we do not serve sign-in on."
 
 
 class SiweUriMismatch(SiweError):

@@ -3,6 +3,7 @@ from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from marqetfi.core.apis import EventListApi, HealthApi
+from marqetfi.core.throttling import login_form_throttled
 
 api_v1: list[URLPattern | URLResolver] = [
     path("health", HealthApi.as_view(), name="health"),
@@ -23,6 +24,8 @@ urlpatterns = [
     path("api/v1/", include((api_v1, "api"), namespace="v1")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # Before admin.site.urls, which would answer this path unthrottled.
+    path("admin/login/", login_form_throttled(admin.site.login)),
     path("admin/", admin.site.urls),
     path("", include("django_prometheus.urls")),
 ]

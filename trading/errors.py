@@ -112,6 +112,10 @@ class IdempotencyKeyReused(ConflictError):
     default_message = "This Idempotency-Key was used with a different request."
 
 
+class ClientOrderIdReused(IdempotencyKeyReused):
+    default_message = "This client_order_id was used for a different order."
+
+
 class IdempotentRequestInProgress(ConflictError):
     code = "idempotent_request_in_progress"
     default_message = "A request with this Idempotency-Key is still being processed."

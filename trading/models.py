@@ -57,6 +57,12 @@ class Order(TimeStampedModel):
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
     client_order_id = models.CharField(max_length=64, blank=True, default="")
+    terms_hash = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        help_text="Fingerprint of the terms asked for: a reused client_order_id must ask the same.",
+    )
     symbol = models.CharField(max_length=32)
     category = models.CharField(max_length=16)
     side = models.CharField(max_length=8, choices=Side.choices)
@@ -293,7 +299,9 @@ class RiskLimit(TimeStampedModel):
 
 
 class IdempotentRequest(models.Model):
-    """The first answer to a write sent with an ``Idempotency-Key``, replayed for retries."""
+    """The first answer to a write sent with an ``Idempotency-Key``, replayed for retries
+    until it expires (``IDEMPOTENCY_KEY_TTL_SECONDS`` after ``created_at``). No answer yet
+    (``status_code`` null) means the request is running, or its process died with it."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     key = models.CharField(max_length=128)
@@ -306,6 +314,7 @@ class IdempotentRequest(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=("user", "key"), name="idempotent_request_key_unique")]
+        indexes = [models.Index(fields=("created_at",), name="idempotent_request_created")]
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} [{self.key}]"

@@ -4,7 +4,7 @@ from typing import Any
 
 from celery import shared_task
 
-from trading import triggers
+from trading import idempotency, triggers
 
 
 @shared_task(name="trading.tasks.triggers_sweep", ignore_result=True)
@@ -19,3 +19,9 @@ def orders_reconcile() -> int:
     from trading.services.orders import orders_reconcile as reconcile
 
     return reconcile()
+
+
+@shared_task(name="trading.tasks.idempotent_requests_purge", ignore_result=True)
+def idempotent_requests_purge() -> int:
+    """Beat, hourly: delete Idempotency-Key records past their lifetime."""
+    return idempotency.idempotent_requests_purge()

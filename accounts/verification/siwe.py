@@ -1,9 +1,11 @@
 """Sign-In with Ethereum (EIP-4361): single-use nonces and message verification.
 
 The message is parsed by the ``siwe`` library (never by hand). Domain, URI and chain id
-must be ours; the nonce must be one we issued, and is consumed atomically so a signed
-message works once. The signature is checked with EIP-191; when it is not the address's
-own key and a chain RPC is configured, EIP-1271 asks the contract wallet.
+must be ours: the domain exactly (host and port), the URI's scheme, host and port exactly
+(any path), and a scheme the message names must be one of our origins' for that domain.
+The nonce must be one we issued, and is consumed atomically so a signed message works
+once. The signature is checked with EIP-191; when it is not the address's own key and a
+chain RPC is configured, EIP-1271 asks the contract wallet.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ with warnings.catch_warnings():
 
 from accounts import errors
 from accounts.verification.identity import VerifiedIdentity
+from accounts.verification.origins import authority_of, origin_of
 from providers import registry
 from providers.errors import ProviderError
 
@@ -51,9 +54,15 @@ def _parse(message: str) -> SiweMessage:
 
 
 def _check_context(parsed: SiweMessage) -> None:
-    if parsed.domain not in settings.SIWE_DOMAINS:
+    domain = authority_of(parsed.domain)
+    if domain is None or domain not in {authority_of(d) for d in settings.SIWE_DOMAINS}:
         raise errors.SiweDomainMismatch(details={"domain": parsed.domain})
-    if not any(str(parsed.uri).startswith(prefix) for prefix in settings.SIWE_URI_PREFIXES):
+    origins = {origin_of(o) for o in settings.SIWE_URI_ORIGINS} - {None}
+    if parsed.scheme and origin_of(f"{parsed.scheme}://{parsed.domain}") not in origins:
+        # The message names how the site asking for it was reached: that must be ours too.
+        raise errors.SiweSchemeMismatch(details={"scheme": parsed.scheme, "domain": parsed.domain})
+    uri = origin_of(str(parsed.uri))
+    if uri is None or uri not in origins:
         raise errors.SiweUriMismatch(details={"uri": str(parsed.uri)})
     if parsed.chain_id not in settings.SIWE_CHAIN_IDS:
         raise errors.SiweChainNotAllowed(

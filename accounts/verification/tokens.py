@@ -3,7 +3,9 @@
 Signatures are checked against the issuer's JWKS (cached; fetched again when a token names
 a key id we have not seen, which is how issuers rotate keys) or, for Privy, the app's
 verification key. Then ``iss``, ``aud``, ``exp`` / ``iat`` with a small leeway and the
-nonce where the app used one. Symmetric and ``none`` algorithms are never accepted.
+nonce where the app used one, and the scopes an issuer requires servers to check (Dynamic:
+``user:basic``, missing while the user has not finished signing in, e.g. MFA pending).
+Symmetric and ``none`` algorithms are never accepted.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from accounts import errors
 from accounts.verification.identity import VerifiedIdentity
 
 _DEFAULT_ALGORITHMS = ["RS256"]
+# Scopes a token must carry to prove a finished sign-in, per method (a protocol rule of the
+# issuer, not a deployment choice).
+_REQUIRED_SCOPES: dict[str, frozenset[str]] = {"dynamic": frozenset({"user:basic"})}
 
 
 @cache
@@ -115,6 +120,25 @@ def _check_nonce(method: str, claims: dict[str, Any], nonce: str | None) -> None
         raise errors.NonceMismatch()
 
 
+def _scopes(claims: dict[str, Any]) -> set[str]:
+    """The token's scopes: ``scope`` as RFC 8693 has it (one space-separated string), or a list
+    in ``scope`` or ``scopes`` as some issuers' older tokens carry them."""
+    found: set[str] = set()
+    for name in ("scope", "scopes"):
+        value = claims.get(name)
+        if isinstance(value, str):
+            found.update(value.split())
+        elif isinstance(value, list):
+            found.update(item for item in value if isinstance(item, str))
+    return found
+
+
+def _check_scopes(method: str, claims: dict[str, Any]) -> None:
+    missing = _REQUIRED_SCOPES.get(method, frozenset()) - _scopes(claims)
+    if missing:
+        raise errors.SignInIncomplete(details={"missing_scopes": sorted(missing)})
+
+
 def _truthy(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.lower() == "true")
 
@@ -127,6 +151,7 @@ def verify_identity_token(*, method: str, token: str, nonce: str | None = None) 
     """
     config = _provider_config(method)
     claims = _decode(token, config)
+    _check_scopes(method, claims)
     _check_nonce(method, claims, nonce)
     email = str(claims.get("email") or "").strip().lower()
     return VerifiedIdentity(

@@ -17,14 +17,16 @@ second, without a restart.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from django.conf import settings
+from django.http import HttpRequest, HttpResponse
 from django_redis import get_redis_connection
 from rest_framework import throttling
 from rest_framework.request import Request
@@ -187,6 +189,40 @@ class UserRateThrottle(throttling.UserRateThrottle, _WindowThrottle):
 
 class ScopedRateThrottle(throttling.ScopedRateThrottle, _WindowThrottle):
     pass
+
+
+def login_form_throttled(
+    view: Callable[..., HttpResponse], *, scope: str = "auth", username_field: str = "username"
+) -> Callable[..., HttpResponse]:
+    """A Django sign-in form view (the admin's) limited like the API's sign-in: each POST counts
+    against the client's address and against the username tried (so guesses at one account
+    from many addresses are limited too), both at the ``scope`` rate. A limited POST answers
+    429 with ``Retry-After`` and never reaches the form, so a right password is not let
+    through either. Showing the form (GET) is not counted."""
+
+    def throttled(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        rate = scope_rate(scope)
+        if request.method != "POST" or rate is None:
+            return view(request, *args, **kwargs)
+        limit, seconds = rate
+        address = client_address(request.META.get("HTTP_X_FORWARDED_FOR"), request.META.get("REMOTE_ADDR"))
+        username = str(request.POST.get(username_field, "")).strip().lower()
+        windows = [RateWindow(f"{scope}:form:addr:{address}", limit, seconds)]
+        if username:
+            digest = hashlib.sha256(username.encode()).hexdigest()[:32]
+            windows.append(RateWindow(f"{scope}:form:user:{digest}", limit, seconds))
+        result = windows_consume(windows)
+        if not result.allowed:
+            response = HttpResponse(
+                "Too many sign-in attempts. Try again later.\n",
+                status=429,
+                content_type="text/plain; charset=utf-8",
+            )
+            response["Retry-After"] = str(max(1, math.ceil(result.wait_seconds)))
+            return response
+        return view(request, *args, **kwargs)
+
+    return throttled
 
 
 def throttle_counters_clear() -> None:

@@ -189,7 +189,18 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 15.0,
         "options": {"expires": 15.0},
     },
+    "idempotent-requests-purge": {
+        "task": "trading.tasks.idempotent_requests_purge",
+        "schedule": 3600.0,
+        "options": {"expires": 3600.0},
+    },
 }
+# Idempotency-Key records (trading.idempotency): how long a key replays its first answer
+# (afterwards it may be used for a new request, and beat deletes the record), and how long a
+# request may go without an answer before a retry takes it to have died and runs it again
+# (above the slowest order placement, venue timeouts and fallbacks included).
+IDEMPOTENCY_KEY_TTL_SECONDS = env.int("IDEMPOTENCY_KEY_TTL_SECONDS", default=24 * 3600)
+IDEMPOTENCY_IN_PROGRESS_TIMEOUT_SECONDS = env.int("IDEMPOTENCY_IN_PROGRESS_TIMEOUT_SECONDS", default=60)
 
 # --- Outbox ---------------------------------------------------------------------------
 # Dotted paths of callables taking an Event; each must be idempotent (events can be
@@ -292,13 +303,18 @@ OIDC_JWKS_CACHE_SECONDS = 3600
 OIDC_HTTP_TIMEOUT_SECONDS = 5
 OIDC_JWKS_REFETCH_COOLDOWN_SECONDS = 30
 
-# Sign-In with Ethereum (EIP-4361).
+# Sign-In with Ethereum (EIP-4361): the message's domain must be one of SIWE_DOMAINS (host and
+# port exactly) and its URI on one of SIWE_URI_ORIGINS (scheme, host and port exactly, any
+# path). SIWE_URI_PREFIXES is the former name of the latter. Production refuses local ones.
 SIWE_DOMAINS: list[str] = env.list(
     "SIWE_DOMAINS", default=["localhost:8000", "127.0.0.1:8000", "app.marqetfi.com"]
 )
-SIWE_URI_PREFIXES: list[str] = env.list(
-    "SIWE_URI_PREFIXES",
-    default=["http://localhost:8000", "http://127.0.0.1:8000", "https://app.marqetfi.com"],
+SIWE_URI_ORIGINS: list[str] = env.list(
+    "SIWE_URI_ORIGINS",
+    default=env.list(
+        "SIWE_URI_PREFIXES",
+        default=["http://localhost:8000", "http://127.0.0.1:8000", "https://app.marqetfi.com"],
+    ),
 )
 SIWE_CHAIN_IDS: list[int] = [int(c) for c in env.list("SIWE_CHAIN_IDS", default=["1", "42161", "421614"])]
 SIWE_NONCE_TTL_SECONDS = env.int("SIWE_NONCE_TTL_SECONDS", default=300)

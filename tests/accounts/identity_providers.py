@@ -154,6 +154,9 @@ class IdentityProviders:
             payload.update({"email": f"{uuid.uuid4().hex[:8]}@example.com", "email_verified": True})
         if method == "privy":
             payload.update({"sub": f"did:privy:{uuid.uuid4().hex[:24]}", "sid": uuid.uuid4().hex})
+        if method == "dynamic":
+            # A finished sign-in; Dynamic leaves user:basic out while e.g. an MFA step is pending.
+            payload.update({"sid": uuid.uuid4().hex, "environment_id": DYNAMIC_ENV_ID, "scope": "user:basic"})
         for name, value in claims.items():
             if value is None:
                 payload.pop(name, None)

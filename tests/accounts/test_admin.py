@@ -103,3 +103,32 @@ def test_operators_can_not_disable_their_own_sign_in(operator_client):
     )
     operator.refresh_from_db()
     assert operator.is_active is True
+
+
+@pytest.mark.parametrize("blacklisted", [False, True])
+def test_session_token_pages_never_show_a_token(operator_client, user, blacklisted):
+    from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    refresh = RefreshToken.for_user(user)
+    if blacklisted:
+        refresh.blacklist()
+    outstanding = OutstandingToken.objects.get(jti=refresh["jti"])
+    pages = [
+        reverse("admin:token_blacklist_outstandingtoken_changelist"),
+        reverse("admin:token_blacklist_outstandingtoken_change", args=[outstanding.pk]),
+    ]
+    if blacklisted:
+        entry = BlacklistedToken.objects.get(token=outstanding)
+        pages += [
+            reverse("admin:token_blacklist_blacklistedtoken_changelist"),
+            reverse("admin:token_blacklist_blacklistedtoken_change", args=[entry.pk]),
+        ]
+    _header, payload, signature = str(refresh).split(".")
+    for url in pages:
+        page = operator_client.get(url)
+        assert page.status_code == 200, url
+        html = page.content.decode()
+        assert refresh["jti"] in html, url  # the token is identified ...
+        assert payload not in html, url  # ... but its value is never shown
+        assert signature not in html, url

@@ -24,7 +24,7 @@ def sign_in(client, method: str, token: str, **extra):
 
 
 def assert_refused(response, code: str) -> None:
-    assert response.status_code in (400, 401, 503), response.content
+    assert response.status_code in (400, 401, 403, 503), response.content
     assert response.json()["error"]["code"] == code, response.json()
     assert not User.objects.exists(), "a refused sign-in must not create an account"
     assert not AuthIdentity.objects.exists()
@@ -163,6 +163,47 @@ def test_privy_token_for_another_app_is_refused(api_client, idp):
     assert_refused(
         sign_in(api_client, "privy", idp.token("privy", aud="another-privy-app")), "invalid_audience"
     )
+
+
+@pytest.mark.parametrize(
+    "scope_claims",
+    [
+        {"scope": None},
+        {"scope": "requiresAdditionalAuth"},
+        {"scope": "user:basic:pending"},
+        {"scope": None, "scopes": ["requiresAdditionalAuth"]},
+    ],
+)
+def test_a_dynamic_token_of_an_unfinished_sign_in_is_refused(api_client, idp, scope_claims):
+    response = sign_in(api_client, "dynamic", idp.token("dynamic", **scope_claims))
+    assert response.status_code == 403
+    assert_refused(response, "sign_in_incomplete")
+
+
+@pytest.mark.parametrize(
+    "scope_claims",
+    [
+        {"scope": "user:basic"},
+        {"scope": "marketing user:basic"},
+        {"scope": None, "scopes": ["user:basic"]},
+    ],
+)
+def test_a_dynamic_token_with_the_user_basic_scope_signs_in(api_client, idp, scope_claims):
+    response = sign_in(api_client, "dynamic", idp.token("dynamic", **scope_claims))
+    assert response.status_code == 201, response.content
+
+
+def test_linking_dynamic_needs_a_finished_sign_in_too(idp, user):
+    from conftest import bearer_client
+
+    response = bearer_client(user).post(
+        "/api/v1/me/identities/dynamic",
+        {"token": idp.token("dynamic", scope="requiresAdditionalAuth")},
+        format="json",
+    )
+    assert response.status_code == 403, response.content
+    assert response.json()["error"]["code"] == "sign_in_incomplete"
+    assert not AuthIdentity.objects.filter(method="dynamic").exists()
 
 
 def test_an_unconfigured_method_answers_503(api_client):

@@ -137,3 +137,45 @@ def test_a_malformed_message_is_a_400(api_client, eth_wallet):
     missing = api_client.post(VERIFY, {"message": "x"}, format="json")
     assert missing.status_code == 400
     assert missing.json()["error"]["code"] == "validation_error"
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://app.marqetfi.com.evil.example/",
+        "https://app.marqetfi.com@evil.example/login",
+        "https://app.marqetfi.com:8443/login",
+        "http://app.marqetfi.com/login",
+        "https://evil.example/https://app.marqetfi.com",
+    ],
+)
+def test_a_uri_that_only_starts_like_ours_is_refused(api_client, eth_wallet, uri):
+    body = siwe_body(api_client, eth_wallet, uri=uri)
+    assert_refused(api_client.post(VERIFY, body, format="json"), "siwe_uri_mismatch")
+
+
+@pytest.mark.parametrize(
+    "uri", ["https://app.marqetfi.com/", "https://app.marqetfi.com:443/wallet/link?step=2"]
+)
+def test_any_path_on_our_origin_is_accepted(api_client, eth_wallet, uri):
+    body = siwe_body(api_client, eth_wallet, uri=uri)
+    assert api_client.post(VERIFY, body, format="json").status_code == 201
+
+
+@pytest.mark.parametrize(
+    "domain", ["app.marqetfi.com.evil.example", "evil.app.marqetfi.com", "app.marqetfi.com:8443"]
+)
+def test_a_domain_that_is_not_exactly_ours_is_refused(api_client, eth_wallet, domain):
+    body = siwe_body(api_client, eth_wallet, domain=domain)
+    assert_refused(api_client.post(VERIFY, body, format="json"), "siwe_domain_mismatch")
+
+
+def test_a_message_requested_over_plain_http_is_refused(api_client, eth_wallet):
+    body = siwe_body(api_client, eth_wallet, scheme="http")
+    assert body["message"].startswith("http://app.marqetfi.com wants you")
+    assert_refused(api_client.post(VERIFY, body, format="json"), "siwe_scheme_mismatch")
+
+
+def test_a_message_requested_over_https_is_accepted(api_client, eth_wallet):
+    body = siwe_body(api_client, eth_wallet, scheme="https")
+    assert api_client.post(VERIFY, body, format="json").status_code == 201

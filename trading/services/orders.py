@@ -14,6 +14,8 @@ arrived and the collateral goes back.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -34,12 +36,13 @@ from pricing.errors import MarketClosed
 from pricing.market_hours import market_open
 from pricing.models import PairListing
 from pricing.selectors import pair_listings_routed
-from pricing.services.prices import price_for_execution
+from pricing.services.prices import decimal_text, price_for_execution
 from providers.base import OrderType, Side, VenueOrder, VenueOrderRequest
 from providers.breaker import call_provider
 from providers.errors import ProviderError, ProviderUnavailable
 from trading import terms
 from trading.errors import (
+    ClientOrderIdReused,
     CollateralTooSmall,
     LeverageLimitExceeded,
     LimitPriceRequired,
@@ -82,6 +85,29 @@ class OrderTerms:
     trailing_stop: dict[str, str] | None = None
     client_order_id: str = ""
     rounding: str | None = None
+
+    def fingerprint(self) -> str:
+        """What makes two requests the same order, for a reused ``client_order_id``: every
+        term but the id itself, decimals compared by value ("1000" is "1000.00")."""
+
+        def value(number: Decimal | None) -> str | None:
+            return None if number is None else decimal_text(number)
+
+        terms = {
+            "symbol": self.symbol.upper(),
+            "side": self.side,
+            "type": self.type,
+            "collateral": value(self.collateral),
+            "leverage": value(self.leverage),
+            "price": value(self.price),
+            "stop_loss": value(self.stop_loss),
+            "take_profit": value(self.take_profit),
+            "trailing_stop": {k: decimal_text(Decimal(v)) for k, v in (self.trailing_stop or {}).items()}
+            or None,
+            "rounding": self.rounding or None,
+        }
+        text = json.dumps(terms, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -262,16 +288,18 @@ def _check_exposure(
 def order_place(*, user: Any, order: OrderTerms) -> tuple[Order, bool]:
     """Place an order; returns it and whether it was created now (False: a replay of the same
     ``client_order_id``). Market orders are executed before this returns; limit orders rest."""
+    fingerprint = order.fingerprint()
     if order.client_order_id:
         existing = Order.objects.filter(user=user, client_order_id=order.client_order_id).first()
         if existing is not None:
-            return existing, False
+            return _order_replayed(existing, fingerprint), False
     plan = order_preview(user=user, order=order)
     try:
         with transaction.atomic():
             row = Order.objects.create(
                 user=user,
                 client_order_id=order.client_order_id,
+                terms_hash=fingerprint if order.client_order_id else "",
                 symbol=plan.symbol,
                 category=plan.category,
                 side=plan.side,
@@ -303,11 +331,19 @@ def order_place(*, user: Any, order: OrderTerms) -> tuple[Order, bool]:
         existing = Order.objects.filter(user=user, client_order_id=order.client_order_id).first()
         if existing is None:
             raise
-        return existing, False
+        return _order_replayed(existing, fingerprint), False
     if row.type == Order.Type.MARKET:
         order_execute(order_id=row.pk)
         row.refresh_from_db()
     return row, True
+
+
+def _order_replayed(existing: Order, fingerprint: str) -> Order:
+    """The order a retry with its ``client_order_id`` gets back; another order under the same
+    id is refused. Rows from before fingerprints were kept (no hash) replay as before."""
+    if existing.terms_hash and existing.terms_hash != fingerprint:
+        raise ClientOrderIdReused(details={"client_order_id": existing.client_order_id})
+    return existing
 
 
 def _after_commit_index(order_id: Any) -> None:
