@@ -14,9 +14,9 @@ from django.utils import timezone
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.test import APIRequestFactory
-from trading.ledger.selectors import user_balances
 
 from conftest import bearer_client
+from ledger.selectors import user_balances
 from trading import tasks
 from trading.idempotency import request_fingerprint
 from trading.models import IdempotentRequest, Order
