@@ -35,6 +35,7 @@ from pricing.market_hours import market_open
 from pricing.models import PairListing
 from pricing.selectors import pair_listings_routed
 from pricing.services.prices import price_for_execution
+from providers import registry
 from providers.base import OrderType, Side, VenueOrder, VenueOrderRequest
 from providers.breaker import call_provider
 from providers.errors import ProviderError, ProviderUnavailable
@@ -55,7 +56,6 @@ from trading.models import Order, Position
 from trading.presenters import order_data
 from trading.services.positions import (
     Protection,
-    _venue,
     order_fill_open,
     protection_check,
     venue_account_ref,
@@ -332,17 +332,18 @@ def order_execute(*, order_id: Any) -> Order:
     attempts: list[dict[str, str]] = list(order.routing.get("attempts", []))
     candidates = order.routing.get("candidates") or [order.provider]
     for provider in candidates:
-        request = VenueOrderRequest(
-            account_ref=venue_account_ref(user=order.user, provider=provider),
-            client_order_id=str(order.pk),
-            symbol=order.symbol,
-            side=Side(order.side),
-            type=OrderType.MARKET,
-            collateral=order.collateral,
-            leverage=order.leverage,
-        )
         try:
-            venue_order = call_provider(provider, _venue(provider).place_order, order=request)
+            venue = registry.venue(provider)
+            request = VenueOrderRequest(
+                account_ref=venue_account_ref(user=order.user, provider=provider),
+                client_order_id=str(order.pk),
+                symbol=order.symbol,
+                side=Side(order.side),
+                type=OrderType.MARKET,
+                collateral=order.collateral,
+                leverage=order.leverage,
+            )
+            venue_order = call_provider(provider, venue.place_order, order=request)
         except ProviderError as exc:
             attempts.append({"provider": provider, "error": exc.message})
             if _outcome_unknown(exc):
@@ -562,7 +563,7 @@ def orders_reconcile(*, older_than: timedelta = RECONCILE_AFTER) -> int:
         try:
             venue_order = call_provider(
                 order.provider,
-                _venue(order.provider).get_order,
+                registry.venue(order.provider).get_order,
                 account_ref=venue_account_ref(user=order.user, provider=order.provider),
                 client_order_id=str(order.pk),
             )

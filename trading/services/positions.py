@@ -17,12 +17,13 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.models import User
 from ledger.services import ledger_accounts_for_user, ledger_transaction_post, platform_account
 from marqetfi.core.errors import ApplicationError
 from marqetfi.core.events import publish
 from pricing.services.prices import price_get
 from providers import registry
-from providers.base import Venue, VenueOrder
+from providers.base import VenueOrder
 from providers.breaker import call_provider
 from providers.errors import ProviderError
 from trading import terms
@@ -76,22 +77,11 @@ def position_lock(*, position_id: Any, user: Any = None) -> Position:
         raise PositionNotFound(details={"position_id": str(position_id)}) from None
 
 
-def venue_account_ref(*, user: Any, provider: str) -> str:
-    """The venue account a user trades from: the paper venue keeps one book per user; Lighter
-    trades from the configured account; Ostium from the user's own wallet (delegation)."""
-    if provider == "paper":
-        return str(user.pk)
-    if provider == "ostium":
-        wallet = user.wallets.order_by("created_at").first() if hasattr(user, "wallets") else None
-        return wallet.address if wallet is not None else ""
-    return ""
-
-
-def _venue(provider: str) -> Venue:
-    adapter = registry.adapter(provider)
-    if not isinstance(adapter, Venue):
-        raise ProviderError(provider, "is not a venue")
-    return adapter
+def venue_account_ref(*, user: User, provider: str) -> str:
+    """The account ``user`` trades from at the venue ``provider``, as the venue maps it (the
+    wallets are read only by a venue that trades from the user's own wallet)."""
+    wallets = user.wallets.order_by("created_at").values_list("address", flat=True)
+    return registry.venue(provider).account_ref(user_id=str(user.pk), wallet_addresses=wallets)
 
 
 # --- protective orders ----------------------------------------------------------------------
@@ -228,7 +218,7 @@ def _risk_levels(order: Order) -> tuple[Decimal, Decimal]:
 def _venue_position_id(order: Order) -> str:
     """The venue's id of the position this order's fill went into ("" if the venue does not say)."""
     try:
-        positions = _venue(order.provider).positions(
+        positions = registry.venue(order.provider).positions(
             account_ref=venue_account_ref(user=order.user, provider=order.provider)
         )
     except ProviderError:
@@ -446,7 +436,7 @@ def position_close(
         try:
             venue_order = call_provider(
                 position.provider,
-                _venue(position.provider).close_position,
+                registry.venue(position.provider).close_position,
                 account_ref=position.account_ref,
                 venue_position_id=position.venue_position_id,
                 size=None if size >= position.size else size,
