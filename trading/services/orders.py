@@ -25,7 +25,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from accounts.models import User
 from ledger.errors import InsufficientBalance
+from ledger.models import TransactionKind
 from ledger.selectors import user_balances
 from ledger.services import ledger_accounts_for_user, ledger_transaction_post
 from marqetfi.core.errors import ApplicationError
@@ -46,6 +48,7 @@ from trading.errors import (
     LimitPriceRequired,
     OrderNotCancellable,
     OrderNotFound,
+    PositionNotOpen,
     PositionSizeExceeded,
     PriceOffTick,
     SizeTooSmall,
@@ -54,13 +57,12 @@ from trading.errors import (
 )
 from trading.models import Order, Position
 from trading.presenters import order_data
-from trading.services.positions import (
-    Protection,
-    order_fill_open,
-    protection_check,
-    venue_account_ref,
-)
+from trading.services.fills import order_fill_open
+from trading.services.positions import close_size, position_close, position_lock
+from trading.services.protection import Protection, protection_check
 from trading.services.risk import RiskProfile, risk_profile_get
+from trading.services.venues import venue_account_ref
+from trading.triggers.index import order_index, order_unindex
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +135,7 @@ def _trailing(trailing: dict[str, str] | None) -> tuple[Decimal | None, Decimal 
     )
 
 
-def order_preview(*, user: Any, order: OrderTerms) -> OrderPlan:
+def order_preview(*, user: User, order: OrderTerms) -> OrderPlan:
     """Validate, route and risk-check an order without changing anything; raises the rejection."""
     if not getattr(user, "trading_enabled", True):
         raise TradingDisabled()
@@ -220,7 +222,7 @@ def order_preview(*, user: Any, order: OrderTerms) -> OrderPlan:
 
 
 def _check_exposure(
-    *, user: Any, listing: PairListing, side: str, collateral: Decimal, notional: Decimal, risk: RiskProfile
+    *, user: User, listing: PairListing, side: str, collateral: Decimal, notional: Decimal, risk: RiskProfile
 ) -> None:
     open_positions = Position.objects.filter(user=user, status=Position.Status.OPEN)
     same_market = open_positions.filter(
@@ -259,7 +261,7 @@ def _check_exposure(
         raise TooManyPositions(details={"max_open_positions": risk.max_open_positions})
 
 
-def order_place(*, user: Any, order: OrderTerms) -> tuple[Order, bool]:
+def order_place(*, user: User, order: OrderTerms) -> tuple[Order, bool]:
     """Place an order; returns it and whether it was created now (False: a replay of the same
     ``client_order_id``). Market orders are executed before this returns; limit orders rest."""
     if order.client_order_id:
@@ -291,7 +293,7 @@ def order_place(*, user: Any, order: OrderTerms) -> tuple[Order, bool]:
             accounts = ledger_accounts_for_user(user=user)
             amount = plan.collateral + plan.fee
             ledger_transaction_post(
-                kind="order_collateral_lock",
+                kind=TransactionKind.ORDER_COLLATERAL_LOCK,
                 legs=[(accounts.available, -amount), (accounts.margin, amount)],
                 reference=f"order:{row.pk}",
                 memo=f"{plan.type} {plan.side} {plan.symbol}",
@@ -311,9 +313,7 @@ def order_place(*, user: Any, order: OrderTerms) -> tuple[Order, bool]:
 
 
 def _after_commit_index(order_id: Any) -> None:
-    from trading import triggers
-
-    transaction.on_commit(lambda: triggers.order_index(order_id))
+    transaction.on_commit(partial(order_index, order_id))
 
 
 def _outcome_unknown(error: ProviderError) -> bool:
@@ -375,7 +375,7 @@ def _order_mark_unknown(order: Order, provider: str, attempts: list[dict[str, st
         row.provider = provider
         row.routing = {**row.routing, "attempts": attempts}
         row.resource_version += 1
-        row.save()
+        row.save(update_fields=["status", "provider", "routing", "resource_version", "updated_at"])
         publish(user_id=row.user_id, type="order.updated", data=order_data(row))
         return row
 
@@ -394,10 +394,11 @@ def order_venue_answer_record(
         if attempts is not None:
             order.routing = {**order.routing, "attempts": attempts}
         if venue_order.status in ("filled", "partially_filled") and venue_order.filled_size > 0:
+            order.save(update_fields=["provider", "routing", "updated_at"])
             order_fill_open(order=order, venue_order=venue_order)
             return order
         if venue_order.status in ("rejected", "cancelled"):
-            order.save()
+            order.save(update_fields=["provider", "routing", "updated_at"])
             return order_reject(
                 order_id=order.pk,
                 code="venue_rejected",
@@ -405,7 +406,7 @@ def order_venue_answer_record(
             )
         order.venue_order_id = venue_order.venue_order_id
         order.resource_version += 1
-        order.save()
+        order.save(update_fields=["provider", "routing", "venue_order_id", "resource_version", "updated_at"])
         return order
 
 
@@ -422,7 +423,7 @@ def order_reject(
         order = Order.objects.select_for_update(no_key=True).get(pk=order_id)
         if order.status in (Order.Status.REJECTED, Order.Status.CANCELLED, Order.Status.FILLED):
             return order
-        _release(order, kind="order_collateral_release")
+        _release(order, kind=TransactionKind.ORDER_COLLATERAL_RELEASE)
         order.status = Order.Status.REJECTED
         order.reject_code = code
         order.reject_reason = reason
@@ -431,7 +432,17 @@ def order_reject(
         if attempts is not None:
             order.routing = {**order.routing, "attempts": attempts}
         order.resource_version += 1
-        order.save()
+        order.save(
+            update_fields=[
+                "status",
+                "reject_code",
+                "reject_reason",
+                "provider",
+                "routing",
+                "resource_version",
+                "updated_at",
+            ]
+        )
         publish(user_id=order.user_id, type="order.rejected", data=order_data(order))
         return order
 
@@ -449,10 +460,8 @@ def _release(order: Order, *, kind: str) -> None:
     )
 
 
-def order_cancel(*, order_id: Any, user: Any) -> Order:
+def order_cancel(*, order_id: Any, user: User) -> Order:
     """Cancel a resting limit order; its collateral and fee go back to available."""
-    from trading import triggers
-
     with transaction.atomic():
         try:
             order = Order.objects.select_for_update(no_key=True).get(pk=order_id, user=user)
@@ -460,20 +469,18 @@ def order_cancel(*, order_id: Any, user: Any) -> Order:
             raise OrderNotFound(details={"order_id": str(order_id)}) from None
         if order.status != Order.Status.OPEN:
             raise OrderNotCancellable(details={"status": order.status})
-        _release(order, kind="order_collateral_release")
+        _release(order, kind=TransactionKind.ORDER_COLLATERAL_RELEASE)
         order.status = Order.Status.CANCELLED
         order.resource_version += 1
-        order.save()
+        order.save(update_fields=["status", "resource_version", "updated_at"])
         publish(user_id=order.user_id, type="order.cancelled", data=order_data(order))
-        transaction.on_commit(lambda: triggers.order_unindex(order.pk))
+        transaction.on_commit(partial(order_unindex, order.pk))
         return order
 
 
 def order_limit_execute(*, order_id: Any) -> Order | None:
     """A resting limit order whose price the market crossed: open at market, or close its
     position. Exactly once: the order moves from ``open`` to ``pending`` under its row lock."""
-    from trading.services.positions import position_close
-
     with transaction.atomic():
         order = (
             Order.objects.select_for_update(no_key=True).filter(pk=order_id, status=Order.Status.OPEN).first()
@@ -497,7 +504,7 @@ def order_limit_execute(*, order_id: Any) -> Order | None:
             row = Order.objects.select_for_update(no_key=True).get(pk=order.pk)
             row.status = Order.Status.CANCELLED
             row.resource_version += 1
-            row.save()
+            row.save(update_fields=["status", "resource_version", "updated_at"])
             publish(user_id=row.user_id, type="order.cancelled", data=order_data(row))
         return row
     return closed
@@ -505,27 +512,21 @@ def order_limit_execute(*, order_id: Any) -> Order | None:
 
 def _limit_reopen(order: Order) -> None:
     """The close failed at the venue: the limit order rests again, for the next tick or sweep."""
-    from trading import triggers
-
     with transaction.atomic():
         reopened = Order.objects.filter(pk=order.pk, status=Order.Status.PENDING).update(
             status=Order.Status.OPEN, resource_version=F("resource_version") + 1
         )
         if reopened:
-            transaction.on_commit(partial(triggers.order_index, order.pk))
+            transaction.on_commit(partial(order_index, order.pk))
 
 
 def position_close_limit(
-    *, position_id: Any, user: Any, price: Decimal, size: Decimal | None, rounding: str | None
+    *, position_id: Any, user: User, price: Decimal, size: Decimal | None, rounding: str | None
 ) -> Order:
     """A limit close: rests in our book and closes at market once the price reaches ``price``."""
-    from trading.services.positions import _close_size, position_lock
-
     with transaction.atomic():
         position = position_lock(position_id=position_id, user=user)
         if position.status != Position.Status.OPEN:
-            from trading.errors import PositionNotOpen
-
             raise PositionNotOpen(details={"position_id": str(position.pk)})
         listing = PairListing.objects.filter(pair__symbol=position.symbol, provider=position.provider).first()
         applied: dict[str, Any] = {}
@@ -539,7 +540,7 @@ def position_close_limit(
             purpose=Order.Purpose.CLOSE,
             status=Order.Status.OPEN,
             price=accepted,
-            size=_close_size(position, size, rounding),
+            size=close_size(position, size, rounding),
             provider=position.provider,
             position=position,
             closed_by="limit",
