@@ -15,6 +15,8 @@ from django.db import IntegrityError, transaction
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from marqetfi.core.api import error_body
+from marqetfi.core.errors import ApplicationError
 from trading.errors import IdempotencyKeyReused, IdempotentRequestInProgress
 from trading.models import IdempotentRequest
 
@@ -34,8 +36,6 @@ def idempotent(request: Request, handle: Callable[[], Response]) -> Response:
     if not key:
         return handle()
     if len(key) > MAX_KEY_LENGTH:
-        from marqetfi.core.errors import ApplicationError
-
         raise ApplicationError(
             f"{HEADER} is at most {MAX_KEY_LENGTH} characters.", details={"header": HEADER}
         )
@@ -73,9 +73,6 @@ def idempotent(request: Request, handle: Callable[[], Response]) -> Response:
 
 def _remember_error(record: IdempotentRequest, exc: Exception) -> None:
     """A rejection (4xx) is the answer to replay; anything else lets the client try again."""
-    from marqetfi.core.api import error_body
-    from marqetfi.core.errors import ApplicationError
-
     if isinstance(exc, ApplicationError) and exc.status_code < 500:
         record.status_code = exc.status_code
         record.body = error_body(exc.code, exc.message, exc.details)
