@@ -181,9 +181,9 @@ class Bench:
         from django.db import connection
 
         from pricing.services.paper import paper_price_drive
-        from trading import triggers
         from trading.models import ProtectiveOrder
         from trading.services.orders import OrderTerms, order_place
+        from trading.triggers.index import SETS, index_key, index_reconcile, redis_connection
 
         ProtectiveOrder.objects.filter(
             symbol=SYMBOL, status="armed", best_price__lt=P0 * Decimal("1.05")
@@ -214,16 +214,16 @@ class Bench:
         if connection.vendor == "postgresql":  # as autovacuum would, minutes after a bulk load
             with connection.cursor() as cursor:
                 cursor.execute("ANALYZE trading_protectiveorder, trading_position")
-        triggers.index_reconcile(SYMBOL)
-        redis = triggers._redis()
-        return {name: int(redis.zcard(triggers.index_key(SYMBOL, name))) for name in triggers.SETS}
+        index_reconcile(SYMBOL)
+        redis = redis_connection()
+        return {name: int(redis.zcard(index_key(SYMBOL, name))) for name in SETS}
 
     # --- ticking -----------------------------------------------------------------------
 
     def run(self, ticks: int, seed: int) -> dict[str, Any]:
         from pricing.services.prices import PriceTick
         from providers.venues.paper.services import paper_venue
-        from trading import triggers
+        from trading.triggers import engine
 
         walk = random.Random(seed)
         venue = paper_venue()
@@ -238,7 +238,7 @@ class Bench:
             started = time.perf_counter_ns()
             if self.profile is not None:
                 self.profile.enable()
-            outcome = triggers.tick_evaluate(tick)
+            outcome = engine.tick_evaluate(tick)
             if self.profile is not None:
                 self.profile.disable()
             elapsed = (time.perf_counter_ns() - started) / 1e6

@@ -35,7 +35,7 @@ from marqetfi.core.errors import ApplicationError
 from pricing.models import TradingPair
 from pricing.services.prices import price_tick_ingest
 from providers import registry
-from providers.base import PriceStreaming, Quote, Venue
+from providers.base import PriceStreaming, Quote
 from providers.breaker import call_provider
 from providers.errors import NoVenueAvailable, ProviderError
 from providers.services.routing import route
@@ -116,10 +116,9 @@ class PriceFeed:
     def fetch_venue(self, venue: str, symbols: list[str]) -> int:
         """One venue's quotes, ingested; returns how many ticks went out."""
         try:
-            adapter = registry.adapter(venue)
-            assert isinstance(adapter, Venue)
+            adapter = registry.venue(venue)
             quotes = call_provider(venue, adapter.prices, symbols=symbols)
-        except (ProviderError, AssertionError) as exc:
+        except ProviderError as exc:
             self.backoff[venue].failed(time.monotonic(), self.interval)
             logger.warning("Price feed: %s failed (%s); backing off", venue, exc)
             return 0
@@ -255,7 +254,7 @@ class PriceFeed:
 def _streaming_adapter(venue: str) -> PriceStreaming | None:
     """The venue's adapter if it can stream prices; None otherwise (or if it cannot be built)."""
     try:
-        adapter = registry.adapter(venue)
+        adapter = registry.venue(venue)
     except ProviderError:
         return None
-    return adapter if isinstance(adapter, Venue) and isinstance(adapter, PriceStreaming) else None
+    return adapter if isinstance(adapter, PriceStreaming) else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -265,6 +265,13 @@ class Venue(ProviderAdapter):
     """A place orders are executed: market data, orders and positions of our users' accounts."""
 
     kind = ProviderKind.VENUE
+
+    @abstractmethod
+    def account_ref(self, *, user_id: str, wallet_addresses: Iterable[str]) -> str:
+        """The ``account_ref`` a user trades from at this venue, given the user's id and wallet
+        addresses (oldest first). What every other method takes as ``account_ref``, and what a
+        position records. "" when the venue trades from one account of its own configuration.
+        Never calls the venue; ``wallet_addresses`` is read only by venues that need it."""
 
     @abstractmethod
     def markets(self) -> list[Market]:

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from marqetfi.core.runtime import Generation
-from providers.base import ChainClient, ProviderAdapter, TokenSpec, WalletProvider
+from providers.base import ChainClient, ProviderAdapter, TokenSpec, Venue, WalletProvider
 from providers.errors import ProviderNotConfigured
 from providers.models import Provider
 from providers.selectors import active_config_options
@@ -116,6 +116,17 @@ def adapter(name: str) -> ProviderAdapter:
     with cache.lock:
         cache.adapters.setdefault(name, built)
         return cache.adapters[name]
+
+
+def venue(name: str) -> Venue:
+    """The venue adapter for ``name``; ``ProviderNotConfigured`` if ``name`` is not a venue
+    (or cannot be built, as ``adapter``)."""
+    if provider_kind(name) != "venue":
+        raise ProviderNotConfigured(name, "not a venue")
+    built = adapter(name)
+    if not isinstance(built, Venue):
+        raise ProviderNotConfigured(name, "not a venue")
+    return built
 
 
 def wallet_provider_names() -> list[str]:

@@ -4,18 +4,19 @@ same audited service as the admin API."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
+from accounts.models import User
 from marqetfi.core.errors import ApplicationError
+from trading.errors import RiskLimitExists
 from trading.models import Fill, Order, Position, ProtectiveOrder, RiskLimit
 from trading.services.risk_limits import (
     EDITABLE_FIELDS,
-    RiskLimitExists,
     risk_limit_create,
     risk_limit_delete,
     risk_limit_update,
@@ -220,13 +221,13 @@ class RiskLimitAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: RiskLimit, form: Any, change: bool) -> None:
         values = {field: form.cleaned_data.get(field) for field in EDITABLE_FIELDS}
         if change:
-            risk_limit_update(risk_limit_id=obj.pk, actor=request.user, **values)
+            risk_limit_update(risk_limit_id=obj.pk, actor=cast(User, request.user), **values)
         else:
-            obj.pk = risk_limit_create(actor=request.user, **values).pk
+            obj.pk = risk_limit_create(actor=cast(User, request.user), **values).pk
 
     def delete_model(self, request: HttpRequest, obj: RiskLimit) -> None:
-        risk_limit_delete(risk_limit_id=obj.pk, actor=request.user)
+        risk_limit_delete(risk_limit_id=obj.pk, actor=cast(User, request.user))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[RiskLimit]) -> None:
         for limit in queryset:
-            risk_limit_delete(risk_limit_id=limit.pk, actor=request.user)
+            risk_limit_delete(risk_limit_id=limit.pk, actor=cast(User, request.user))

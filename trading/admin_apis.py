@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.db.models import Q, QuerySet
 from drf_spectacular.utils import extend_schema
@@ -18,12 +18,12 @@ from marqetfi.core.api import CursorPagination
 from pricing.apis import DecimalStringField as Amount
 from pricing.services.prices import timestamp_text
 from trading.apis import DecimalStringField
+from trading.errors import RiskLimitNotFound
 from trading.models import Position, RiskLimit
 from trading.presenters import position_data
 from trading.schemas import PositionSerializer
 from trading.selectors import positions_marked
 from trading.services.risk_limits import (
-    RiskLimitNotFound,
     risk_limit_create,
     risk_limit_delete,
     risk_limit_public,
@@ -122,7 +122,7 @@ class RiskLimitListApi(StaffApi, ListAPIView):
     def post(self, request: Request) -> Response:
         data = RiskLimitInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        limit = risk_limit_create(actor=request.user, **data.validated_data)
+        limit = risk_limit_create(actor=cast(User, request.user), **data.validated_data)
         return Response(risk_limit_data(limit), status=status.HTTP_201_CREATED)
 
 
@@ -145,12 +145,12 @@ class RiskLimitDetailApi(StaffApi):
     def patch(self, request: Request, risk_limit_id: Any) -> Response:
         data = RiskLimitInputSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        risk_limit_update(risk_limit_id=risk_limit_id, actor=request.user, **data.validated_data)
+        risk_limit_update(risk_limit_id=risk_limit_id, actor=cast(User, request.user), **data.validated_data)
         return Response(risk_limit_data(self._limit(risk_limit_id)))
 
     @extend_schema(responses={204: None}, operation_id="admin_risk_limits_delete")
     def delete(self, request: Request, risk_limit_id: Any) -> Response:
-        risk_limit_delete(risk_limit_id=risk_limit_id, actor=request.user)
+        risk_limit_delete(risk_limit_id=risk_limit_id, actor=cast(User, request.user))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

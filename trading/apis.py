@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, cast
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.models import User
 from marqetfi.core.api import CursorPagination
 from marqetfi.core.errors import ApplicationError
 from pricing.services.prices import decimal_text
@@ -35,9 +36,14 @@ from trading.services.orders import (
     order_preview,
     position_close_limit,
 )
-from trading.services.positions import Protection, position_close, position_protection_update
+from trading.services.positions import position_close, position_protection_update
+from trading.services.protection import Protection
 
 MAX_DECIMAL_PLACES = 18
+
+
+def _user(request: Request) -> User:
+    return cast(User, request.user)
 
 
 @extend_schema_field({"type": "string", "format": "decimal", "example": "100.5"})
@@ -171,7 +177,7 @@ class OrderPreviewApi(APIView):
         serializer = OrderInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            plan = order_preview(user=request.user, order=serializer.terms())
+            plan = order_preview(user=_user(request), order=serializer.terms())
         except ApplicationError as exc:
             return Response(
                 {"ok": False, "reject_code": exc.code, "message": exc.message, "details": exc.details}
@@ -217,7 +223,7 @@ class OrderListCreateApi(ListAPIView):
     def _place(self, request: Request) -> Response:
         serializer = OrderInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        order, created = order_place(user=request.user, order=serializer.terms())
+        order, created = order_place(user=_user(request), order=serializer.terms())
         if created:
             return Response(order_data(order), status=status.HTTP_201_CREATED)
         return Response(order_data(order), headers={REPLAYED_HEADER: "true"})
@@ -236,7 +242,7 @@ class OrderDetailApi(APIView):
 
     @extend_schema(responses={200: OrderSerializer}, operation_id="orders_cancel")
     def delete(self, request: Request, order_id: Any) -> Response:
-        return Response(order_data(order_cancel(order_id=order_id, user=request.user)))
+        return Response(order_data(order_cancel(order_id=order_id, user=_user(request))))
 
 
 def _marked_data(positions: list[Position]) -> list[dict[str, Any]]:
@@ -312,7 +318,7 @@ class PositionDetailApi(APIView):
                 {"non_field_errors": ["Send stop_loss, take_profit or trailing_stop."]}
             )
         position_protection_update(
-            position_id=position_id, user=request.user, protection=serializer.protection()
+            position_id=position_id, user=_user(request), protection=serializer.protection()
         )
         return Response(_marked_data([self._position(request, position_id)])[0])
 
@@ -347,14 +353,14 @@ class PositionCloseApi(APIView):
         if data["type"] == "limit":
             order = position_close_limit(
                 position_id=position_id,
-                user=request.user,
+                user=_user(request),
                 price=data["price"],
                 size=data.get("size"),
                 rounding=data.get("rounding"),
             )
             return Response(order_data(order), status=status.HTTP_201_CREATED)
         closed = position_close(
-            position_id=position_id, user=request.user, size=data.get("size"), rounding=data.get("rounding")
+            position_id=position_id, user=_user(request), size=data.get("size"), rounding=data.get("rounding")
         )
         assert closed is not None  # only a trigger finds the position gone without an error
         return Response(order_data(closed), status=status.HTTP_201_CREATED)

@@ -1,4 +1,4 @@
-"""Rejections of orders and position changes, each with a stable code (API.md).
+"""Rejections of orders, position changes and risk-limit changes, each with a stable code (API.md).
 
 A rejection is raised before anything is written, so a rejected request changes nothing.
 """
@@ -119,3 +119,19 @@ class ClientOrderIdReused(IdempotencyKeyReused):
 class IdempotentRequestInProgress(ConflictError):
     code = "idempotent_request_in_progress"
     default_message = "A request with this Idempotency-Key is still being processed."
+
+
+class InvalidRiskLimit(ApplicationError):
+    code = "invalid_risk_limit"
+    status_code = 400
+    default_message = "The risk limit is not valid."
+
+
+class RiskLimitExists(ConflictError):
+    code = "risk_limit_exists"
+    default_message = "A risk limit for this user and pair exists already: change it instead."
+
+
+class RiskLimitNotFound(NotFoundError):
+    code = "risk_limit_not_found"
+    default_message = "No such risk limit."

@@ -4,20 +4,20 @@ from typing import Any
 
 from celery import shared_task
 
-from trading import idempotency, triggers
+from trading import idempotency
+from trading.services.orders import orders_reconcile as reconcile
+from trading.triggers.sweep import triggers_sweep as sweep
 
 
 @shared_task(name="trading.tasks.triggers_sweep", ignore_result=True)
 def triggers_sweep() -> dict[str, Any]:
     """Beat, every 5 seconds: fire what the ticks missed and put the trigger index right."""
-    return triggers.triggers_sweep().as_dict()
+    return sweep().as_dict()
 
 
 @shared_task(name="trading.tasks.orders_reconcile", ignore_result=True)
 def orders_reconcile() -> int:
     """Beat, every 15 seconds: ask the venues about orders whose outcome we do not know."""
-    from trading.services.orders import orders_reconcile as reconcile
-
     return reconcile()
 
 

@@ -452,7 +452,7 @@ PRICE_FETCH_MAX_WORKERS = env.int("PRICE_FETCH_MAX_WORKERS", default=8)
 # ingested (after the cache write and the broadcast); a failing hook is logged and skipped.
 PRICE_TICK_HOOKS: list[str] = [
     "providers.venues.paper.services.paper_tick_hook",
-    "trading.triggers.trigger_tick_hook",
+    "trading.triggers.engine.trigger_tick_hook",
 ]
 
 SIMPLE_JWT = {

@@ -22,7 +22,7 @@ from django.utils import timezone
 from pricing.market_hours import schedule_for
 from pricing.models import PairListing, TradingPair
 from providers import registry
-from providers.base import Market, Venue
+from providers.base import Market
 from providers.breaker import call_provider
 from providers.errors import ProviderError
 
@@ -198,14 +198,6 @@ def _listings_upsert(*, provider: str, markets: dict[str, Market], rejected: lis
     )
 
 
-def _venue(provider: str) -> Venue:
-    if registry.provider_kind(provider) != "venue":
-        raise registry.ProviderNotConfigured(provider, "not a venue")
-    venue = registry.adapter(provider)
-    assert isinstance(venue, Venue)
-    return venue
-
-
 def pairs_sync(*, provider: str) -> PairsSyncResult:
     """Copy the venue's current listings into the catalogue; safe to run at any time, and again.
 
@@ -214,7 +206,7 @@ def pairs_sync(*, provider: str) -> PairsSyncResult:
     answered: nothing is deactivated on the strength of an empty (or wholly invalid) list. Raises
     ``ProviderError`` (including ``ProviderNotConfigured``) when the venue cannot be asked.
     """
-    venue = _venue(provider)
+    venue = registry.venue(provider)
     markets, rejected = _valid_markets(provider, call_provider(provider, venue.markets))
     if not markets:
         refused = f" ({len(rejected)} refused)" if rejected else ""

@@ -425,13 +425,6 @@ _flights = _Flights()
 # --- Fetching from venues ----------------------------------------------------------------
 
 
-def _venue_adapter(name: str) -> Venue:
-    adapter = registry.adapter(name)
-    if not isinstance(adapter, Venue):
-        raise registry.ProviderNotConfigured(name, "not a venue")
-    return adapter
-
-
 def _venue_prices(name: str, venue: Venue, symbols: list[str]) -> dict[str, Quote] | Exception:
     """One ``prices()`` call through the breaker; the failure is returned, never raised."""
     try:
@@ -457,7 +450,7 @@ def _ask_venues(groups: dict[str, list[str]]) -> dict[str, dict[str, Quote] | Ex
     calls: dict[str, tuple[Venue, list[str]]] = {}
     for name, symbols in groups.items():
         try:
-            calls[name] = (_venue_adapter(name), symbols)
+            calls[name] = (registry.venue(name), symbols)
         except ProviderError as exc:
             outcomes[name] = exc
         except Exception as exc:  # an adapter that cannot be built fails over like an outage

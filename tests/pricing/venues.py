@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -93,6 +94,9 @@ class CountingVenue(Venue):
             for symbol, (bid, ask) in book.quotes.items()
             if symbol in symbols
         }
+
+    def account_ref(self, *, user_id: str, wallet_addresses: Iterable[str]) -> str:
+        return ""
 
     def place_order(self, *, order: VenueOrderRequest) -> VenueOrder:
         return VenueOrder(venue_order_id="", client_order_id=order.client_order_id, status="rejected")

@@ -4,6 +4,7 @@ adapter is the smallest honest Venue (it lists nothing); routing never builds ad
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
@@ -25,6 +26,9 @@ class ListingNothingVenue(Venue):
 
     def prices(self, *, symbols: list[str]) -> dict[str, Quote]:
         return {}
+
+    def account_ref(self, *, user_id: str, wallet_addresses: Iterable[str]) -> str:
+        return ""
 
     def place_order(self, *, order: VenueOrderRequest) -> VenueOrder:
         return VenueOrder(venue_order_id="", client_order_id=order.client_order_id, status="rejected")

@@ -38,7 +38,7 @@ def index_members(symbol: str = "BTCUSD", *, platform: bool = False) -> dict[str
     """What the trigger index of ``symbol`` holds, per set; the platform's margin calls and
     liquidations (armed on every position) only when ``platform``."""
     from trading.models import ProtectiveOrder
-    from trading.triggers import SETS, index_key
+    from trading.triggers.index import SETS, index_key
 
     risk = {
         f"p:{pk}"

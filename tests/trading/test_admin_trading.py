@@ -16,7 +16,8 @@ from ledger.services import balance_adjust
 from marqetfi.core.models import AuditEntry
 from tests.accounts.factories import UserFactory
 from trading.models import Fill, Position, ProtectiveOrder, RiskLimit
-from trading.services.positions import close_fill_record, position_lock
+from trading.services.fills import close_fill_record
+from trading.services.positions import position_lock
 
 pytestmark = pytest.mark.django_db
 

@@ -13,11 +13,11 @@ from django.db import connection
 
 from conftest import requires_postgres
 from ledger.selectors import user_balances
-from trading import triggers
 from trading.errors import PositionNotOpen
 from trading.models import Fill, Order, Position, ProtectiveOrder
 from trading.services.orders import OrderTerms, order_place
 from trading.services.positions import position_close
+from trading.triggers import firing
 
 pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True)]
 
@@ -88,7 +88,7 @@ def test_a_manual_close_racing_its_stop_loss_closes_once(trader, drive, ledger_b
         return position_close(position_id=order.position_id, user=trader)
 
     def trigger() -> Any:
-        return triggers.protective_fire(protective_id=stop.pk, bid=Decimal(62900), ask=Decimal(62900))
+        return firing.protective_fire(protective_id=stop.pk, bid=Decimal(62900), ask=Decimal(62900))
 
     barrier_work = iter([manual, trigger])
     lock = threading.Lock()

@@ -22,9 +22,10 @@ from pricing.services.prices import PriceTick
 from providers.errors import ProviderError
 from providers.venues.paper.adapter import PaperVenue
 from tests.trading.fixtures_triggers import index_forget, index_members, place
-from trading import tasks, triggers
+from trading import tasks
 from trading.models import Fill, Order, Position, ProtectiveOrder
 from trading.services.orders import position_close_limit
+from trading.triggers import engine, firing, index, sweep
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -213,7 +214,7 @@ def test_the_sweep_moves_a_trailing_stop_the_feed_missed(funded_trader, price_to
     with override_settings(PRICE_TICK_HOOKS=PAPER_HOOK_ONLY):
         price_to("70000")
 
-    result = triggers.triggers_sweep()
+    result = sweep.triggers_sweep()
 
     trailing = protective(order.position_id, "trailing_stop")
     assert (result.moved, result.fired) == (1, 0)
@@ -230,10 +231,10 @@ def test_the_sweep_rebuilds_a_lost_index_so_that_ticks_fire_again(funded_trader,
     assert Position.objects.get(pk=order.position_id).status == "open"  # no index, no tick trigger
 
     price_to("63000")
-    result = triggers.triggers_sweep()
+    result = sweep.triggers_sweep()
     assert (result.reindexed, result.fired) == (["BTCUSD"], 0)
     assert set(index_members()) == {"bid_below", "bid_above"}
-    assert triggers.triggers_sweep().reindexed == []  # a right index is left alone
+    assert sweep.triggers_sweep().reindexed == []  # a right index is left alone
 
     price_to("62000")
     assert Position.objects.get(pk=order.position_id).status == "closed"
@@ -248,8 +249,8 @@ def test_the_sweep_never_triggers_on_a_stale_price(funded_trader, price_to, monk
     def stale(symbol: str, **_: Any) -> Any:
         raise StalePrice(details={"symbol": symbol})
 
-    monkeypatch.setattr(triggers, "price_for_execution", stale)
-    result = triggers.triggers_sweep()
+    monkeypatch.setattr(sweep, "price_for_execution", stale)
+    result = sweep.triggers_sweep()
 
     assert result.skipped == {"BTCUSD": "stale_price"}
     assert protective(order.position_id, "stop_loss").status == "armed"
@@ -260,10 +261,10 @@ def test_a_tick_from_a_closed_market_fires_nothing(funded_trader, price_to):
     price_to("64000")
     order = place(funded_trader, stop_loss="62000")
 
-    triggers.trigger_tick_hook(tick("61000", market_open=False))
+    engine.trigger_tick_hook(tick("61000", market_open=False))
 
     assert protective(order.position_id, "stop_loss").status == "armed"
-    triggers.trigger_tick_hook(tick("61000"))
+    engine.trigger_tick_hook(tick("61000"))
     assert protective(order.position_id, "stop_loss").status == "fired"
 
 
@@ -295,16 +296,16 @@ def test_a_tick_that_crosses_nothing_reads_no_database(funded_trader, price_to, 
     place(funded_trader, stop_loss="62000", take_profit="70000", trailing_stop={"percent": "5"})
 
     with django_assert_num_queries(0):
-        triggers.trigger_tick_hook(tick("63000"))
+        engine.trigger_tick_hook(tick("63000"))
 
 
 def test_the_hook_never_raises(monkeypatch, caplog):
     def broken(*_: Any, **__: Any) -> Any:
         raise ConnectionError("redis is down")
 
-    monkeypatch.setattr(triggers, "_redis", broken)
+    monkeypatch.setattr(index, "redis_connection", broken)
 
-    triggers.trigger_tick_hook(tick("61000"))
+    engine.trigger_tick_hook(tick("61000"))
 
     assert "triggers not evaluated on a tick of BTCUSD" in caplog.text
 
@@ -338,10 +339,10 @@ def test_a_stop_seen_by_ticks_and_the_sweep_at_once_fires_once(funded_trader, pr
 
     results = at_once(
         [
-            lambda: triggers.triggers_sweep().fired,
-            lambda: triggers.tick_evaluate(tick("61500")).fired,
-            lambda: triggers.tick_evaluate(tick("61500")).fired,
-            lambda: triggers.protective_fire(
+            lambda: sweep.triggers_sweep().fired,
+            lambda: engine.tick_evaluate(tick("61500")).fired,
+            lambda: engine.tick_evaluate(tick("61500")).fired,
+            lambda: firing.protective_fire(
                 protective_id=protective(order.position_id, "stop_loss").pk,
                 bid=Decimal(61500),
                 ask=Decimal(61500),
@@ -368,8 +369,8 @@ def test_a_take_profit_and_its_stop_crossed_at_once_close_the_position_once(fund
 
     results = at_once(
         [
-            lambda: triggers.protective_fire(protective_id=stop.pk, bid=Decimal(61000), ask=Decimal(61000)),
-            lambda: triggers.protective_fire(protective_id=target.pk, bid=Decimal(67000), ask=Decimal(67000)),
+            lambda: firing.protective_fire(protective_id=stop.pk, bid=Decimal(61000), ask=Decimal(61000)),
+            lambda: firing.protective_fire(protective_id=target.pk, bid=Decimal(67000), ask=Decimal(67000)),
         ]
     )
 

@@ -27,7 +27,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from accounts.models import User
 from ledger.errors import InsufficientBalance
+from ledger.models import TransactionKind
 from ledger.selectors import user_balances
 from ledger.services import ledger_accounts_for_user, ledger_transaction_post
 from marqetfi.core.errors import ApplicationError
@@ -37,6 +39,7 @@ from pricing.market_hours import market_open
 from pricing.models import PairListing
 from pricing.selectors import pair_listings_routed
 from pricing.services.prices import decimal_text, price_for_execution
+from providers import registry
 from providers.base import OrderType, Side, VenueOrder, VenueOrderRequest
 from providers.breaker import call_provider
 from providers.errors import ProviderError, ProviderUnavailable
@@ -48,6 +51,7 @@ from trading.errors import (
     LimitPriceRequired,
     OrderNotCancellable,
     OrderNotFound,
+    PositionNotOpen,
     PositionSizeExceeded,
     PriceOffTick,
     SizeTooSmall,
@@ -56,14 +60,12 @@ from trading.errors import (
 )
 from trading.models import Order, Position
 from trading.presenters import order_data
-from trading.services.positions import (
-    Protection,
-    _venue,
-    order_fill_open,
-    protection_check,
-    venue_account_ref,
-)
+from trading.services.fills import order_fill_open
+from trading.services.positions import close_size, position_close, position_lock
+from trading.services.protection import Protection, protection_check
 from trading.services.risk import RiskProfile, risk_profile_get
+from trading.services.venues import venue_account_ref
+from trading.triggers.index import order_index, order_unindex
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +161,7 @@ def _trailing(trailing: dict[str, str] | None) -> tuple[Decimal | None, Decimal 
     )
 
 
-def order_preview(*, user: Any, order: OrderTerms) -> OrderPlan:
+def order_preview(*, user: User, order: OrderTerms) -> OrderPlan:
     """Validate, route and risk-check an order without changing anything; raises the rejection."""
     if not getattr(user, "trading_enabled", True):
         raise TradingDisabled()
@@ -246,7 +248,7 @@ def order_preview(*, user: Any, order: OrderTerms) -> OrderPlan:
 
 
 def _check_exposure(
-    *, user: Any, listing: PairListing, side: str, collateral: Decimal, notional: Decimal, risk: RiskProfile
+    *, user: User, listing: PairListing, side: str, collateral: Decimal, notional: Decimal, risk: RiskProfile
 ) -> None:
     open_positions = Position.objects.filter(user=user, status=Position.Status.OPEN)
     same_market = open_positions.filter(
@@ -285,7 +287,7 @@ def _check_exposure(
         raise TooManyPositions(details={"max_open_positions": risk.max_open_positions})
 
 
-def order_place(*, user: Any, order: OrderTerms) -> tuple[Order, bool]:
+def order_place(*, user: User, order: OrderTerms) -> tuple[Order, bool]:
     """Place an order; returns it and whether it was created now (False: a replay of the same
     ``client_order_id``). Market orders are executed before this returns; limit orders rest."""
     fingerprint = order.fingerprint()
@@ -319,7 +321,7 @@ def order_place(*, user: Any, order: OrderTerms) -> tuple[Order, bool]:
             accounts = ledger_accounts_for_user(user=user)
             amount = plan.collateral + plan.fee
             ledger_transaction_post(
-                kind="order_collateral_lock",
+                kind=TransactionKind.ORDER_COLLATERAL_LOCK,
                 legs=[(accounts.available, -amount), (accounts.margin, amount)],
                 reference=f"order:{row.pk}",
                 memo=f"{plan.type} {plan.side} {plan.symbol}",
@@ -347,9 +349,7 @@ def _order_replayed(existing: Order, fingerprint: str) -> Order:
 
 
 def _after_commit_index(order_id: Any) -> None:
-    from trading import triggers
-
-    transaction.on_commit(lambda: triggers.order_index(order_id))
+    transaction.on_commit(partial(order_index, order_id))
 
 
 def _outcome_unknown(error: ProviderError) -> bool:
@@ -368,17 +368,18 @@ def order_execute(*, order_id: Any) -> Order:
     attempts: list[dict[str, str]] = list(order.routing.get("attempts", []))
     candidates = order.routing.get("candidates") or [order.provider]
     for provider in candidates:
-        request = VenueOrderRequest(
-            account_ref=venue_account_ref(user=order.user, provider=provider),
-            client_order_id=str(order.pk),
-            symbol=order.symbol,
-            side=Side(order.side),
-            type=OrderType.MARKET,
-            collateral=order.collateral,
-            leverage=order.leverage,
-        )
         try:
-            venue_order = call_provider(provider, _venue(provider).place_order, order=request)
+            venue = registry.venue(provider)
+            request = VenueOrderRequest(
+                account_ref=venue_account_ref(user=order.user, provider=provider),
+                client_order_id=str(order.pk),
+                symbol=order.symbol,
+                side=Side(order.side),
+                type=OrderType.MARKET,
+                collateral=order.collateral,
+                leverage=order.leverage,
+            )
+            venue_order = call_provider(provider, venue.place_order, order=request)
         except ProviderError as exc:
             attempts.append({"provider": provider, "error": exc.message})
             if _outcome_unknown(exc):
@@ -410,7 +411,7 @@ def _order_mark_unknown(order: Order, provider: str, attempts: list[dict[str, st
         row.provider = provider
         row.routing = {**row.routing, "attempts": attempts}
         row.resource_version += 1
-        row.save()
+        row.save(update_fields=["status", "provider", "routing", "resource_version", "updated_at"])
         publish(user_id=row.user_id, type="order.updated", data=order_data(row))
         return row
 
@@ -429,10 +430,11 @@ def order_venue_answer_record(
         if attempts is not None:
             order.routing = {**order.routing, "attempts": attempts}
         if venue_order.status in ("filled", "partially_filled") and venue_order.filled_size > 0:
+            order.save(update_fields=["provider", "routing", "updated_at"])
             order_fill_open(order=order, venue_order=venue_order)
             return order
         if venue_order.status in ("rejected", "cancelled"):
-            order.save()
+            order.save(update_fields=["provider", "routing", "updated_at"])
             return order_reject(
                 order_id=order.pk,
                 code="venue_rejected",
@@ -440,7 +442,7 @@ def order_venue_answer_record(
             )
         order.venue_order_id = venue_order.venue_order_id
         order.resource_version += 1
-        order.save()
+        order.save(update_fields=["provider", "routing", "venue_order_id", "resource_version", "updated_at"])
         return order
 
 
@@ -457,7 +459,7 @@ def order_reject(
         order = Order.objects.select_for_update(no_key=True).get(pk=order_id)
         if order.status in (Order.Status.REJECTED, Order.Status.CANCELLED, Order.Status.FILLED):
             return order
-        _release(order, kind="order_collateral_release")
+        _release(order, kind=TransactionKind.ORDER_COLLATERAL_RELEASE)
         order.status = Order.Status.REJECTED
         order.reject_code = code
         order.reject_reason = reason
@@ -466,7 +468,17 @@ def order_reject(
         if attempts is not None:
             order.routing = {**order.routing, "attempts": attempts}
         order.resource_version += 1
-        order.save()
+        order.save(
+            update_fields=[
+                "status",
+                "reject_code",
+                "reject_reason",
+                "provider",
+                "routing",
+                "resource_version",
+                "updated_at",
+            ]
+        )
         publish(user_id=order.user_id, type="order.rejected", data=order_data(order))
         return order
 
@@ -484,10 +496,8 @@ def _release(order: Order, *, kind: str) -> None:
     )
 
 
-def order_cancel(*, order_id: Any, user: Any) -> Order:
+def order_cancel(*, order_id: Any, user: User) -> Order:
     """Cancel a resting limit order; its collateral and fee go back to available."""
-    from trading import triggers
-
     with transaction.atomic():
         try:
             order = Order.objects.select_for_update(no_key=True).get(pk=order_id, user=user)
@@ -495,20 +505,18 @@ def order_cancel(*, order_id: Any, user: Any) -> Order:
             raise OrderNotFound(details={"order_id": str(order_id)}) from None
         if order.status != Order.Status.OPEN:
             raise OrderNotCancellable(details={"status": order.status})
-        _release(order, kind="order_collateral_release")
+        _release(order, kind=TransactionKind.ORDER_COLLATERAL_RELEASE)
         order.status = Order.Status.CANCELLED
         order.resource_version += 1
-        order.save()
+        order.save(update_fields=["status", "resource_version", "updated_at"])
         publish(user_id=order.user_id, type="order.cancelled", data=order_data(order))
-        transaction.on_commit(lambda: triggers.order_unindex(order.pk))
+        transaction.on_commit(partial(order_unindex, order.pk))
         return order
 
 
 def order_limit_execute(*, order_id: Any) -> Order | None:
     """A resting limit order whose price the market crossed: open at market, or close its
     position. Exactly once: the order moves from ``open`` to ``pending`` under its row lock."""
-    from trading.services.positions import position_close
-
     with transaction.atomic():
         order = (
             Order.objects.select_for_update(no_key=True).filter(pk=order_id, status=Order.Status.OPEN).first()
@@ -532,7 +540,7 @@ def order_limit_execute(*, order_id: Any) -> Order | None:
             row = Order.objects.select_for_update(no_key=True).get(pk=order.pk)
             row.status = Order.Status.CANCELLED
             row.resource_version += 1
-            row.save()
+            row.save(update_fields=["status", "resource_version", "updated_at"])
             publish(user_id=row.user_id, type="order.cancelled", data=order_data(row))
         return row
     return closed
@@ -540,27 +548,21 @@ def order_limit_execute(*, order_id: Any) -> Order | None:
 
 def _limit_reopen(order: Order) -> None:
     """The close failed at the venue: the limit order rests again, for the next tick or sweep."""
-    from trading import triggers
-
     with transaction.atomic():
         reopened = Order.objects.filter(pk=order.pk, status=Order.Status.PENDING).update(
             status=Order.Status.OPEN, resource_version=F("resource_version") + 1
         )
         if reopened:
-            transaction.on_commit(partial(triggers.order_index, order.pk))
+            transaction.on_commit(partial(order_index, order.pk))
 
 
 def position_close_limit(
-    *, position_id: Any, user: Any, price: Decimal, size: Decimal | None, rounding: str | None
+    *, position_id: Any, user: User, price: Decimal, size: Decimal | None, rounding: str | None
 ) -> Order:
     """A limit close: rests in our book and closes at market once the price reaches ``price``."""
-    from trading.services.positions import _close_size, position_lock
-
     with transaction.atomic():
         position = position_lock(position_id=position_id, user=user)
         if position.status != Position.Status.OPEN:
-            from trading.errors import PositionNotOpen
-
             raise PositionNotOpen(details={"position_id": str(position.pk)})
         listing = PairListing.objects.filter(pair__symbol=position.symbol, provider=position.provider).first()
         applied: dict[str, Any] = {}
@@ -574,7 +576,7 @@ def position_close_limit(
             purpose=Order.Purpose.CLOSE,
             status=Order.Status.OPEN,
             price=accepted,
-            size=_close_size(position, size, rounding),
+            size=close_size(position, size, rounding),
             provider=position.provider,
             position=position,
             closed_by="limit",
@@ -598,7 +600,7 @@ def orders_reconcile(*, older_than: timedelta = RECONCILE_AFTER) -> int:
         try:
             venue_order = call_provider(
                 order.provider,
-                _venue(order.provider).get_order,
+                registry.venue(order.provider).get_order,
                 account_ref=venue_account_ref(user=order.user, provider=order.provider),
                 client_order_id=str(order.pk),
             )

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db.models import Q
 
+from accounts.models import User
 from marqetfi.core.app_settings.cache import app_setting
 from trading.app_settings import RISK_DEFAULTS
 from trading.models import RiskLimit
@@ -38,7 +39,7 @@ def _specificity(row: RiskLimit) -> int:
     return (0 if row.user_id else 2) + (0 if row.symbol else 1)
 
 
-def risk_profile_get(*, user: Any, symbol: str, category: str, venue_max_leverage: Decimal) -> RiskProfile:
+def risk_profile_get(*, user: User, symbol: str, category: str, venue_max_leverage: Decimal) -> RiskProfile:
     """For each limit the most specific row setting it wins (user + pair, user, pair, global);
     leverage is further capped by the category default and by what the venue allows."""
     rows = sorted(

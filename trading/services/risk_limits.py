@@ -12,10 +12,11 @@ from typing import Any, Final
 
 from django.db import IntegrityError, transaction
 
+from accounts.models import User
 from marqetfi.core.audit import audit_record
-from marqetfi.core.errors import ApplicationError, ConflictError, NotFoundError
 from pricing.models import TradingPair
 from pricing.services.prices import decimal_text
+from trading.errors import InvalidRiskLimit, RiskLimitExists, RiskLimitNotFound
 from trading.models import RiskLimit
 
 LIMIT_FIELDS: Final = (
@@ -26,22 +27,6 @@ LIMIT_FIELDS: Final = (
     "liquidation_level",
 )
 EDITABLE_FIELDS: Final = ("user", "symbol", *LIMIT_FIELDS, "note")
-
-
-class InvalidRiskLimit(ApplicationError):
-    code = "invalid_risk_limit"
-    status_code = 400
-    default_message = "The risk limit is not valid."
-
-
-class RiskLimitExists(ConflictError):
-    code = "risk_limit_exists"
-    default_message = "A risk limit for this user and pair exists already: change it instead."
-
-
-class RiskLimitNotFound(NotFoundError):
-    code = "risk_limit_not_found"
-    default_message = "No such risk limit."
 
 
 def _check(values: dict[str, Any]) -> dict[str, Any]:
@@ -69,14 +54,14 @@ def _check(values: dict[str, Any]) -> dict[str, Any]:
     return {**values, "symbol": symbol, "note": values.get("note") or ""}
 
 
-def _scope_taken(*, user: Any, symbol: str, other_than: Any = None) -> bool:
+def _scope_taken(*, user: User | None, symbol: str, other_than: Any = None) -> bool:
     rows = RiskLimit.objects.filter(user=user, symbol=symbol)
     if other_than is not None:
         rows = rows.exclude(pk=other_than)
     return rows.exists()
 
 
-def _scope_details(user: Any, symbol: str) -> dict[str, Any]:
+def _scope_details(user: User | None, symbol: str) -> dict[str, Any]:
     return {"user_id": str(user.pk) if user is not None else None, "symbol": symbol}
 
 
@@ -118,8 +103,8 @@ def _save(limit: RiskLimit, update_fields: list[str] | None = None) -> None:
 @transaction.atomic
 def risk_limit_create(
     *,
-    actor: Any,
-    user: Any = None,
+    actor: User,
+    user: User | None = None,
     symbol: str = "",
     max_leverage: Decimal | None = None,
     max_position_notional: Decimal | None = None,
@@ -154,7 +139,7 @@ def risk_limit_create(
 
 
 @transaction.atomic
-def risk_limit_update(*, risk_limit_id: Any, actor: Any, **changes: Any) -> RiskLimit:
+def risk_limit_update(*, risk_limit_id: Any, actor: User, **changes: Any) -> RiskLimit:
     """Change some of ``EDITABLE_FIELDS`` (a limit set to None is lifted at this scope); audited
     with the row before and after. Nothing changed: nothing written."""
     if unknown := set(changes) - set(EDITABLE_FIELDS):
@@ -182,7 +167,7 @@ def risk_limit_update(*, risk_limit_id: Any, actor: Any, **changes: Any) -> Risk
 
 
 @transaction.atomic
-def risk_limit_delete(*, risk_limit_id: Any, actor: Any) -> None:
+def risk_limit_delete(*, risk_limit_id: Any, actor: User) -> None:
     """Remove a limit (the next less specific row, or the default, applies again); audited."""
     limit = RiskLimit.objects.select_for_update().filter(pk=risk_limit_id).first()
     if limit is None:

@@ -31,7 +31,7 @@ import hashlib
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_UP, Decimal, InvalidOperation
@@ -223,6 +223,10 @@ class LighterVenue(Venue, PriceStreaming):
         ).run()
 
     # --- account ----------------------------------------------------------------------
+
+    def account_ref(self, *, user_id: str, wallet_addresses: Iterable[str]) -> str:
+        """Every user trades from the configured account, which an empty ``account_ref`` names."""
+        return ""
 
     def positions(self, *, account_ref: str) -> list[VenuePosition]:
         """Non-zero positions of the account (``GET account?by=index``, public).

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_DOWN, Decimal, InvalidOperation, localcontext
 from typing import Any, Final
@@ -229,6 +230,10 @@ class OstiumVenue(Venue):
         return quotes
 
     # --- the trader's account ----------------------------------------------------------
+
+    def account_ref(self, *, user_id: str, wallet_addresses: Iterable[str]) -> str:
+        """The trader is the user's first wallet (its transactions are the trades); "" if none."""
+        return next(iter(wallet_addresses), "")
 
     def positions(self, *, account_ref: str) -> list[VenuePosition]:
         """Open trades of the trader whose address is ``account_ref``.

@@ -6,7 +6,7 @@ live in the database (``book.py``)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import ClassVar
@@ -153,6 +153,10 @@ class PaperVenue(Venue):
         return self.prices(symbols=[symbol]).get(symbol)
 
     # --- Orders and positions ----------------------------------------------------------
+
+    def account_ref(self, *, user_id: str, wallet_addresses: Iterable[str]) -> str:
+        """One paper book per user, named by the user's id."""
+        return user_id
 
     def place_order(self, *, order: VenueOrderRequest) -> VenueOrder:
         return book.paper_order_place(order=order, quote_of=self._quote_of, slippage_bps=self.slippage_bps)

@@ -1,0 +1,171 @@
+"""Protective orders of a position: the trader's stop-loss, take-profit and trailing stop,
+checked against the entry and the liquidation price and sharing one OCO group, and the
+platform's margin call and liquidation. Armed and cancelled in the caller's transaction
+(the position is locked by the caller); the trigger index follows after the commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+
+from trading import terms
+from trading.errors import InvalidStopSide, InvalidTrailingStop, StopBeyondLiquidation
+from trading.models import Order, Position, ProtectiveOrder
+from trading.triggers.index import protective_index, protective_unindex
+
+MAX_TRAIL_PERCENT = Decimal(50)
+
+
+@dataclass(frozen=True)
+class Protection:
+    """Stops asked for with an order or a position change. ``clear_*``: remove what is armed."""
+
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+    trail_percent: Decimal | None = None
+    trail_distance: Decimal | None = None
+    clear_stop_loss: bool = False
+    clear_take_profit: bool = False
+    clear_trailing_stop: bool = False
+
+    @property
+    def trailing(self) -> bool:
+        return self.trail_percent is not None or self.trail_distance is not None
+
+
+def protection_check(
+    *, side: str, entry: Decimal, liquidation: Decimal | None, protection: Protection
+) -> None:
+    """Stops on the wrong side of the entry, or beyond the liquidation price, are refused."""
+    if protection.stop_loss is not None:
+        if not terms.stop_is_protective(side=side, entry=entry, stop=protection.stop_loss):
+            raise InvalidStopSide(details={"field": "stop_loss", "entry_price": str(entry)})
+        if not terms.stop_before_liquidation(side=side, stop=protection.stop_loss, liquidation=liquidation):
+            raise StopBeyondLiquidation(details={"field": "stop_loss", "liquidation_price": str(liquidation)})
+    if protection.take_profit is not None and not terms.target_is_profitable(
+        side=side, entry=entry, target=protection.take_profit
+    ):
+        raise InvalidStopSide(details={"field": "take_profit", "entry_price": str(entry)})
+    if protection.trailing:
+        percent, distance = protection.trail_percent, protection.trail_distance
+        if (percent is not None and not (0 < percent <= MAX_TRAIL_PERCENT)) or (
+            distance is not None and not (0 < distance < entry)
+        ):
+            raise InvalidTrailingStop(details={"percent": str(percent), "distance": str(distance)})
+        stop = terms.trailing_stop_price(side=side, best=entry, percent=percent, distance=distance)
+        if not terms.stop_before_liquidation(side=side, stop=stop, liquidation=liquidation):
+            raise StopBeyondLiquidation(
+                details={"field": "trailing_stop", "stop": str(stop), "liquidation_price": str(liquidation)}
+            )
+
+
+def protection_from_order(order: Order) -> Protection | None:
+    trailing = order.trailing_stop or {}
+    if order.stop_loss is None and order.take_profit is None and not trailing:
+        return None
+    return Protection(
+        stop_loss=order.stop_loss,
+        take_profit=order.take_profit,
+        trail_percent=Decimal(trailing["percent"]) if "percent" in trailing else None,
+        trail_distance=Decimal(trailing["distance"]) if "distance" in trailing else None,
+    )
+
+
+def protective_armed(position: Position) -> dict[str, ProtectiveOrder]:
+    """The position's armed protective orders by kind, locked."""
+    return {
+        p.kind: p
+        for p in ProtectiveOrder.objects.select_for_update(no_key=True).filter(
+            position=position, status=ProtectiveOrder.Status.ARMED
+        )
+    }
+
+
+def protective_cancel(protective: ProtectiveOrder) -> None:
+    protective.status = ProtectiveOrder.Status.CANCELLED
+    protective.save(update_fields=["status", "updated_at"])
+    transaction.on_commit(partial(protective_unindex, protective.pk))
+
+
+def _arm(position: Position, kind: str, **fields: Any) -> ProtectiveOrder:
+    protective = ProtectiveOrder.objects.create(
+        user_id=position.user_id,
+        position=position,
+        symbol=position.symbol,
+        side=position.side,
+        kind=kind,
+        **fields,
+    )
+    transaction.on_commit(partial(protective_index, protective.pk))
+    return protective
+
+
+def protection_apply(*, position: Position, protection: Protection, reference_price: Decimal) -> None:
+    """Replace the position's stops by those asked for (the position is locked by the caller).
+
+    Stop-loss (or, in its place, the trailing stop) and take-profit share one OCO group.
+    """
+    armed = {
+        kind: p for kind, p in protective_armed(position).items() if kind in ProtectiveOrder.TRADER_KINDS
+    }
+    wanted: dict[str, dict[str, Any]] = {}
+    if protection.stop_loss is not None:
+        wanted[ProtectiveOrder.Kind.STOP_LOSS] = {"trigger_price": protection.stop_loss}
+    if protection.take_profit is not None:
+        wanted[ProtectiveOrder.Kind.TAKE_PROFIT] = {"trigger_price": protection.take_profit}
+    if protection.trailing:
+        best = reference_price
+        wanted[ProtectiveOrder.Kind.TRAILING_STOP] = {
+            "trigger_price": terms.trailing_stop_price(
+                side=position.side,
+                best=best,
+                percent=protection.trail_percent,
+                distance=protection.trail_distance,
+            ),
+            "trail_percent": protection.trail_percent,
+            "trail_distance": protection.trail_distance,
+            "best_price": best,
+        }
+    cleared: dict[str, bool] = {
+        ProtectiveOrder.Kind.STOP_LOSS: protection.clear_stop_loss,
+        ProtectiveOrder.Kind.TAKE_PROFIT: protection.clear_take_profit,
+        ProtectiveOrder.Kind.TRAILING_STOP: protection.clear_trailing_stop,
+    }
+    for kind, protective in list(armed.items()):
+        if kind in wanted or cleared[kind]:
+            protective_cancel(protective)
+            del armed[kind]
+    if not wanted:
+        return
+    group = next((p.oco_group for p in armed.values() if p.oco_group), None) or uuid.uuid4()
+    for kind, fields in wanted.items():
+        armed[kind] = _arm(position, kind, oco_group=group, **fields)
+    for protective in armed.values():
+        if protective.oco_group != group:
+            protective.oco_group = group
+            protective.save(update_fields=["oco_group", "updated_at"])
+
+
+def risk_triggers_arm(position: Position) -> None:
+    """(Re-)arm the platform's margin call and liquidation at the position's current prices."""
+    armed = protective_armed(position)
+    for kind in ProtectiveOrder.RISK_KINDS:
+        if kind in armed:
+            protective_cancel(armed[kind])
+    margin_call = terms.loss_price(
+        side=position.side,
+        entry=position.entry_price,
+        size=position.size,
+        collateral=position.collateral,
+        level=position.margin_call_level,
+    )
+    if margin_call is not None and position.margin_called_at is None:
+        _arm(position, ProtectiveOrder.Kind.MARGIN_CALL, trigger_price=margin_call)
+    if position.liquidation_price is not None:
+        _arm(position, ProtectiveOrder.Kind.LIQUIDATION, trigger_price=position.liquidation_price)

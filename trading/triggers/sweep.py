@@ -1,0 +1,128 @@
+"""The sweep (beat, every few seconds): the safety net for ticks that never came (feed down,
+restart) and for a lost index. It prices every symbol with armed triggers through
+``price_for_execution`` (never a stale price or a closed market), evaluates the armed rows
+from the database and puts the index right.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from django.db.models import Q
+
+from marqetfi.core.errors import ApplicationError
+from pricing.services.prices import price_for_execution
+from trading.models import Order, ProtectiveOrder
+from trading.triggers.firing import order_fire, protective_fire
+from trading.triggers.index import ARMED, KEY_PREFIX, LONG, SHORT, index_reconcile, redis_connection
+from trading.triggers.trailing import trailing_move
+
+logger = logging.getLogger(__name__)
+
+SWEEP_LOCK_KEY: Final = f"{KEY_PREFIX}sweep:lock"
+SWEEP_LOCK_MS: Final = 60_000
+
+
+@dataclass
+class SweepOutcome:
+    symbols: int = 0
+    fired: int = 0
+    moved: int = 0
+    reindexed: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "symbols": self.symbols,
+            "fired": self.fired,
+            "moved": self.moved,
+            "reindexed": self.reindexed,
+            "skipped": self.skipped,
+        }
+
+
+_RELEASE_LOCK: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def triggers_symbols() -> list[str]:
+    """Symbols with armed protective orders or resting limit orders."""
+    protective = ProtectiveOrder.objects.filter(status=ARMED).values_list("symbol", flat=True).distinct()
+    resting = (
+        Order.objects.filter(status=Order.Status.OPEN, type=Order.Type.LIMIT)
+        .values_list("symbol", flat=True)
+        .distinct()
+    )
+    return sorted(set(protective) | set(resting))
+
+
+def triggers_sweep() -> SweepOutcome:
+    """The safety net: evaluate every armed trigger from the database at a fresh price and
+    put the index right. One sweep at a time (a Redis lock); a symbol without a fresh price
+    from an open market is skipped, never triggered on."""
+    outcome = SweepOutcome()
+    redis = redis_connection()
+    token = uuid.uuid4().hex
+    if not redis.set(SWEEP_LOCK_KEY, token, nx=True, px=SWEEP_LOCK_MS):
+        outcome.skipped["*"] = "sweep_running"
+        return outcome
+    try:
+        for symbol in triggers_symbols():
+            outcome.symbols += 1
+            try:
+                _symbol_sweep(symbol, outcome)
+            except Exception:
+                logger.exception("trigger sweep of %s failed", symbol)
+                outcome.skipped[symbol] = "error"
+    finally:
+        redis.register_script(_RELEASE_LOCK)(keys=[SWEEP_LOCK_KEY], args=[token])
+    return outcome
+
+
+def _symbol_sweep(symbol: str, outcome: SweepOutcome) -> None:
+    if index_reconcile(symbol):
+        outcome.reindexed.append(symbol)
+    try:
+        price = price_for_execution(symbol)
+    except ApplicationError as exc:  # stale, closed, unavailable: never trigger on it
+        outcome.skipped[symbol] = exc.code
+        return
+    bid, ask = price.bid, price.ask
+    trailing = ProtectiveOrder.objects.filter(
+        symbol=symbol, status=ARMED, kind=ProtectiveOrder.Kind.TRAILING_STOP
+    )
+    for side, closing, better in ((LONG, bid, "best_price__lt"), (SHORT, ask, "best_price__gt")):
+        ids = list(
+            trailing.filter(Q(best_price__isnull=True) | Q(**{better: closing}), side=side).values_list(
+                "pk", flat=True
+            )
+        )
+        if ids:
+            outcome.moved += trailing_move(symbol=symbol, side=side, price=closing, ids=ids)[0]
+    stops = [
+        ProtectiveOrder.Kind.STOP_LOSS,
+        ProtectiveOrder.Kind.TRAILING_STOP,
+        ProtectiveOrder.Kind.MARGIN_CALL,
+        ProtectiveOrder.Kind.LIQUIDATION,
+    ]
+    due = ProtectiveOrder.objects.filter(symbol=symbol, status=ARMED).filter(
+        Q(side=LONG, kind__in=stops, trigger_price__gte=bid)
+        | Q(side=LONG, kind=ProtectiveOrder.Kind.TAKE_PROFIT, trigger_price__lte=bid)
+        | Q(side=SHORT, kind__in=stops, trigger_price__lte=ask)
+        | Q(side=SHORT, kind=ProtectiveOrder.Kind.TAKE_PROFIT, trigger_price__gte=ask)
+    )
+    for protective_id in list(due.values_list("pk", flat=True)):
+        outcome.fired += protective_fire(protective_id=protective_id, bid=bid, ask=ask)
+    resting = Order.objects.filter(symbol=symbol, status=Order.Status.OPEN, type=Order.Type.LIMIT).filter(
+        Q(side=LONG, purpose=Order.Purpose.OPEN, price__gte=ask)
+        | Q(side=SHORT, purpose=Order.Purpose.OPEN, price__lte=bid)
+        | Q(side=LONG, purpose=Order.Purpose.CLOSE, price__lte=bid)
+        | Q(side=SHORT, purpose=Order.Purpose.CLOSE, price__gte=ask)
+    )
+    for order_id in list(resting.values_list("pk", flat=True)):
+        outcome.fired += order_fire(order_id=order_id, bid=bid, ask=ask)
