@@ -1,7 +1,9 @@
-"""The API conventions of the contract: one error shape for every status, cursor pages.
+"""The API conventions of the contract: one error shape for every status, cursor pages,
+decimal strings.
 
 Every error >= 400 renders as ``{"error": {"code", "message", "details"}}``, whether DRF,
-a domain service or Django itself (404, 400, 403 CSRF, 500) raised it.
+a domain service or Django itself (404, 400, 403 CSRF, 413, 500) raised it; under
+``/api/`` that holds with ``DEBUG`` on too (``marqetfi.core.middleware.ApiErrorMiddleware``).
 """
 
 from __future__ import annotations
@@ -10,13 +12,15 @@ import logging
 import math
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, JsonResponse
-from rest_framework import exceptions, pagination, status
+from rest_framework import exceptions, pagination, parsers, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from marqetfi.core.errors import ApplicationError
+from marqetfi.core.errors import ApplicationError, BadRequestError, PayloadTooLarge
 from marqetfi.core.logging import current_request_id
 
 logger = logging.getLogger("marqetfi.api")
@@ -66,12 +70,32 @@ def _throttle_wait(exc: Exception) -> int | None:
     return None if wait is None else math.ceil(wait)
 
 
+def django_exception_as_api_error(exc: Exception) -> Exception:
+    """Django's request errors as what a client gets for them; anything else unchanged.
+
+    A body over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` or more fields than
+    ``DATA_UPLOAD_MAX_NUMBER_FIELDS`` (body or query string) is 413 ``payload_too_large``;
+    another suspicious or bad request is 400.
+    """
+    if isinstance(exc, Http404):
+        return exceptions.NotFound()
+    if isinstance(exc, DjangoPermissionDenied):
+        return exceptions.PermissionDenied()
+    if isinstance(exc, RequestDataTooBig):
+        return PayloadTooLarge(details={"max_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE})
+    if type(exc).__name__ in ("TooManyFieldsSent", "TooManyFilesSent"):
+        return PayloadTooLarge(
+            "The request has too many fields.",
+            details={"max_fields": settings.DATA_UPLOAD_MAX_NUMBER_FIELDS},
+        )
+    if isinstance(exc, SuspiciousOperation | BadRequest):
+        return BadRequestError()
+    return exc
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF's EXCEPTION_HANDLER: every exception a view raises becomes the error shape."""
-    if isinstance(exc, Http404):
-        exc = exceptions.NotFound()
-    elif isinstance(exc, DjangoPermissionDenied):
-        exc = exceptions.PermissionDenied()
+    exc = django_exception_as_api_error(exc)
 
     headers: dict[str, str] = {}
     if isinstance(exc, ApplicationError):
@@ -87,13 +111,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
             headers["WWW-Authenticate"] = auth_header
     else:
         logger.error("Unhandled error in %s", context.get("view").__class__.__name__, exc_info=exc)
-        body = _internal_error_body()
+        body = internal_error_body()
         status_code = status.HTTP_500_INTERNAL_SERVER_ERROR
     set_rollback()
     return Response(body, status=status_code, headers=headers)
 
 
-def _internal_error_body() -> dict[str, Any]:
+def internal_error_body() -> dict[str, Any]:
     return error_body(
         "internal_error",
         "Something went wrong on our side. Quote the request id if you contact support.",
@@ -105,7 +129,27 @@ def _internal_error_body() -> dict[str, Any]:
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    error = django_exception_as_api_error(exception) if exception is not None else None
+    if isinstance(error, ApplicationError):
+        return JsonResponse(error_body(error.code, error.message, error.details), status=error.status_code)
     return JsonResponse(error_body("bad_request", "Bad request."), status=400)
+
+
+def status_error(request: HttpRequest, status_code: int) -> JsonResponse:
+    """The error shape for a bare status, when only the status of a failure is known."""
+    if status_code == 404:
+        return page_not_found(request)
+    if status_code == 403:
+        return permission_denied(request)
+    if status_code >= 500:
+        body = (
+            internal_error_body()
+            if status_code == 500
+            else error_body(_STATUS_CODES.get(status_code, "server_error"), "The service could not answer.")
+        )
+        return JsonResponse(body, status=status_code)
+    code = _STATUS_CODES.get(status_code, "error")
+    return JsonResponse(error_body(code, code.replace("_", " ").capitalize() + "."), status=status_code)
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
@@ -117,7 +161,7 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
 
 
 def server_error(request: HttpRequest) -> JsonResponse:
-    return JsonResponse(_internal_error_body(), status=500)
+    return JsonResponse(internal_error_body(), status=500)
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> JsonResponse:
@@ -152,3 +196,16 @@ class OldestFirstPagination(CursorPagination):
     """For short lists a client shows in creation order (wallets, sign-in methods)."""
 
     ordering = "created_at"
+
+
+# --- JSON in ---------------------------------------------------------------------------
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser, with nesting too deep for the decoder a 400 ``parse_error`` (not a 500)."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError("JSON parse error - nested too deeply.") from None

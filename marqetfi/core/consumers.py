@@ -6,6 +6,8 @@ from typing import Any
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils import timezone
 
+from marqetfi.core.formats import timestamp_text
+
 HEARTBEAT_MS = 30_000
 MAX_SUBSCRIPTIONS = 100
 
@@ -20,7 +22,7 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
             {
                 "type": "hello",
                 "session_id": self.session_id,
-                "server_time": timezone.now().isoformat().replace("+00:00", "Z"),
+                "server_time": timestamp_text(timezone.now()),
                 "heartbeat_ms": HEARTBEAT_MS,
                 "max_subscriptions": MAX_SUBSCRIPTIONS,
             }
@@ -34,7 +36,7 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
             return
         try:
             content = await self.decode_json(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the decoder goes
             await self.send_error("invalid_message", "Messages are JSON objects.")
             return
         await self.receive_json(content)
@@ -42,7 +44,7 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         op = content.get("op") if isinstance(content, dict) else None
         if op == "ping":
-            await self.send_json({"type": "pong", "ts": timezone.now().isoformat().replace("+00:00", "Z")})
+            await self.send_json({"type": "pong", "ts": timestamp_text(timezone.now())})
         elif op == "pong":
             return
         else:

@@ -28,3 +28,14 @@ class ConflictError(ApplicationError):
     code = "conflict"
     status_code = 409
     default_message = "The request conflicts with the current state."
+
+
+class BadRequestError(ApplicationError):
+    code = "bad_request"
+    default_message = "Bad request."
+
+
+class PayloadTooLarge(ApplicationError):
+    code = "payload_too_large"
+    status_code = 413
+    default_message = "The request body is larger than this service accepts."
