@@ -13,10 +13,13 @@ import math
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation
+from django.core.exceptions import BadRequest, FieldDoesNotExist, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Model
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, pagination, parsers, status
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
@@ -171,12 +174,47 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> JsonResponse:
 
 
 class CursorPagination(pagination.CursorPagination):
-    """``{"results": [...], "next": url|null}``; ``?limit=`` up to 200."""
+    """``{"results": [...], "next": url|null}``; ``?limit=`` up to 200.
+
+    A cursor is opaque to clients: one this API did not write (not base64, or a position
+    that is no value of the ordering field, such as ``p=not-a-date`` against ``created_at``)
+    is a 404 ``not_found`` ("Invalid cursor"), checked before the query runs.
+    """
 
     page_size = 50
     page_size_query_param = "limit"
     max_page_size = 200
     ordering = "-created_at"
+    invalid_cursor_message = "Invalid cursor."
+
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> Any:
+        self._model = queryset.model
+        return super().paginate_queryset(queryset, request, view)
+
+    def decode_cursor(self, request: Request) -> Any:
+        cursor = super().decode_cursor(request)
+        if cursor is not None and cursor.position is not None:
+            self._check_position(cursor.position)
+        return cursor
+
+    def _check_position(self, position: Any) -> None:
+        """Refuse a position the ordering field could not hold, so a forged one never reaches SQL."""
+        ordering = self.ordering if isinstance(self.ordering, str) else self.ordering[0]
+        name = ordering.lstrip("-")
+        model: type[Model] | None = getattr(self, "_model", None)
+        if "\x00" in position:
+            raise exceptions.NotFound(self.invalid_cursor_message)
+        if model is None or "__" in name:
+            return
+        try:
+            field = model._meta.get_field(name)
+        except FieldDoesNotExist:
+            return
+        try:
+            value = field.to_python(position)  # type: ignore[union-attr]
+            field.run_validators(value)  # type: ignore[union-attr]  # integer ranges of the database
+        except (DjangoValidationError, ValueError, TypeError, OverflowError):
+            raise exceptions.NotFound(self.invalid_cursor_message) from None
 
     def get_paginated_response(self, data: Any) -> Response:
         return Response({"results": data, "next": self.get_next_link()})
