@@ -8,8 +8,10 @@ a domain service or Django itself (404, 400, 403 CSRF, 413, 500) raised it; unde
 
 from __future__ import annotations
 
+import io
 import logging
 import math
+import re
 from typing import Any
 
 from django.conf import settings
@@ -239,11 +241,36 @@ class OldestFirstPagination(CursorPagination):
 # --- JSON in ---------------------------------------------------------------------------
 
 
+MAX_JSON_DEPTH = 64
+_JSON_STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
+
+
+def json_too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether arrays and objects in ``text`` nest deeper than ``limit``.
+
+    Checked before decoding: the decoder recurses once per level, so a body of a few hundred
+    kilobytes of ``[`` exhausts the recursion limit or, on a thread with a smaller stack,
+    the C stack itself (a crash no ``except`` catches).
+    """
+    depth = 0
+    for char in _NOT_BRACKETS.sub("", _JSON_STRINGS.sub("", text)):
+        depth += 1 if char in "[{" else -1
+        if depth > limit:
+            return True
+    return False
+
+
 class JSONParser(parsers.JSONParser):
-    """DRF's JSON parser, with nesting too deep for the decoder a 400 ``parse_error`` (not a 500)."""
+    """DRF's JSON parser, refusing nesting deeper than ``MAX_JSON_DEPTH`` with a 400 ``parse_error``."""
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        raw = stream.read()
+        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:
-            return super().parse(stream, media_type, parser_context)
-        except RecursionError:
-            raise exceptions.ParseError("JSON parse error - nested too deeply.") from None
+            text = raw.decode(encoding)
+        except UnicodeDecodeError as exc:
+            raise exceptions.ParseError(f"JSON parse error - {exc}") from None
+        if json_too_deep(text):
+            raise exceptions.ParseError(f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels.")
+        return super().parse(io.BytesIO(raw), media_type, parser_context)

@@ -6,6 +6,7 @@ from typing import Any
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils import timezone
 
+from marqetfi.core.api import json_too_deep
 from marqetfi.core.formats import timestamp_text
 
 HEARTBEAT_MS = 30_000
@@ -35,8 +36,10 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
             await self.send_error("invalid_message", "Messages are JSON text frames.")
             return
         try:
+            if json_too_deep(text_data):  # the decoder would recurse once per level
+                raise ValueError("nested too deeply")
             content = await self.decode_json(text_data)
-        except (ValueError, RecursionError):  # RecursionError: nested deeper than the decoder goes
+        except ValueError:
             await self.send_error("invalid_message", "Messages are JSON objects.")
             return
         await self.receive_json(content)

@@ -156,3 +156,19 @@ def test_the_admin_site_keeps_its_html_404_with_debug_on(clients):
     response = clients["public"].get("/admin/no-such-page/")
     assert response.status_code in (302, 404)
     assert not response["Content-Type"].startswith("application/json")
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting(clients):
+    password = '\\"' + "[{" * 5000
+    body = json.dumps({"email": "nobody@example.com", "password": password})
+    response = post_raw(clients["public"], "/api/v1/auth/login", body)
+    assert response.status_code in (400, 401), response.content
+    assert response.json()["error"]["code"] != "parse_error"
+
+
+def test_nesting_up_to_the_limit_is_read():
+    from marqetfi.core.api import MAX_JSON_DEPTH, json_too_deep
+
+    assert not json_too_deep("[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH)
+    assert json_too_deep("[" * (MAX_JSON_DEPTH + 1))
+    assert not json_too_deep('["' + "[" * 1000 + '", "\\\\", "\\"{{{"]')
