@@ -14,8 +14,8 @@ from django.db import IntegrityError, transaction
 
 from marqetfi.core.audit import audit_record
 from marqetfi.core.errors import ApplicationError, ConflictError, NotFoundError
+from marqetfi.core.formats import decimal_text
 from pricing.models import TradingPair
-from pricing.services.prices import decimal_text
 from trading.models import RiskLimit
 
 LIMIT_FIELDS: Final = (
