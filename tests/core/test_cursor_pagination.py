@@ -82,3 +82,29 @@ def test_a_cursor_the_api_wrote_still_pages(clients, who, path):
     first = client.get(path, {"limit": 1, "cursor": cursor(f"p={position}")})
     assert first.status_code == 200, first.content
     assert set(first.json()) >= {"results", "next"}
+
+
+@pytest.mark.parametrize("after_seq", [str(2**63), "9" * 40])
+def test_an_event_sequence_beyond_the_database_integer_is_a_validation_error(clients, after_seq):
+    client = clients["trader"]
+    client.raise_request_exception = False
+    error = assert_error(client.get("/api/v1/events", {"after_seq": after_seq}), 400, "validation_error")
+    assert "after_seq" in error["details"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        (
+            "get",
+            "/api/v1/admin/providers/paper/configs/diff?from_version=1&to_version=99999999999999999999",
+            None,
+        ),
+        ("post", "/api/v1/admin/providers/paper/rollback", {"version": 2**40}),
+    ],
+)
+def test_a_config_version_beyond_the_database_integer_is_a_validation_error(clients, method, path, body):
+    client = clients["staff"]
+    client.raise_request_exception = False
+    response = getattr(client, method)(path, body, format="json") if body else client.get(path)
+    assert_error(response, 400, "validation_error")
