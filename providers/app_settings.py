@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Generic, TypeVar, overload
 from urllib.parse import urlsplit
 
@@ -44,6 +44,7 @@ from django.http import HttpRequest
 from rest_framework.settings import api_settings
 
 from marqetfi.core.errors import ApplicationError, NotFoundError
+from marqetfi.core.formats import canonical_decimal, decimal_digits
 from marqetfi.core.runtime import Generation
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ T_co = TypeVar("T_co", covariant=True)
 CATEGORIES = ("crypto", "forex", "indices", "commodities")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 RELOAD_RETRY_SECONDS = 1.0
+MAX_SETTING_DIGITS = 36
 
 app_settings_generation = Generation("app_settings")
 
@@ -108,12 +110,10 @@ def _decimal_between(low: Decimal, high: Decimal, *, places: int, exclusive: boo
     def validate(value: Any) -> str:
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise _fail('Expected a decimal number as a string, e.g. "12.5".')
-        try:
-            number = Decimal(str(value).strip())
-        except InvalidOperation:
-            raise _fail('Expected a decimal number as a string, e.g. "12.5".') from None
-        if not number.is_finite():
-            raise _fail("Expected a finite number.")
+        text = str(value)
+        if not canonical_decimal(text) or sum(decimal_digits(text)) > MAX_SETTING_DIGITS:
+            raise _fail('Expected a decimal number as a string of digits, e.g. "12.5".')
+        number = Decimal(text)
         if (low < number < high) if exclusive else (low <= number <= high):
             exponent = number.as_tuple().exponent
             if isinstance(exponent, int) and -exponent > places:

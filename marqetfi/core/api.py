@@ -12,6 +12,7 @@ import io
 import logging
 import math
 import re
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -20,12 +21,14 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Model
 from django.http import Http404, HttpRequest, JsonResponse
-from rest_framework import exceptions, pagination, parsers, status
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import exceptions, pagination, parsers, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from marqetfi.core.errors import ApplicationError, BadRequestError, PayloadTooLarge
+from marqetfi.core.formats import canonical_decimal, decimal_digits, decimal_text
 from marqetfi.core.logging import current_request_id
 
 logger = logging.getLogger("marqetfi.api")
@@ -274,3 +277,118 @@ class JSONParser(parsers.JSONParser):
         if json_too_deep(text):
             raise exceptions.ParseError(f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels.")
         return super().parse(io.BytesIO(raw), media_type, parser_context)
+
+
+@extend_schema_field(
+    {"type": "string", "format": "decimal", "pattern": r"^-?[0-9]+(\.[0-9]+)?$", "example": "100.5"}
+)
+class DecimalStringField(serializers.Field):
+    """A decimal amount: plain decimal text in, plain decimal text out.
+
+    In, a value must be one of:
+
+    - a JSON string of canonical decimal text, ``^-?[0-9]+(\\.[0-9]+)?$``, exactly as sent
+      (nothing is stripped: no spaces, exponents, underscores, signs other than one leading
+      minus, digits of other scripts, ``NaN`` or ``Infinity``);
+    - a JSON integer (``10``): it is exact, so it is read as its decimal text.
+
+    JSON numbers with a fraction or exponent (``100.5``, ``1e30``) are refused: the JSON
+    parser has already made a binary float of them, which may not be the number the client
+    wrote; send them as strings. Booleans are refused.
+
+    Every writable field declares its range (``min_value`` / ``max_value``, each inclusive
+    unless ``min_exclusive`` / ``max_exclusive``), its precision (``max_decimal_places``)
+    and ``max_digits``; they are checked on the text, before any arithmetic, and listed in
+    the field's ``help_text`` so the OpenAPI schema shows them. A value out of them is a 400
+    ``validation_error`` naming the field. Trailing zeros of the fraction do not count as
+    decimal places (``"10.50"`` has one).
+    """
+
+    default_error_messages = {
+        "invalid": 'Send a decimal number as a string of digits with an optional "-" and '
+        'fraction, e.g. "100.5".',
+        "float": 'Send numbers with a fraction as strings, e.g. "100.5": a JSON float may have lost digits.',
+        "max_digits": "At most {max_digits} digits in total.",
+        "places": "At most {places} decimal places.",
+        "min_value": "Must be at least {limit}.",
+        "min_exclusive": "Must be greater than {limit}.",
+        "max_value": "Must be at most {limit}.",
+        "max_exclusive": "Must be less than {limit}.",
+    }
+
+    def __init__(
+        self,
+        *,
+        min_value: Decimal | str | int | None = None,
+        max_value: Decimal | str | int | None = None,
+        min_exclusive: bool = False,
+        max_exclusive: bool = False,
+        max_decimal_places: int = 18,
+        max_digits: int = 36,
+        **kwargs: Any,
+    ) -> None:
+        self.min_value = None if min_value is None else Decimal(min_value)
+        self.max_value = None if max_value is None else Decimal(max_value)
+        self.min_exclusive = min_exclusive
+        self.max_exclusive = max_exclusive
+        self.max_decimal_places = max_decimal_places
+        self.max_digits = max_digits
+        if not kwargs.get("read_only") and (self.min_value is None or self.max_value is None):
+            raise TypeError("An input DecimalStringField needs min_value and max_value.")
+        if not kwargs.get("read_only"):
+            kwargs["help_text"] = " ".join(filter(None, [kwargs.get("help_text"), self.limits_text()]))
+        super().__init__(**kwargs)
+
+    def limits_text(self) -> str:
+        """The accepted range and precision in words, e.g. ``0 < x ≤ 1000000; at most 6 decimal places``."""
+        low = "<" if self.min_exclusive else "≤"
+        high = "<" if self.max_exclusive else "≤"
+        return (
+            f"Range: {decimal_text(self.min_value or Decimal(0))} {low} x {high} "
+            f"{decimal_text(self.max_value or Decimal(0))}; "
+            f"at most {self.max_decimal_places} decimal places, {self.max_digits} digits."
+        )
+
+    def to_internal_value(self, data: Any) -> Decimal:
+        if isinstance(data, bool):
+            self.fail("invalid")
+        if isinstance(data, float):
+            self.fail("float")
+        if isinstance(data, int):
+            if abs(data) >= 10**self.max_digits:
+                self.fail("max_digits", max_digits=self.max_digits)
+            text = str(data)
+        elif isinstance(data, str):
+            text = data
+        else:
+            self.fail("invalid")
+        if not canonical_decimal(text):
+            self.fail("invalid")
+        whole, places = decimal_digits(text)
+        if places > self.max_decimal_places:
+            self.fail("places", places=self.max_decimal_places)
+        if whole + places > self.max_digits:
+            self.fail("max_digits", max_digits=self.max_digits)
+        value = Decimal(text)
+        self._check_range(value)
+        return value
+
+    def _check_range(self, value: Decimal) -> None:
+        if self.min_value is not None:
+            if self.min_exclusive and value <= self.min_value:
+                self.fail("min_exclusive", limit=decimal_text(self.min_value))
+            if value < self.min_value:
+                self.fail("min_value", limit=decimal_text(self.min_value))
+        if self.max_value is not None:
+            if self.max_exclusive and value >= self.max_value:
+                self.fail("max_exclusive", limit=decimal_text(self.max_value))
+            if value > self.max_value:
+                self.fail("max_value", limit=decimal_text(self.max_value))
+
+    def to_representation(self, value: Decimal) -> str:
+        return decimal_text(value)
+
+
+def decimal_output(**kwargs: Any) -> DecimalStringField:
+    """A decimal a response carries: read-only, so no range (``Amount = decimal_output``)."""
+    return DecimalStringField(read_only=True, **kwargs)

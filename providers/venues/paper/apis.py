@@ -9,8 +9,11 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from marqetfi.core.api import DecimalStringField
 from providers.apis import StaffApi
 from providers.venues.paper.services import paper_price_drive
+
+MAX_PRICE = Decimal(10) ** 12
 
 
 class PaperPriceSetApi(StaffApi):
@@ -20,12 +23,9 @@ class PaperPriceSetApi(StaffApi):
 
     class InputSerializer(serializers.Serializer):
         symbol = serializers.CharField(max_length=32)
-        price = serializers.DecimalField(max_digits=36, decimal_places=18)
-
-        def validate_price(self, value: Decimal) -> Decimal:
-            if value <= 0:
-                raise serializers.ValidationError("Must be greater than zero.")
-            return value
+        price = DecimalStringField(
+            min_value=0, min_exclusive=True, max_value=MAX_PRICE, max_decimal_places=18
+        )
 
     class OutputSerializer(serializers.Serializer):
         symbol = serializers.CharField()
