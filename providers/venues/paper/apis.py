@@ -9,7 +9,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from marqetfi.core.api import DecimalStringField
+from marqetfi.core.api import DecimalStringField, decimal_output
 from providers.apis import StaffApi
 from providers.venues.paper.services import paper_price_drive
 
@@ -29,9 +29,9 @@ class PaperPriceSetApi(StaffApi):
 
     class OutputSerializer(serializers.Serializer):
         symbol = serializers.CharField()
-        bid = serializers.CharField()
-        ask = serializers.CharField()
-        mid = serializers.CharField()
+        bid = decimal_output()
+        ask = decimal_output()
+        mid = decimal_output()
         ts = serializers.DateTimeField()
 
     @extend_schema(
