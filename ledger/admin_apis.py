@@ -18,10 +18,14 @@ from accounts.models import User
 from ledger.models import AMOUNT_DIGITS, AMOUNT_PLACES
 from ledger.selectors import user_balances
 from ledger.services import balance_adjust
+from marqetfi.core.api import DecimalStringField
 
 
 def _usdc(**kwargs: object) -> serializers.DecimalField:
     return serializers.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, **kwargs)  # type: ignore[arg-type]
+
+
+MAX_ADJUSTMENT = Decimal(10) ** 12  # USDC, either way
 
 
 class BalancesSerializer(serializers.Serializer):
@@ -39,7 +43,13 @@ class AdminUserAdjustmentCreateApi(APIView):
     permission_classes = [IsAdminUser]
 
     class InputSerializer(serializers.Serializer):
-        amount = _usdc(help_text="USDC, at most 6 decimal places; negative to debit.")
+        amount = DecimalStringField(
+            min_value=-MAX_ADJUSTMENT,
+            max_value=MAX_ADJUSTMENT,
+            max_decimal_places=AMOUNT_PLACES,
+            max_digits=AMOUNT_DIGITS,
+            help_text="USDC; negative to debit, never zero.",
+        )
         reason = serializers.CharField(
             max_length=500, help_text="Why; kept with the transaction and the audit."
         )

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from django.db.models import QuerySet
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
 from rest_framework.permissions import AllowAny
@@ -15,34 +14,22 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from marqetfi.core.api import CursorPagination
+from marqetfi.core.api import CursorPagination, decimal_output
 from marqetfi.core.errors import ApplicationError
 from pricing.market_hours import market_state
 from pricing.models import PairListing, TradingPair
 from pricing.selectors import pair_listings_list
-from pricing.services.prices import decimal_text, price_body, price_get, prices_get
+from pricing.services.prices import price_body, price_get, prices_get
 from providers import registry
 
 MAX_SYMBOLS_PER_REQUEST = 100
 
 
-@extend_schema_field({"type": "string", "format": "decimal", "example": "64123.5"})
-class DecimalStringField(serializers.Field):
-    """Read-only: a Decimal as a plain decimal string."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs["read_only"] = True
-        super().__init__(**kwargs)
-
-    def to_representation(self, value: Decimal) -> str:
-        return decimal_text(value)
-
-
 class PriceSerializer(serializers.Serializer):
     symbol = serializers.CharField()
-    bid = DecimalStringField()
-    ask = DecimalStringField()
-    mid = DecimalStringField()
+    bid = decimal_output()
+    ask = decimal_output()
+    mid = decimal_output()
     provider = serializers.CharField(help_text="The venue the price came from.")
     ts = serializers.DateTimeField(help_text="When the venue quoted it.")
     age_ms = serializers.IntegerField(help_text="Milliseconds between ts and this answer.")
@@ -81,10 +68,10 @@ class PairListApi(ListAPIView):
         category = serializers.CharField(source="pair.category")
         provider = serializers.CharField()
         venue_symbol = serializers.CharField()
-        tick_size = DecimalStringField()
-        size_step = DecimalStringField()
-        min_collateral = DecimalStringField(help_text="USDC")
-        max_leverage = DecimalStringField()
+        tick_size = decimal_output()
+        size_step = decimal_output()
+        min_collateral = decimal_output(help_text="USDC")
+        max_leverage = decimal_output()
         trading_hours = serializers.CharField(source="pair.trading_hours")
         market = serializers.SerializerMethodField()
 

@@ -9,8 +9,11 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from marqetfi.core.api import DecimalStringField, decimal_output
 from pricing.services.paper import paper_price_drive
 from providers.apis import StaffApi
+
+MAX_PRICE = Decimal(10) ** 12
 
 
 class PaperPriceSetApi(StaffApi):
@@ -20,18 +23,15 @@ class PaperPriceSetApi(StaffApi):
 
     class InputSerializer(serializers.Serializer):
         symbol = serializers.CharField(max_length=32)
-        price = serializers.DecimalField(max_digits=36, decimal_places=18)
-
-        def validate_price(self, value: Decimal) -> Decimal:
-            if value <= 0:
-                raise serializers.ValidationError("Must be greater than zero.")
-            return value
+        price = DecimalStringField(
+            min_value=0, min_exclusive=True, max_value=MAX_PRICE, max_decimal_places=18
+        )
 
     class OutputSerializer(serializers.Serializer):
         symbol = serializers.CharField()
-        bid = serializers.CharField()
-        ask = serializers.CharField()
-        mid = serializers.CharField()
+        bid = decimal_output()
+        ask = decimal_output()
+        mid = decimal_output()
         ts = serializers.DateTimeField()
 
     @extend_schema(

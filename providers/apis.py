@@ -60,6 +60,9 @@ def _page_of(serializer: type[serializers.Serializer], name: str) -> serializers
     )
 
 
+MAX_VERSION = 2**31 - 1  # the version column's bound on every database
+
+
 class StaffApi(APIView):
     """Every admin endpoint: a signed-in operator (``is_staff``); 401 without a token, 403 for traders."""
 
@@ -169,7 +172,7 @@ class ProviderConfigActivateApi(StaffApi):
 
 class ProviderConfigRollbackApi(StaffApi):
     class InputSerializer(serializers.Serializer):
-        version = serializers.IntegerField(min_value=1)
+        version = serializers.IntegerField(min_value=1, max_value=MAX_VERSION)
         comment = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
 
     @extend_schema(
@@ -188,8 +191,8 @@ class ProviderConfigRollbackApi(StaffApi):
 
 class ProviderConfigDiffApi(StaffApi):
     class FilterSerializer(serializers.Serializer):
-        from_version = serializers.IntegerField(min_value=1)
-        to_version = serializers.IntegerField(min_value=1)
+        from_version = serializers.IntegerField(min_value=1, max_value=MAX_VERSION)
+        to_version = serializers.IntegerField(min_value=1, max_value=MAX_VERSION)
 
     @extend_schema(
         parameters=[FilterSerializer],

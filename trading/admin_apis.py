@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, cast
 
 from django.db.models import Q, QuerySet
@@ -14,10 +15,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import User
-from marqetfi.core.api import CursorPagination
-from pricing.apis import DecimalStringField as Amount
-from pricing.services.prices import timestamp_text
-from trading.apis import DecimalStringField
+from marqetfi.core.api import CursorPagination, DecimalStringField, decimal_output
+from marqetfi.core.formats import timestamp_text
+from trading.apis import MAX_LEVERAGE, USDC_PLACES
 from trading.errors import RiskLimitNotFound
 from trading.models import Position, RiskLimit
 from trading.presenters import position_data
@@ -29,6 +29,8 @@ from trading.services.risk_limits import (
     risk_limit_public,
     risk_limit_update,
 )
+
+MAX_NOTIONAL = Decimal(10) ** 15  # USDC
 
 
 class StaffApi(APIView):
@@ -54,11 +56,11 @@ class RiskLimitSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     user_id = serializers.UUIDField(allow_null=True, help_text="null: every user")
     symbol = serializers.CharField(help_text='"": every pair')
-    max_leverage = Amount(allow_null=True)
-    max_position_notional = Amount(allow_null=True, help_text="USDC, per position (size x price)")
-    max_total_notional = Amount(allow_null=True, help_text="USDC, all open positions of the user")
+    max_leverage = decimal_output(allow_null=True)
+    max_position_notional = decimal_output(allow_null=True, help_text="USDC, per position (size x price)")
+    max_total_notional = decimal_output(allow_null=True, help_text="USDC, all open positions of the user")
     max_open_positions = serializers.IntegerField(allow_null=True)
-    liquidation_level = Amount(allow_null=True, help_text="Share of collateral left at liquidation")
+    liquidation_level = decimal_output(allow_null=True, help_text="Share of collateral left at liquidation")
     note = serializers.CharField()
     user_email = serializers.EmailField(allow_null=True)
     created_at = serializers.DateTimeField()
@@ -78,12 +80,44 @@ class RiskLimitInputSerializer(serializers.Serializer):
     symbol = serializers.CharField(
         max_length=32, allow_blank=True, required=False, help_text='"": every pair'
     )
-    max_leverage = DecimalStringField(places=2, required=False, allow_null=True, help_text="At least 1")
-    max_position_notional = DecimalStringField(places=6, required=False, allow_null=True, help_text="USDC")
-    max_total_notional = DecimalStringField(places=6, required=False, allow_null=True, help_text="USDC")
-    max_open_positions = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+    max_leverage = DecimalStringField(
+        min_value=0,
+        min_exclusive=True,
+        max_value=MAX_LEVERAGE,
+        max_decimal_places=2,
+        required=False,
+        allow_null=True,
+        help_text="At least 1 (invalid_risk_limit below).",
+    )
+    max_position_notional = DecimalStringField(
+        min_value=0,
+        min_exclusive=True,
+        max_value=MAX_NOTIONAL,
+        max_decimal_places=USDC_PLACES,
+        required=False,
+        allow_null=True,
+        help_text="USDC.",
+    )
+    max_total_notional = DecimalStringField(
+        min_value=0,
+        min_exclusive=True,
+        max_value=MAX_NOTIONAL,
+        max_decimal_places=USDC_PLACES,
+        required=False,
+        allow_null=True,
+        help_text="USDC.",
+    )
+    max_open_positions = serializers.IntegerField(
+        min_value=0, max_value=1_000_000, required=False, allow_null=True
+    )
     liquidation_level = DecimalStringField(
-        places=4, required=False, allow_null=True, help_text="Strictly between 0 and 1"
+        min_value=0,
+        min_exclusive=True,
+        max_value=1,
+        max_decimal_places=4,
+        required=False,
+        allow_null=True,
+        help_text="Strictly between 0 and 1 (1 answers invalid_risk_limit).",
     )
     note = serializers.CharField(max_length=200, allow_blank=True, required=False)
 
@@ -164,8 +198,8 @@ class AdminPositionSerializer(PositionSerializer):
     user_email = serializers.EmailField(allow_null=True)
     category = serializers.CharField()
     margin_called_at = serializers.DateTimeField(allow_null=True)
-    liquidation_level = Amount(help_text="Share of collateral left at which it is liquidated")
-    margin_call_level = Amount()
+    liquidation_level = decimal_output(help_text="Share of collateral left at which it is liquidated")
+    margin_call_level = decimal_output()
 
 
 def admin_positions_data(positions: list[Position]) -> list[dict[str, Any]]:

@@ -14,8 +14,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from pricing.apis import DecimalStringField as Amount
-from pricing.services.prices import decimal_text, timestamp_text
+from marqetfi.core.api import decimal_output
+from marqetfi.core.formats import decimal_text, timestamp_text
 from trading.analytics import (
     DEFAULT_PERIOD,
     PERIODS,
@@ -120,31 +120,31 @@ class TradeOutcomeSerializer(serializers.Serializer):
     position_id = serializers.UUIDField()
     symbol = serializers.CharField()
     side = serializers.ChoiceField(choices=["long", "short"])
-    realized_pnl = Amount(help_text="USDC, before fees")
+    realized_pnl = decimal_output(help_text="USDC, before fees")
     closed_at = serializers.DateTimeField(allow_null=True)
 
 
 class SymbolFiguresSerializer(serializers.Serializer):
     symbol = serializers.CharField()
-    realized_pnl = Amount(help_text="USDC")
-    volume = Amount(help_text="USDC")
+    realized_pnl = decimal_output(help_text="USDC")
+    volume = decimal_output(help_text="USDC")
     trades = serializers.IntegerField()
     closed_positions = serializers.IntegerField()
-    win_rate = Amount(allow_null=True)
+    win_rate = decimal_output(allow_null=True)
 
 
 class AnalyticsSerializer(serializers.Serializer):
     currency = serializers.CharField()
     period = PeriodSerializer(help_text="from (null: since the beginning) and to, half-open")
-    realized_pnl = Amount(help_text="USDC: the fills' realized P&L in the period, before fees")
-    unrealized_pnl = Amount(help_text="USDC: open positions now, at the price they would close at")
-    fees = Amount(help_text="USDC: fees the fills in the period charged")
-    volume = Amount(help_text="USDC: size x price of the fills in the period")
+    realized_pnl = decimal_output(help_text="USDC: the fills' realized P&L in the period, before fees")
+    unrealized_pnl = decimal_output(help_text="USDC: open positions now, at the price they would close at")
+    fees = decimal_output(help_text="USDC: fees the fills in the period charged")
+    volume = decimal_output(help_text="USDC: size x price of the fills in the period")
     trades = serializers.IntegerField(help_text="Fills in the period")
     closed_positions = serializers.IntegerField(help_text="Positions closed or liquidated in the period")
-    win_rate = Amount(allow_null=True, help_text="Share of those with a profit; null when none")
-    average_win = Amount(allow_null=True)
-    average_loss = Amount(allow_null=True)
+    win_rate = decimal_output(allow_null=True, help_text="Share of those with a profit; null when none")
+    average_win = decimal_output(allow_null=True)
+    average_loss = decimal_output(allow_null=True)
     best_trade = TradeOutcomeSerializer(allow_null=True)
     worst_trade = TradeOutcomeSerializer(allow_null=True)
     per_symbol = SymbolFiguresSerializer(many=True)

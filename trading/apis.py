@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, cast
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
@@ -13,9 +13,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import User
-from marqetfi.core.api import CursorPagination
+from marqetfi.core.api import CursorPagination, DecimalStringField
 from marqetfi.core.errors import ApplicationError
-from pricing.services.prices import decimal_text
+from marqetfi.core.formats import decimal_text
 from trading.errors import OrderNotFound, PositionNotFound
 from trading.idempotency import REPLAYED_HEADER, idempotent
 from trading.models import Fill, Order, Position
@@ -39,50 +39,54 @@ from trading.services.orders import (
 from trading.services.positions import position_close, position_protection_update
 from trading.services.protection import Protection
 
-MAX_DECIMAL_PLACES = 18
+# The accepted ranges of trading inputs (README, "Field ranges"); the pair's own limits
+# (minimum collateral, maximum leverage, tick and step) are checked by the services after.
+MAX_COLLATERAL = Decimal(10) ** 12  # USDC, as the max_position_collateral setting allows
+MAX_LEVERAGE = Decimal(1000)  # as the max_leverage setting allows
+MAX_PRICE = Decimal(10) ** 12
+MAX_SIZE = Decimal(10) ** 15
+PRICE_PLACES = 18
+USDC_PLACES = 6
 
 
 def _user(request: Request) -> User:
     return cast(User, request.user)
 
 
-@extend_schema_field({"type": "string", "format": "decimal", "example": "100.5"})
-class DecimalStringField(serializers.Field):
-    """A positive decimal sent as a string (or a whole JSON number); floats are refused (precision)."""
+def collateral_field(**kwargs: Any) -> DecimalStringField:
+    return DecimalStringField(
+        min_value=0, min_exclusive=True, max_value=MAX_COLLATERAL, max_decimal_places=USDC_PLACES, **kwargs
+    )
 
-    default_error_messages = {
-        "invalid": 'Send a decimal number as a string, e.g. "100.5".',
-        "positive": "Must be greater than zero.",
-        "places": "At most {places} decimal places.",
-    }
 
-    def __init__(self, *, places: int = MAX_DECIMAL_PLACES, **kwargs: Any) -> None:
-        self.places = places
-        super().__init__(**kwargs)
+def leverage_field(**kwargs: Any) -> DecimalStringField:
+    return DecimalStringField(
+        min_value=0, min_exclusive=True, max_value=MAX_LEVERAGE, max_decimal_places=2, **kwargs
+    )
 
-    def to_internal_value(self, data: Any) -> Decimal:
-        if isinstance(data, bool) or not isinstance(data, str | int):
-            self.fail("invalid")
-        try:
-            value = Decimal(str(data).strip())
-        except InvalidOperation:
-            self.fail("invalid")
-        if not value.is_finite():
-            self.fail("invalid")
-        if value <= 0:
-            self.fail("positive")
-        exponent = value.as_tuple().exponent
-        if isinstance(exponent, int) and -exponent > self.places:
-            self.fail("places", places=self.places)
-        return value
 
-    def to_representation(self, value: Decimal) -> str:
-        return decimal_text(value)
+def price_field(**kwargs: Any) -> DecimalStringField:
+    return DecimalStringField(
+        min_value=0, min_exclusive=True, max_value=MAX_PRICE, max_decimal_places=PRICE_PLACES, **kwargs
+    )
+
+
+def size_field(**kwargs: Any) -> DecimalStringField:
+    return DecimalStringField(
+        min_value=0, min_exclusive=True, max_value=MAX_SIZE, max_decimal_places=PRICE_PLACES, **kwargs
+    )
 
 
 class TrailingStopSerializer(serializers.Serializer):
-    percent = DecimalStringField(required=False, places=4)
-    distance = DecimalStringField(required=False)
+    percent = DecimalStringField(
+        min_value=0,
+        min_exclusive=True,
+        max_value=100,
+        max_decimal_places=4,
+        required=False,
+        help_text="Distance from the best price, in percent of it.",
+    )
+    distance = price_field(required=False, help_text="Distance from the best price, in price units.")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if len(attrs) != 1:
@@ -94,11 +98,11 @@ class OrderInputSerializer(serializers.Serializer):
     symbol = serializers.CharField(max_length=32)
     side = serializers.ChoiceField(choices=["long", "short"])
     type = serializers.ChoiceField(choices=["market", "limit"])
-    collateral = DecimalStringField(places=6, help_text="USDC")
-    leverage = DecimalStringField(places=2)
-    price = DecimalStringField(required=False, help_text="Limit orders only.")
-    stop_loss = DecimalStringField(required=False)
-    take_profit = DecimalStringField(required=False)
+    collateral = collateral_field(help_text="USDC.")
+    leverage = leverage_field()
+    price = price_field(required=False, help_text="Limit orders only.")
+    stop_loss = price_field(required=False)
+    take_profit = price_field(required=False)
     trailing_stop = TrailingStopSerializer(required=False)
     client_order_id = serializers.RegexField(r"^[A-Za-z0-9._:-]{1,64}$", required=False)
     rounding = serializers.ChoiceField(choices=["down", "nearest"], required=False)
@@ -280,8 +284,8 @@ class PositionListApi(ListAPIView):
 
 class PositionDetailApi(APIView):
     class ProtectionSerializer(serializers.Serializer):
-        stop_loss = DecimalStringField(required=False, allow_null=True)
-        take_profit = DecimalStringField(required=False, allow_null=True)
+        stop_loss = price_field(required=False, allow_null=True, help_text="null removes it.")
+        take_profit = price_field(required=False, allow_null=True, help_text="null removes it.")
         trailing_stop = TrailingStopSerializer(required=False, allow_null=True)
 
         def protection(self) -> Protection:
@@ -326,8 +330,8 @@ class PositionDetailApi(APIView):
 class PositionCloseApi(APIView):
     class InputSerializer(serializers.Serializer):
         type = serializers.ChoiceField(choices=["market", "limit"], default="market")
-        price = DecimalStringField(required=False)
-        size = DecimalStringField(required=False)
+        price = price_field(required=False, help_text="Limit closes only.")
+        size = size_field(required=False, help_text="Part of the position to close; all of it if left out.")
         rounding = serializers.ChoiceField(choices=["down", "nearest"], required=False)
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

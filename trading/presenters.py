@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from pricing.services.prices import decimal_text, timestamp_text
+from marqetfi.core.formats import decimal_text, timestamp_text
 from trading.models import Fill, Order, Position, ProtectiveOrder
 
 

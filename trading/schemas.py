@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from pricing.apis import DecimalStringField as Amount
+from marqetfi.core.api import decimal_output
 
 
 class TrailingSerializer(serializers.Serializer):
-    percent = Amount(required=False)
-    distance = Amount(required=False)
+    percent = decimal_output(required=False)
+    distance = decimal_output(required=False)
 
 
 class ProtectiveOrderSerializer(serializers.Serializer):
@@ -17,10 +17,10 @@ class ProtectiveOrderSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=["stop_loss", "take_profit", "trailing_stop"])
     status = serializers.ChoiceField(choices=["armed", "fired", "cancelled"])
     execution_mode = serializers.ChoiceField(choices=["native", "synthetic"])
-    trigger_price = Amount()
+    trigger_price = decimal_output()
     oco_group = serializers.UUIDField(allow_null=True)
     trailing = TrailingSerializer(required=False)
-    best_price = Amount(required=False)
+    best_price = decimal_output(required=False)
 
 
 class OrderSerializer(serializers.Serializer):
@@ -42,12 +42,12 @@ class OrderSerializer(serializers.Serializer):
             "unknown",
         ]
     )
-    collateral = Amount(help_text="USDC")
-    leverage = Amount()
-    price = Amount(allow_null=True, help_text="Limit price")
-    size = Amount(allow_null=True, help_text="Close orders: the size to close")
-    stop_loss = Amount(allow_null=True)
-    take_profit = Amount(allow_null=True)
+    collateral = decimal_output(help_text="USDC")
+    leverage = decimal_output()
+    price = decimal_output(allow_null=True, help_text="Limit price")
+    size = decimal_output(allow_null=True, help_text="Close orders: the size to close")
+    stop_loss = decimal_output(allow_null=True)
+    take_profit = decimal_output(allow_null=True)
     trailing_stop = TrailingSerializer(allow_null=True)
     provider = serializers.CharField(allow_null=True)
     routing = serializers.DictField(
@@ -57,9 +57,9 @@ class OrderSerializer(serializers.Serializer):
         child=serializers.ChoiceField(choices=["native", "synthetic"]),
         help_text="Per protective order asked for: native at the venue or synthetic by our trigger engine",
     )
-    filled_size = Amount()
-    avg_fill_price = Amount(allow_null=True)
-    fee = Amount(help_text="USDC")
+    filled_size = decimal_output()
+    avg_fill_price = decimal_output(allow_null=True)
+    fee = decimal_output(help_text="USDC")
     reject_code = serializers.CharField(allow_null=True)
     reject_reason = serializers.CharField(allow_null=True)
     position_id = serializers.UUIDField(allow_null=True)
@@ -75,17 +75,17 @@ class PositionSerializer(serializers.Serializer):
     side = serializers.ChoiceField(choices=["long", "short"])
     provider = serializers.CharField()
     status = serializers.ChoiceField(choices=["open", "closed", "liquidated"])
-    size = Amount()
-    entry_price = Amount()
-    collateral = Amount(help_text="USDC")
-    leverage = Amount()
-    liquidation_price = Amount(allow_null=True)
-    mark_price = Amount(allow_null=True, help_text="The price it would close at now")
-    unrealized_pnl = Amount(allow_null=True, help_text="USDC")
-    realized_pnl = Amount(help_text="USDC")
-    fees_paid = Amount(help_text="USDC")
-    stop_loss = Amount(allow_null=True)
-    take_profit = Amount(allow_null=True)
+    size = decimal_output()
+    entry_price = decimal_output()
+    collateral = decimal_output(help_text="USDC")
+    leverage = decimal_output()
+    liquidation_price = decimal_output(allow_null=True)
+    mark_price = decimal_output(allow_null=True, help_text="The price it would close at now")
+    unrealized_pnl = decimal_output(allow_null=True, help_text="USDC")
+    realized_pnl = decimal_output(help_text="USDC")
+    fees_paid = decimal_output(help_text="USDC")
+    stop_loss = decimal_output(allow_null=True)
+    take_profit = decimal_output(allow_null=True)
     trailing_stop = ProtectiveOrderSerializer(allow_null=True)
     protective_orders = ProtectiveOrderSerializer(many=True)
     opened_at = serializers.DateTimeField()
@@ -101,19 +101,19 @@ class FillSerializer(serializers.Serializer):
     symbol = serializers.CharField()
     side = serializers.ChoiceField(choices=["long", "short"])
     provider = serializers.CharField()
-    size = Amount()
-    price = Amount()
-    fee = Amount()
-    realized_pnl = Amount()
+    size = decimal_output()
+    price = decimal_output()
+    fee = decimal_output()
+    realized_pnl = decimal_output()
     executed_at = serializers.DateTimeField()
 
 
 class AccountSerializer(serializers.Serializer):
     currency = serializers.CharField()
-    available = Amount()
-    margin_locked = Amount()
-    equity = Amount()
-    unrealized_pnl = Amount()
+    available = decimal_output()
+    margin_locked = decimal_output()
+    equity = decimal_output()
+    unrealized_pnl = decimal_output()
     open_positions = serializers.IntegerField()
 
 
@@ -125,10 +125,10 @@ class OrderPreviewSerializer(serializers.Serializer):
     symbol = serializers.CharField(required=False)
     provider = serializers.CharField(required=False)
     routing = serializers.DictField(required=False)
-    entry_price = Amount(required=False)
-    size = Amount(required=False)
-    notional = Amount(required=False)
-    margin = Amount(required=False)
-    fees = Amount(required=False)
-    liquidation_price = Amount(required=False, allow_null=True)
+    entry_price = decimal_output(required=False)
+    size = decimal_output(required=False)
+    notional = decimal_output(required=False)
+    margin = decimal_output(required=False)
+    fees = decimal_output(required=False)
+    liquidation_price = decimal_output(required=False, allow_null=True)
     rounding = serializers.DictField(required=False)

@@ -89,7 +89,8 @@ class EventListApi(ListAPIView):
     serializer_class = OutputSerializer
 
     class FilterSerializer(serializers.Serializer):
-        after_seq = serializers.IntegerField(min_value=0, required=False, default=0)
+        # The bound of the seq column: a larger number would overflow the query, not page.
+        after_seq = serializers.IntegerField(min_value=0, max_value=2**63 - 1, required=False, default=0)
         type = serializers.CharField(required=False)
 
     @extend_schema(

@@ -6,6 +6,9 @@ from typing import Any
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils import timezone
 
+from marqetfi.core.api import json_too_deep
+from marqetfi.core.formats import timestamp_text
+
 HEARTBEAT_MS = 30_000
 MAX_SUBSCRIPTIONS = 100
 
@@ -20,7 +23,7 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
             {
                 "type": "hello",
                 "session_id": self.session_id,
-                "server_time": timezone.now().isoformat().replace("+00:00", "Z"),
+                "server_time": timestamp_text(timezone.now()),
                 "heartbeat_ms": HEARTBEAT_MS,
                 "max_subscriptions": MAX_SUBSCRIPTIONS,
             }
@@ -33,6 +36,8 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
             await self.send_error("invalid_message", "Messages are JSON text frames.")
             return
         try:
+            if json_too_deep(text_data):  # the decoder would recurse once per level
+                raise ValueError("nested too deeply")
             content = await self.decode_json(text_data)
         except ValueError:
             await self.send_error("invalid_message", "Messages are JSON objects.")
@@ -42,7 +47,7 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         op = content.get("op") if isinstance(content, dict) else None
         if op == "ping":
-            await self.send_json({"type": "pong", "ts": timezone.now().isoformat().replace("+00:00", "Z")})
+            await self.send_json({"type": "pong", "ts": timestamp_text(timezone.now())})
         elif op == "pong":
             return
         else:

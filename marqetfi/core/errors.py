@@ -43,3 +43,14 @@ class UnknownSetting(NotFoundError):
 
 class DecryptionError(Exception):
     """A stored secret could not be decrypted with any configured key."""
+
+
+class BadRequestError(ApplicationError):
+    code = "bad_request"
+    default_message = "Bad request."
+
+
+class PayloadTooLarge(ApplicationError):
+    code = "payload_too_large"
+    status_code = 413
+    default_message = "The request body is larger than this service accepts."

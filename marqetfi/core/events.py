@@ -22,6 +22,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from marqetfi.core.formats import timestamp_text
 from marqetfi.core.models import Event, EventStream
 
 logger = logging.getLogger(__name__)
@@ -121,6 +122,6 @@ def event_payload(event: Event) -> dict[str, Any]:
         "id": event.public_id,
         "type": event.type,
         "seq": event.seq,
-        "created_at": event.created_at.isoformat().replace("+00:00", "Z"),
+        "created_at": timestamp_text(event.created_at),
         "data": event.data,
     }

@@ -52,6 +52,7 @@ from redis import Redis
 from marqetfi.core import realtime
 from marqetfi.core.app_settings.cache import app_setting
 from marqetfi.core.errors import ApplicationError
+from marqetfi.core.formats import decimal_text, timestamp_text
 from pricing.app_settings import PRICE_CACHE_TTL_SECONDS, PRICE_STALENESS_LIMIT_MS
 from pricing.errors import (
     InvalidPrice,
@@ -166,18 +167,6 @@ class Price:
     @property
     def mid(self) -> Decimal:
         return (self.bid + self.ask) / 2
-
-
-def decimal_text(value: Decimal) -> str:
-    """A Decimal as clients get it: positional notation, no trailing zeros ("0.01", "64123.5", "50")."""
-    text = format(value, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def timestamp_text(moment: datetime) -> str:
-    """A time as the API writes it: ISO 8601 in UTC with a ``Z`` (as DRF renders datetimes)."""
-    text = moment.astimezone(UTC).isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def price_body(price: Price) -> dict[str, Any]:
@@ -705,7 +694,7 @@ def _broadcast(tick: PriceTick) -> None:
         "bid": decimal_text(tick.bid),
         "ask": decimal_text(tick.ask),
         "mid": decimal_text(tick.mid),
-        "ts": tick.ts.astimezone(UTC).isoformat(),
+        "ts": timestamp_text(tick.ts),
         "provider": tick.provider,
         "market_open": tick.market_open,
     }

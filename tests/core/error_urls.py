@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import include, path
 from rest_framework import serializers
@@ -64,12 +66,30 @@ def django_crash(request: HttpRequest) -> HttpResponse:
     raise RuntimeError("plain Django view failed")
 
 
+def django_missing(request: HttpRequest) -> HttpResponse:
+    raise Http404("plain Django view found nothing")
+
+
+class ExplodingMiddleware:
+    """Fails on ``?explode=1``, to check errors raised outside any view."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.GET.get("explode"):
+            raise RuntimeError("middleware failed")
+        return self.get_response(request)
+
+
 urlpatterns = [
     path("t/echo", EchoApi.as_view()),
     path("t/staff", StaffOnlyApi.as_view()),
     path("t/missing", MissingApi.as_view()),
     path("t/crash", CrashApi.as_view()),
     path("t/django-crash", django_crash),
+    path("api/t/django-crash", django_crash),
+    path("api/t/django-missing", django_missing),
     path("", include("marqetfi.urls")),
 ]
 

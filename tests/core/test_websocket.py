@@ -40,6 +40,17 @@ async def test_malformed_and_unknown_messages_get_an_error_and_keep_the_socket_o
     await ws.disconnect()
 
 
+async def test_deeply_nested_json_gets_an_error_and_keeps_the_socket_open():
+    ws, _ = await connect()
+    await ws.receive_json_from()
+    await ws.send_to(text_data="[" * 100_000 + "]" * 100_000)
+    assert (await ws.receive_json_from())["code"] == "invalid_message"
+    await ws.send_json_to({"op": "ping"})
+    pong = await ws.receive_json_from()
+    assert pong["type"] == "pong" and pong["ts"].endswith("Z")
+    await ws.disconnect()
+
+
 async def test_native_apps_without_origin_connect_but_foreign_browser_pages_do_not():
     cases = {
         "native app": ([(b"host", b"localhost")], True),

@@ -434,7 +434,7 @@ def test_an_ingested_tick_is_cached_broadcast_and_handed_to_the_hooks(quotes, se
         "bid": "64000.5",
         "ask": "64001.5",
         "mid": "64001",
-        "ts": ts.isoformat(),
+        "ts": ts.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         "provider": "alpha",
         "market_open": True,
     }

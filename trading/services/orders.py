@@ -34,11 +34,12 @@ from ledger.selectors import user_balances
 from ledger.services import ledger_accounts_for_user, ledger_transaction_post
 from marqetfi.core.errors import ApplicationError
 from marqetfi.core.events import publish
+from marqetfi.core.formats import decimal_text
 from pricing.errors import MarketClosed
 from pricing.market_hours import market_open
 from pricing.models import PairListing
 from pricing.selectors import pair_listings_routed
-from pricing.services.prices import decimal_text, price_for_execution
+from pricing.services.prices import price_for_execution
 from providers import registry
 from providers.base import OrderType, Side, VenueOrder, VenueOrderRequest
 from providers.breaker import call_provider

@@ -14,8 +14,8 @@ from django.db import IntegrityError, transaction
 
 from accounts.models import User
 from marqetfi.core.audit import audit_record
+from marqetfi.core.formats import decimal_text
 from pricing.models import TradingPair
-from pricing.services.prices import decimal_text
 from trading.errors import InvalidRiskLimit, RiskLimitExists, RiskLimitNotFound
 from trading.models import RiskLimit
 

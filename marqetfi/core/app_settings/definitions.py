@@ -12,13 +12,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from marqetfi.core.errors import InvalidSetting
+from marqetfi.core.formats import canonical_decimal, decimal_digits
 
 T_co = TypeVar("T_co", covariant=True)
+
+MAX_SETTING_DIGITS = 36
 
 
 class Invalid(Exception):
@@ -57,12 +60,10 @@ def decimal_between(low: Decimal, high: Decimal, *, places: int, exclusive: bool
     def validate(value: Any) -> str:
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise invalid('Expected a decimal number as a string, e.g. "12.5".')
-        try:
-            number = Decimal(str(value).strip())
-        except InvalidOperation:
-            raise invalid('Expected a decimal number as a string, e.g. "12.5".') from None
-        if not number.is_finite():
-            raise invalid("Expected a finite number.")
+        text = str(value)
+        if not canonical_decimal(text) or sum(decimal_digits(text)) > MAX_SETTING_DIGITS:
+            raise invalid('Expected a decimal number as a string of digits, e.g. "12.5".')
+        number = Decimal(text)
         if (low < number < high) if exclusive else (low <= number <= high):
             exponent = number.as_tuple().exponent
             if isinstance(exponent, int) and -exponent > places:
