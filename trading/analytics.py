@@ -17,6 +17,7 @@ from typing import Any, Final
 from django.db import models
 from django.db.models import Count, F, Q, QuerySet, Sum
 
+from accounts.models import User
 from ledger.models import LedgerAccount, LedgerEntry
 from trading import terms
 from trading.models import Fill, Order, Position
@@ -170,7 +171,7 @@ def _per_symbol(fills: QuerySet[Fill], closed: QuerySet[Position]) -> list[Symbo
     return figures
 
 
-def analytics_for_user(*, user: Any, start: datetime | None, end: datetime) -> UserAnalytics:
+def analytics_for_user(*, user: User, start: datetime | None, end: datetime) -> UserAnalytics:
     """A trader's results in ``[start, end)``, with the unrealized P&L of what is open now.
 
     ``realized_pnl``, ``fees``, ``volume`` and ``trades`` come from the fills executed in the

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.models import User
 from marqetfi.core.api import decimal_output
 from marqetfi.core.formats import decimal_text, timestamp_text
 from trading.analytics import (
@@ -184,4 +185,6 @@ class AnalyticsApi(APIView):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         start, end = filters.bounds(now=timezone.now())
-        return Response(user_analytics_data(analytics_for_user(user=request.user, start=start, end=end)))
+        return Response(
+            user_analytics_data(analytics_for_user(user=cast(User, request.user), start=start, end=end))
+        )

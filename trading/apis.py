@@ -157,7 +157,7 @@ def plan_data(plan: OrderPlan) -> dict[str, Any]:
 class AccountApi(APIView):
     @extend_schema(responses={200: AccountSerializer}, operation_id="account_get")
     def get(self, request: Request) -> Response:
-        summary = account_summary(user=request.user)
+        summary = account_summary(user=_user(request))
         return Response(
             {
                 "currency": "USDC",
@@ -208,7 +208,7 @@ class OrderListCreateApi(ListAPIView):
         if status_filter and status_filter not in Order.Status.values:
             raise serializers.ValidationError({"status": f"One of {', '.join(Order.Status.values)}."})
         return orders_for_user(
-            user=self.request.user, status=status_filter, symbol=self.request.query_params.get("symbol")
+            user=_user(self.request), status=status_filter, symbol=self.request.query_params.get("symbol")
         )
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -235,7 +235,7 @@ class OrderListCreateApi(ListAPIView):
 
 class OrderDetailApi(APIView):
     def _order(self, request: Request, order_id: Any) -> Order:
-        order = orders_for_user(user=request.user).filter(pk=order_id).first()
+        order = orders_for_user(user=_user(request)).filter(pk=order_id).first()
         if order is None:
             raise OrderNotFound(details={"order_id": str(order_id)})
         return order
@@ -275,7 +275,7 @@ class PositionListApi(ListAPIView):
         wanted = self.request.query_params.get("status", Position.Status.OPEN)
         if wanted not in [*Position.Status.values, "all"]:
             raise serializers.ValidationError({"status": "open, closed, liquidated or all."})
-        return positions_for_user(user=self.request.user, status=None if wanted == "all" else wanted)
+        return positions_for_user(user=_user(self.request), status=None if wanted == "all" else wanted)
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         page = self.paginate_queryset(self.get_queryset())
@@ -302,7 +302,7 @@ class PositionDetailApi(APIView):
             )
 
     def _position(self, request: Request, position_id: Any) -> Position:
-        position = positions_for_user(user=request.user, status=None).filter(pk=position_id).first()
+        position = positions_for_user(user=_user(request), status=None).filter(pk=position_id).first()
         if position is None:
             raise PositionNotFound(details={"position_id": str(position_id)})
         return position

@@ -14,7 +14,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import cast
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -22,6 +22,7 @@ from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.models import User
 from marqetfi.core.api import error_body
 from marqetfi.core.errors import ApplicationError
 from trading.errors import IdempotencyKeyReused, IdempotentRequestInProgress
@@ -47,7 +48,7 @@ def idempotent(request: Request, handle: Callable[[], Response]) -> Response:
             f"{HEADER} is at most {MAX_KEY_LENGTH} characters.", details={"header": HEADER}
         )
     fingerprint = request_fingerprint(request)
-    user: Any = request.user
+    user = cast(User, request.user)
     record = _claim(request, user=user, key=key, fingerprint=fingerprint)
     if record.status_code is not None:
         return Response(record.body, status=record.status_code, headers={REPLAYED_HEADER: "true"})
@@ -65,7 +66,7 @@ def idempotent(request: Request, handle: Callable[[], Response]) -> Response:
     return response
 
 
-def _claim(request: Request, *, user: Any, key: str, fingerprint: str) -> IdempotentRequest:
+def _claim(request: Request, *, user: User, key: str, fingerprint: str) -> IdempotentRequest:
     """The record this request runs under (no answer yet), or the finished one to replay."""
     for _attempt in range(3):
         try:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 from django.db.models import Prefetch, QuerySet
 
+from accounts.models import User
 from ledger.selectors import user_balances
 from pricing.services.prices import Price, prices_get
 from trading import terms
@@ -34,12 +34,12 @@ class AccountSummary:
     open_positions: int
 
 
-def positions_for_user(*, user: Any, status: str | None = Position.Status.OPEN) -> QuerySet[Position]:
+def positions_for_user(*, user: User, status: str | None = Position.Status.OPEN) -> QuerySet[Position]:
     positions = Position.objects.filter(user=user).prefetch_related(_ARMED_STOPS)
     return positions.filter(status=status) if status else positions
 
 
-def orders_for_user(*, user: Any, status: str | None = None, symbol: str | None = None) -> QuerySet[Order]:
+def orders_for_user(*, user: User, status: str | None = None, symbol: str | None = None) -> QuerySet[Order]:
     orders = Order.objects.filter(user=user).select_related("position")
     if status:
         orders = orders.filter(status=status)
@@ -71,7 +71,7 @@ def positions_marked(positions: list[Position]) -> list[MarkedPosition]:
     return marked
 
 
-def account_summary(*, user: Any) -> AccountSummary:
+def account_summary(*, user: User) -> AccountSummary:
     """Balances from the ledger; equity = available + margin locked + unrealized P&L."""
     balances = user_balances(user=user)
     marked = positions_marked(list(positions_for_user(user=user)))

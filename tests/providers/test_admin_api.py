@@ -228,3 +228,11 @@ def test_django_admin_masks_secrets_and_offers_activate_and_rollback(
     restored = ProviderConfig.objects.get(is_active=True)
     assert (restored.version, restored.settings) == (3, {"app_id": "a"})
     assert AuditEntry.objects.filter(action="provider_config.rollback", actor=staff).exists()
+
+
+@pytest.mark.parametrize("version", ["0", "2147483648", "99999999999999999999999999"])
+def test_activating_a_version_beyond_the_column_is_a_404_in_the_error_shape(ops, version):
+    response = ops.post(f"/api/v1/admin/providers/paper/configs/{version}/activate")
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] in ("not_found", "config_version_not_found")
