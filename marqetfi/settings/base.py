@@ -138,10 +138,13 @@ CACHES = {
     }
 }
 
+# channels_redis receives with BZPOPMIN blocking for up to 5 s (``brpop_timeout``) while
+# redis-py 8 reads with a 5 s socket timeout by default: an idle receive raced its own
+# timeout. The read timeout must stay above the blocking time.
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "marqetfi:channels"},
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "prefix": "marqetfi:channels"},
     }
 }
 
