@@ -44,6 +44,43 @@ def redis_conn() -> Any:
     return get_redis_connection("default")
 
 
+class StreamListener:
+    """A Redis subscriber to stream channels (``prices:BTCUSD``, ``user:<id>``), as a web process's hub."""
+
+    def __init__(self) -> None:
+        from django_redis import get_redis_connection
+
+        self._pubsub = get_redis_connection("default").pubsub(ignore_subscribe_messages=True)
+
+    def subscribe(self, *channels: str) -> None:
+        from marqetfi.core.stream_hub import stream_channel_key
+
+        self._pubsub.subscribe(*(stream_channel_key(channel) for channel in channels))
+        for _ in channels:  # the confirmations, so nothing published afterwards is missed
+            self._pubsub.get_message(ignore_subscribe_messages=False, timeout=2)
+
+    def receive(self, timeout: float = 5.0) -> dict[str, Any]:
+        import json
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            message = self._pubsub.get_message(timeout=max(0.0, deadline - time.monotonic()))
+            if message is not None and message["type"] == "message":
+                return dict(json.loads(message["data"]))
+        raise TimeoutError("no stream message")
+
+    def close(self) -> None:
+        self._pubsub.close()
+
+
+@pytest.fixture
+def stream_listener() -> Iterator[StreamListener]:
+    listener = StreamListener()
+    yield listener
+    listener.close()
+
+
 @pytest.fixture(autouse=True)
 def _forget_app_settings() -> Iterator[None]:
     """A test's setting rows roll back without moving the generation: drop this process's copy."""

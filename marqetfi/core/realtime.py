@@ -1,6 +1,11 @@
-"""The one place that talks to the Channels layer.
+"""The one place that sends to sockets: stream publishes and the Channels layer.
 
-Sync code (services, the feed, Celery tasks) sends through one event loop per process that
+``stream_publish`` is the fan-out of the ``/ws`` stream: one Redis ``PUBLISH`` per message
+on the stream channel's key; each web process's ``stream_hub`` holds one subscription per
+channel its sockets follow and hands the message to them in memory.
+
+``group_send`` reaches Channels groups (nothing of the stream uses it). Sync code
+(services, the feed, Celery tasks) sends to the layer through one event loop per process that
 lives in a daemon thread. ``async_to_sync`` would start a fresh loop for every message, and
 channels_redis keeps its Redis connections per loop, so each message paid for a new
 connection (about 3.5 ms); on the long-lived loop the connections are reused. A process
@@ -10,15 +15,19 @@ that forks (Celery's prefork pool) starts its own loop on first use.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import threading
 from collections.abc import Coroutine
 from typing import Any, Final
 
 from channels.layers import get_channel_layer
+from django.core.serializers.json import DjangoJSONEncoder
+from django_redis import get_redis_connection
 
 from marqetfi.core.events import event_payload
 from marqetfi.core.models import Event
+from marqetfi.core.stream_hub import stream_channel_key
 
 SEND_TIMEOUT_SECONDS: Final = 5.0
 
@@ -60,8 +69,26 @@ class _LayerLoop:
 _layer_loop = _LayerLoop()
 
 
-def user_group_name(user_id: Any) -> str:
-    return f"user.{user_id}"
+def user_stream_channel(user_id: Any) -> str:
+    """The stream channel of one user's outbox events."""
+    return f"user:{user_id}"
+
+
+def price_stream_channel(symbol: str) -> str:
+    """The stream channel of one symbol's ticks."""
+    return f"prices:{symbol}"
+
+
+def stream_publish(channel: str, message: dict[str, Any]) -> int:
+    """Publish ``message`` on a stream channel (one Redis ``PUBLISH``); returns how many web
+    processes follow the channel. Compact JSON: it is decoded once per process."""
+    body = json.dumps(message, separators=(",", ":"), cls=DjangoJSONEncoder)
+    return int(get_redis_connection("default").publish(stream_channel_key(channel), body))
+
+
+def event_dispatch_to_user_stream(event: Event) -> None:
+    """Outbox dispatcher: the event goes to the user's stream channel, read by their sockets."""
+    stream_publish(user_stream_channel(event.user_id), event_payload(event))
 
 
 def group_send(group: str, message: dict[str, Any]) -> None:
@@ -69,8 +96,3 @@ def group_send(group: str, message: dict[str, Any]) -> None:
     if layer is None:
         raise RuntimeError("No channel layer is configured (CHANNEL_LAYERS).")
     _layer_loop.call(layer.group_send(group, message))
-
-
-def event_dispatch_to_user_group(event: Event) -> None:
-    """Outbox dispatcher: the user's open sockets receive the event (``stream.event``)."""
-    group_send(user_group_name(event.user_id), {"type": "stream.event", "event": event_payload(event)})

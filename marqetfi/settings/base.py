@@ -148,6 +148,10 @@ CHANNEL_LAYERS = {
     }
 }
 
+# --- WebSocket stream (README "WebSocket") ---------------------------------------------
+# Pub/sub channels of the stream live under this prefix (one per symbol, one per user).
+STREAM_CHANNEL_PREFIX = env.str("STREAM_CHANNEL_PREFIX", default="marqetfi:stream")
+
 # --- Celery ---------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
@@ -210,7 +214,7 @@ IDEMPOTENCY_IN_PROGRESS_TIMEOUT_SECONDS = env.int("IDEMPOTENCY_IN_PROGRESS_TIMEO
 # Dotted paths of callables taking an Event; each must be idempotent (events can be
 # handed over again by the sweeper after a crash).
 EVENT_DISPATCHERS: list[str] = [
-    "marqetfi.core.realtime.event_dispatch_to_user_group",
+    "marqetfi.core.realtime.event_dispatch_to_user_stream",
 ]
 
 # What /api/v1/health lists under "providers" (breaker state and call figures, from Redis).

@@ -20,6 +20,8 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CELERY_TASK_DEFAULT_QUEUE = "marqetfi-test"
 CACHES["default"]["KEY_PREFIX"] = "marqetfi-test"
 CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = "marqetfi-test:channels"  # type: ignore[index]
+# One prefix per session: suites sharing a Redis never see each other's ticks and events.
+STREAM_CHANNEL_PREFIX = os.environ.get("STREAM_CHANNEL_PREFIX") or f"marqetfi-test:stream:{os.getpid()}"
 HEALTH_WORKER_PING_TIMEOUT = 0.2  # no worker runs in most tests; e2e tests start a real one
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file (not :memory:) so that e2e subprocesses can open it; one per session so that two

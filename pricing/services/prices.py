@@ -16,7 +16,7 @@ them). Waiting is bounded by ``PRICE_FILL_WAIT_MS``; a holder that dies frees th
 after ``PRICE_FETCH_LOCK_MS``.
 
 Writes (``price_tick_ingest``, used by the price feed and the paper venue) store a tick,
-fan it out to the ``prices.<SYMBOL>`` Channels group and hand it to the
+publish it on the ``prices:<SYMBOL>`` stream channel and hand it to the
 ``PRICE_TICK_HOOKS`` (the trigger engine). The cache never goes back in time: a tick
 older than the cached one is dropped, whoever wrote it.
 
@@ -187,11 +187,6 @@ def price_body(price: Price) -> dict[str, Any]:
 def staleness_limit_ms(category: str) -> int:
     """Age past which a price of ``category`` is too old to trade on (app setting, per category)."""
     return int(app_setting(PRICE_STALENESS_LIMIT_MS)[category])
-
-
-def price_group_name(symbol: str) -> str:
-    """The Channels group that receives every tick of ``symbol``."""
-    return f"prices.{symbol}"
 
 
 def _age_ms(tick: PriceTick, at: datetime) -> int:
@@ -689,7 +684,6 @@ def _hook(path: str) -> Callable[[PriceTick], Any]:
 
 def _broadcast(tick: PriceTick) -> None:
     message = {
-        "type": "price.update",
         "symbol": tick.symbol,
         "bid": decimal_text(tick.bid),
         "ask": decimal_text(tick.ask),
@@ -699,7 +693,7 @@ def _broadcast(tick: PriceTick) -> None:
         "market_open": tick.market_open,
     }
     try:
-        realtime.group_send(price_group_name(tick.symbol), message)
+        realtime.stream_publish(realtime.price_stream_channel(tick.symbol), message)
     except Exception:  # sockets missing a tick must not stop the cache or the triggers
         logger.exception("price tick of %s not broadcast", tick.symbol)
 
@@ -720,9 +714,9 @@ def price_tick_ingest(
     Returns False, doing nothing else, when the cache already holds a newer tick of the
     symbol. Raises ``InvalidPrice`` (400) for a non-positive or crossed quote, a float, or
     a naive ``ts``, and ``UnknownSymbol`` (404) for a malformed symbol; the catalogue itself
-    is not read (this is the feed's hot path). The broadcast goes to the ``prices.<SYMBOL>``
-    group as ``{"type": "price.update", "symbol", "bid", "ask", "mid", "ts", "provider",
-    "market_open"}``; each dotted path in ``settings.PRICE_TICK_HOOKS`` is then called with
+    is not read (this is the feed's hot path). The broadcast goes to the ``prices:<SYMBOL>``
+    stream channel as ``{"symbol", "bid", "ask", "mid", "ts", "provider", "market_open"}``; each
+    dotted path in ``settings.PRICE_TICK_HOOKS`` is then called with
     the ``PriceTick``. A failing broadcast or hook is logged and skipped. Call it from sync
     code (``sync_to_async`` from a coroutine).
     """

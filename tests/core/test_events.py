@@ -5,15 +5,13 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import close_old_connections, connection, transaction
 from django.test import override_settings
 
 from conftest import bearer_client, requires_postgres
 from marqetfi.core import events
 from marqetfi.core.models import Event
-from marqetfi.core.realtime import user_group_name
+from marqetfi.core.realtime import user_stream_channel
 from tests.accounts.factories import UserFactory
 from tests.core import dispatchers
 
@@ -57,20 +55,19 @@ def test_decimal_data_is_stored_as_strings():
 
 
 @pytest.mark.django_db
-def test_dispatch_waits_for_commit_then_reaches_the_users_socket_group(django_capture_on_commit_callbacks):
+def test_dispatch_waits_for_commit_then_reaches_the_users_stream(
+    django_capture_on_commit_callbacks, stream_listener
+):
     user = UserFactory()
-    layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(user_group_name(user.pk), channel)
+    stream_listener.subscribe(user_stream_channel(user.pk))
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         event = events.publish(user_id=user.pk, type="order.filled", data={"order_id": "o-1"})
     event.refresh_from_db()
     assert event.dispatched_at is None, "nothing goes out before commit"
     for callback in callbacks:
         callback()
-    message = async_to_sync(layer.receive)(channel)
-    assert message["type"] == "stream.event"
-    assert message["event"] == {
+    message = stream_listener.receive()
+    assert message == {
         "id": f"evt_{event.id.hex}",
         "type": "order.filled",
         "seq": 1,

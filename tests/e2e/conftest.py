@@ -190,6 +190,7 @@ def e2e_env(django_db_setup: None) -> dict[str, str]:
         "REDIS_URL": os.environ["REDIS_URL"],
         "CELERY_QUEUE": _queue_name(),
         "EVENT_REDISPATCH_AFTER_SECONDS": "0",
+        "STREAM_CHANNEL_PREFIX": settings.STREAM_CHANNEL_PREFIX,
         "PYTHONUNBUFFERED": "1",
         "DEBUG": "false",
     }

@@ -9,8 +9,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.core.management import call_command
 from django_redis import get_redis_connection
 from pytest_httpserver import HTTPServer
@@ -19,7 +17,6 @@ from werkzeug import Request, Response
 from demo.services import demo_market_ensure
 from pricing.feed import HEARTBEAT_KEY, PriceFeed
 from pricing.models import TradingPair
-from pricing.services.prices import price_group_name
 from providers import registry
 from providers.models import RoutingRule
 from providers.services.configs import provider_config_create
@@ -43,17 +40,15 @@ def _clean_prices(redis_conn):
     registry.reset_cache()
 
 
-def test_one_feed_round_prices_every_demo_pair_and_reaches_the_socket_group(api_client):
+def test_one_feed_round_prices_every_demo_pair_and_reaches_the_price_stream(api_client, stream_listener):
     pairs = demo_market_ensure()
     assert pairs >= 20
-    layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(price_group_name("BTCUSD"), channel)
+    stream_listener.subscribe("prices:BTCUSD")
 
     ticks = PriceFeed().run_once()
 
     assert ticks == TradingPair.objects.filter(active=True).count()
-    message = async_to_sync(layer.receive)(channel)
+    message = stream_listener.receive()
     assert message["symbol"] == "BTCUSD" and Decimal(message["bid"]) < Decimal(message["ask"])
     assert get_redis_connection("default").get(HEARTBEAT_KEY) is not None
     listed = api_client.get("/api/v1/pairs?limit=100").json()["results"]

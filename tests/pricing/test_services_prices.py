@@ -3,7 +3,6 @@ fallback, staleness and market hours, tick ingestion."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
@@ -12,8 +11,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import connection
 from django.utils import timezone
 from prometheus_client import REGISTRY
@@ -403,33 +400,18 @@ def test_a_market_the_venue_reports_closed_is_closed(quotes):
 # --- Ingestion --------------------------------------------------------------------------
 
 
-def _receive(channel: str) -> dict[str, Any]:
-    layer = get_channel_layer()
-
-    async def receive() -> dict[str, Any]:
-        return await asyncio.wait_for(layer.receive(channel), timeout=2)
-
-    return async_to_sync(receive)()
-
-
-def test_an_ingested_tick_is_cached_broadcast_and_handed_to_the_hooks(quotes, settings):
+def test_an_ingested_tick_is_cached_broadcast_and_handed_to_the_hooks(quotes, settings, stream_listener):
     settings.PRICE_TICK_HOOKS = ["tests.pricing.hooks.explode", "tests.pricing.hooks.record"]
     hooks.RECEIVED.clear()
-    layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)("prices.BTCUSD", channel)
+    stream_listener.subscribe("prices:BTCUSD")
     ts = timezone.now()
 
-    try:
-        assert price_tick_ingest(
-            symbol="BTCUSD", bid=Decimal("64000.50"), ask=Decimal("64001.5"), provider="alpha", ts=ts
-        )
-        message = _receive(channel)
-    finally:
-        async_to_sync(layer.group_discard)("prices.BTCUSD", channel)
+    assert price_tick_ingest(
+        symbol="BTCUSD", bid=Decimal("64000.50"), ask=Decimal("64001.5"), provider="alpha", ts=ts
+    )
+    message = stream_listener.receive()
 
     assert message == {
-        "type": "price.update",
         "symbol": "BTCUSD",
         "bid": "64000.5",
         "ask": "64001.5",

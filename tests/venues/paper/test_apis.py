@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from decimal import Decimal
 
 import pytest
 import time_machine
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.test import override_settings
 from django.utils import timezone
 from django_redis import get_redis_connection
 
 from conftest import bearer_client
-from pricing.services.prices import price_cache_key, price_group_name
+from pricing.services.prices import price_cache_key
 from providers import registry
 from providers.base import OrderType, Side, VenueOrder, VenueOrderRequest
 from providers.models import Provider
@@ -62,16 +59,11 @@ def test_staff_set_a_price_and_get_the_new_quote(ops):
     assert quote.mid == Decimal("70000")
 
 
-def test_a_set_price_is_cached_and_broadcast_like_a_real_tick(ops):
-    layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(price_group_name("EURUSD"), channel)
-    try:
-        ops.post(URL, {"symbol": "EURUSD", "price": "1.2"}, format="json")
-        message = async_to_sync(asyncio.wait_for)(layer.receive(channel), 5)
-    finally:
-        async_to_sync(layer.group_discard)(price_group_name("EURUSD"), channel)
-    assert message["type"] == "price.update"
+def test_a_set_price_is_cached_and_broadcast_like_a_real_tick(ops, stream_listener):
+    stream_listener.subscribe("prices:EURUSD")
+    ops.post(URL, {"symbol": "EURUSD", "price": "1.2"}, format="json")
+    message = stream_listener.receive()
+    assert message["symbol"] == "EURUSD"
     assert (message["bid"], message["ask"], message["provider"]) == ("1.19988", "1.20012", "paper")
     cached = json.loads(get_redis_connection("default").get(price_cache_key("EURUSD")))
     assert cached["bid"] == "1.19988" and cached["provider"] == "paper"
