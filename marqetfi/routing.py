@@ -1,6 +1,6 @@
 from django.urls import path
 
-from marqetfi.core.consumers import StreamConsumer
+from streams.consumers import StreamConsumer
 
 websocket_urlpatterns = [
     path("ws", StreamConsumer.as_asgi()),

@@ -31,7 +31,7 @@ def _lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
 def project_copy(tmp_path: Path) -> Path:
     """The project's packages and pyproject.toml in a scratch folder, to break on purpose."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for package in (*PACKAGES, "backoffice", "demo"):
+    for package in (*PACKAGES, "backoffice", "demo", "streams"):
         shutil.copytree(ROOT / package, tmp_path / package, ignore=ignore)
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     return tmp_path

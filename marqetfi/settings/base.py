@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "webhooks",
     "backoffice",
     "demo",
+    "streams",
 ]
 
 MIDDLEWARE = [
@@ -148,9 +149,18 @@ CHANNEL_LAYERS = {
     }
 }
 
-# --- WebSocket stream (README "WebSocket") ---------------------------------------------
+# --- WebSocket stream (streams/, README "WebSocket") -----------------------------------
 # Pub/sub channels of the stream live under this prefix (one per symbol, one per user).
 STREAM_CHANNEL_PREFIX = env.str("STREAM_CHANNEL_PREFIX", default="marqetfi:stream")
+STREAM_HEARTBEAT_MS = env.int("STREAM_HEARTBEAT_MS", default=30_000)
+STREAM_PONG_TIMEOUT_MS = env.int("STREAM_PONG_TIMEOUT_MS", default=10_000)
+STREAM_PRICE_MAX_PER_SECOND = env.float("STREAM_PRICE_MAX_PER_SECOND", default=4.0)
+STREAM_MAX_SUBSCRIPTIONS = env.int("STREAM_MAX_SUBSCRIPTIONS", default=100)
+STREAM_MAX_MESSAGES_PER_SECOND = env.int("STREAM_MAX_MESSAGES_PER_SECOND", default=20)
+STREAM_MAX_SOCKETS_PER_USER = env.int("STREAM_MAX_SOCKETS_PER_USER", default=10)
+STREAM_MAX_MESSAGE_BYTES = env.int("STREAM_MAX_MESSAGE_BYTES", default=16_384)
+STREAM_OUTBOUND_QUEUE_MAX = env.int("STREAM_OUTBOUND_QUEUE_MAX", default=1_000)
+STREAM_OUTBOUND_BUFFER_MAX_BYTES = env.int("STREAM_OUTBOUND_BUFFER_MAX_BYTES", default=4 * 1024 * 1024)
 
 # --- Celery ---------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL

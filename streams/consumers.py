@@ -1,0 +1,599 @@
+"""``/ws``: prices and the user's outbox events over one socket (README, "WebSocket").
+
+The consumer opens no Channels layer channel: messages come from this process's
+``stream_hub`` (one Redis subscription per channel, fanned out in memory) and go out
+through a bounded per-socket queue drained by one writer task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from typing import Any
+from urllib.parse import parse_qs
+
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.utils import timezone
+
+from accounts.models import User
+from marqetfi.core.api import json_too_deep
+from marqetfi.core.formats import timestamp_text
+from marqetfi.core.realtime import user_stream_channel
+from marqetfi.core.stream_hub import StreamHub, StreamMessage, stream_hub
+from streams import presence, protocol, selectors
+from streams.auth import SocketAuthFailed, socket_authenticate
+from streams.protocol import CloseCode
+from streams.tasks import cancel_on_disconnect_schedule
+from streams.transport import pending_write_bytes
+
+logger = logging.getLogger(__name__)
+
+MAX_CHANNELS_PER_REQUEST = 200
+EMPTY_REPLAY_RETRIES = 3
+SLOW_MESSAGE = "The client does not keep up."
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class StreamConsumer(AsyncWebsocketConsumer):
+    # No Channels layer: the stream's fan-out is the hub, so no layer channel is opened and
+    # no blocking layer receive runs beside the socket.
+    channel_layer_alias = None
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        self.session_id = uuid.uuid4().hex
+        self.user: User | None = None
+        self.expires_handle: asyncio.TimerHandle | None = None
+        self.subscriptions: set[str] = set()
+        self.hub: StreamHub = stream_hub()
+        self.hub_channels: set[str] = set()
+        self.closing = False
+        self.outbound: asyncio.Queue[str] = asyncio.Queue()
+        self.held: list[dict[str, Any]] = []
+        self.replaying = False
+        self.last_seq: int | None = None
+        self.price_sent_at: dict[str, float] = {}
+        self.price_sent_key: dict[str, tuple[Any, Any]] = {}
+        self.price_pending: dict[str, StreamMessage] = {}
+        self.price_timers: dict[str, asyncio.TimerHandle] = {}
+        self.inbound_window = 0.0
+        self.inbound_count = 0
+        self.cod_timeout_ms = 0
+        self.pong_at = time.monotonic()
+        self.tasks: set[asyncio.Task[Any]] = set()
+        await self.accept()
+        await self.send(text_data=protocol.encode(self.hello()))
+        self.writer = asyncio.ensure_future(self.write_loop())
+        self.heartbeat = asyncio.ensure_future(self.heartbeat_loop())
+        token = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("token")
+        if token:
+            await self.authenticate(token[0])
+
+    def hello(self) -> dict[str, Any]:
+        return {
+            "type": "hello",
+            "session_id": self.session_id,
+            "server_time": protocol.now_text(),
+            "heartbeat_ms": settings.STREAM_HEARTBEAT_MS,
+            "max_subscriptions": settings.STREAM_MAX_SUBSCRIPTIONS,
+            "limits": {
+                "pong_timeout_ms": settings.STREAM_PONG_TIMEOUT_MS,
+                "max_subscriptions": settings.STREAM_MAX_SUBSCRIPTIONS,
+                "max_messages_per_second": settings.STREAM_MAX_MESSAGES_PER_SECOND,
+                "max_message_bytes": settings.STREAM_MAX_MESSAGE_BYTES,
+                "max_sockets_per_user": settings.STREAM_MAX_SOCKETS_PER_USER,
+                "price_updates_per_second": settings.STREAM_PRICE_MAX_PER_SECOND,
+                "outbound_queue": settings.STREAM_OUTBOUND_QUEUE_MAX,
+            },
+        }
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        try:
+            await self.cleanup()
+        finally:
+            raise StopConsumer()
+
+    async def cleanup(self) -> None:
+        self.closing = True
+        for task in (getattr(self, "writer", None), getattr(self, "heartbeat", None), *self.tasks):
+            if task is not None:
+                task.cancel()
+        for handle in (self.expires_handle, *self.price_timers.values()):
+            if handle is not None:
+                handle.cancel()
+        self.price_timers.clear()
+        await self.hub.unsubscribe_all(self, self.hub_channels)
+        self.hub_channels.clear()
+        if self.user is not None:
+            user_id = self.user.pk
+            try:
+                await sync_to_async(presence.socket_leave, thread_sensitive=False)(
+                    user_id=user_id, session_id=self.session_id
+                )
+                if self.cod_timeout_ms:
+                    await sync_to_async(cancel_on_disconnect_schedule, thread_sensitive=False)(
+                        user_id=user_id, session_id=self.session_id
+                    )
+            except Exception:  # Redis down while closing: the socket entry lapses on its own
+                logger.exception("stream socket %s of %s not cleaned up", self.session_id, user_id)
+
+    async def close_with(self, code: CloseCode, error_code: str | None = None, message: str = "") -> None:
+        """Say why (an ``error``) when there is something to say, then close with ``code``."""
+        if self.closing:
+            return
+        self.closing = True
+        logger.info("stream socket %s closed by the server: %s (%s)", self.session_id, code.name, int(code))
+        with contextlib.suppress(Exception):
+            if error_code:
+                await self.send(text_data=protocol.encode(protocol.error(error_code, message)))
+            await self.close(code=int(code))
+
+    def close_soon(self, code: CloseCode, error_code: str | None = None, message: str = "") -> None:
+        if not self.closing:
+            self.spawn(self.close_with(code, error_code, message))
+
+    def spawn(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    # --- outbound -----------------------------------------------------------------------
+
+    def backlog_exceeded(self) -> bool:
+        return pending_write_bytes(self.base_send) > settings.STREAM_OUTBOUND_BUFFER_MAX_BYTES
+
+    def enqueue(self, message: str) -> None:
+        """Queue a message for the writer; a socket whose backlog is full is closed instead."""
+        if self.closing:
+            return
+        if self.outbound.qsize() >= settings.STREAM_OUTBOUND_QUEUE_MAX or self.backlog_exceeded():
+            self.close_soon(CloseCode.SLOW_CONSUMER, "slow_consumer", SLOW_MESSAGE)
+            return
+        self.outbound.put_nowait(message)
+
+    async def enqueue_waiting(self, message: str) -> None:
+        """Queue a message, waiting for room (replays: the producer is ours to slow down)."""
+        while not self.closing and self.outbound.qsize() >= settings.STREAM_OUTBOUND_QUEUE_MAX:
+            if self.backlog_exceeded():
+                await self.close_with(
+                    CloseCode.SLOW_CONSUMER, "slow_consumer", "The client does not keep up."
+                )
+                return
+            await asyncio.sleep(0.01)
+        if not self.closing:
+            self.outbound.put_nowait(message)
+
+    def reply(self, message: dict[str, Any]) -> None:
+        self.enqueue(protocol.encode(message))
+
+    async def write_loop(self) -> None:
+        while True:
+            message = await self.outbound.get()
+            if self.closing:
+                return
+            if self.backlog_exceeded():
+                await self.close_with(
+                    CloseCode.SLOW_CONSUMER, "slow_consumer", "The client does not keep up."
+                )
+                return
+            await self.send(text_data=message)
+
+    # --- heartbeat ----------------------------------------------------------------------
+
+    async def heartbeat_loop(self) -> None:
+        interval = settings.STREAM_HEARTBEAT_MS / 1000
+        timeout = settings.STREAM_PONG_TIMEOUT_MS / 1000
+        while not self.closing:
+            await asyncio.sleep(interval)
+            sent_at = time.monotonic()
+            self.reply({"type": "ping", "ts": protocol.now_text()})
+            if self.user is not None:
+                with contextlib.suppress(Exception):
+                    await sync_to_async(presence.socket_admit, thread_sensitive=False)(
+                        user_id=self.user.pk, session_id=self.session_id, now_ms=_now_ms()
+                    )
+            await asyncio.sleep(max(0.0, timeout - (time.monotonic() - sent_at)))
+            if self.pong_at < sent_at:
+                await self.close_with(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat_timeout", "No pong in time.")
+                return
+
+    # --- inbound ------------------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.closing:
+            return
+        size = len(text_data) if text_data is not None else len(bytes_data or b"")
+        if size > settings.STREAM_MAX_MESSAGE_BYTES:
+            await self.close_with(
+                CloseCode.MESSAGE_TOO_BIG,
+                "message_too_large",
+                f"Messages are at most {settings.STREAM_MAX_MESSAGE_BYTES} bytes.",
+            )
+            return
+        if not self.inbound_allowed():
+            return
+        if text_data is None:
+            self.reply(protocol.error("invalid_message", "Messages are JSON text frames."))
+            return
+        try:
+            if json_too_deep(text_data):  # the decoder would recurse once per level
+                raise ValueError("nested too deeply")
+            content = json.loads(text_data)
+        except ValueError:
+            self.reply(protocol.error("invalid_message", "Messages are JSON objects."))
+            return
+        if not isinstance(content, dict):
+            self.reply(protocol.error("invalid_message", "Messages are JSON objects."))
+            return
+        await self.handle(content)
+
+    def inbound_allowed(self) -> bool:
+        """At most STREAM_MAX_MESSAGES_PER_SECOND per second: beyond, an error per message; at
+        twice the limit within one second, the socket is closed."""
+        now = time.monotonic()
+        if now - self.inbound_window >= 1.0:
+            self.inbound_window, self.inbound_count = now, 0
+        self.inbound_count += 1
+        limit = settings.STREAM_MAX_MESSAGES_PER_SECOND
+        if self.inbound_count <= limit:
+            return True
+        if self.inbound_count > 2 * limit:
+            self.close_soon(CloseCode.RATE_LIMITED, "rate_limited", "Too many messages; closing.")
+        else:
+            self.reply(protocol.error("rate_limited", f"At most {limit} messages per second."))
+        return False
+
+    async def handle(self, content: dict[str, Any]) -> None:
+        op = content.get("op")
+        if op == "pong":
+            self.pong_at = time.monotonic()
+        elif op == "ping":
+            self.reply({"type": "pong", "ts": protocol.now_text()})
+        elif op == "auth":
+            await self.authenticate(content.get("token"))
+        elif op == "subscribe":
+            await self.subscribe(content.get("channels"))
+        elif op == "unsubscribe":
+            await self.unsubscribe(content.get("channels"))
+        elif op == "resume":
+            await self.resume(content.get("after_seq"))
+        elif op == "cancel_on_disconnect":
+            await self.cancel_on_disconnect(content.get("timeout_ms"))
+        else:
+            shown = op if isinstance(op, str) and len(op) <= 64 else None
+            self.reply(protocol.error("unknown_op", f"Unknown op {shown!r}."))
+
+    # --- auth ---------------------------------------------------------------------------
+
+    async def authenticate(self, token: Any) -> None:
+        try:
+            identity = await database_sync_to_async(socket_authenticate)(token=token)
+        except SocketAuthFailed as failure:
+            await self.close_with(failure.close_code, failure.code, failure.message)
+            return
+        user = identity.user
+        if self.user is not None and self.user.pk != user.pk:
+            self.reply(protocol.error("already_authenticated", "This socket is signed in as another user."))
+            return
+        if self.user is None:
+            admitted = await sync_to_async(presence.socket_admit, thread_sensitive=False)(
+                user_id=user.pk, session_id=self.session_id, now_ms=_now_ms()
+            )
+            if not admitted:
+                await self.close_with(
+                    CloseCode.TOO_MANY_SOCKETS,
+                    "too_many_sockets",
+                    f"At most {settings.STREAM_MAX_SOCKETS_PER_USER} sockets per user.",
+                )
+                return
+        self.user = user
+        if self.expires_handle is not None:
+            self.expires_handle.cancel()
+            self.expires_handle = None
+        if identity.expires_at is not None:
+            delay = (identity.expires_at - timezone.now()).total_seconds()
+            self.expires_handle = asyncio.get_running_loop().call_later(
+                max(0.0, delay),
+                self.close_soon,
+                CloseCode.TOKEN_EXPIRED,
+                "token_expired",
+                "The token has expired; sign in again.",
+            )
+        self.reply(
+            {
+                "type": "authenticated",
+                "user_id": str(user.pk),
+                "expires_at": timestamp_text(identity.expires_at) if identity.expires_at else None,
+            }
+        )
+
+    # --- subscriptions ------------------------------------------------------------------
+
+    def channel_list(self, channels: Any) -> list[str] | None:
+        if (
+            not isinstance(channels, list)
+            or not channels
+            or len(channels) > MAX_CHANNELS_PER_REQUEST
+            or not all(isinstance(c, str) and 0 < len(c) <= 64 for c in channels)
+        ):
+            self.reply(protocol.error("invalid_message", "channels: a non-empty list of channel names."))
+            return None
+        return list(dict.fromkeys(protocol.channel_normalize(c) for c in channels))
+
+    async def subscribe(self, channels: Any) -> None:
+        wanted = self.channel_list(channels)
+        if wanted is None:
+            return
+        new = [c for c in wanted if c not in self.subscriptions]
+        user_channels = [c for c in new if protocol.is_user_channel(c)]
+        symbols = [s for c in new if (s := protocol.price_symbol(c)) is not None]
+        unknown = [c for c in new if not protocol.is_user_channel(c) and protocol.price_symbol(c) is None]
+        if user_channels and self.user is None:
+            self.reply(
+                protocol.error(
+                    "auth_required", "Sign in to subscribe to these channels.", channels=user_channels
+                )
+            )
+            user_channels = []
+        active = await database_sync_to_async(selectors.symbols_active)(symbols) if symbols else set()
+        unknown += [protocol.PRICE_PREFIX + s for s in symbols if s not in active]
+        if unknown:
+            self.reply(protocol.error("unknown_channel", "No such channel.", channels=unknown))
+        accepted = user_channels + [protocol.PRICE_PREFIX + s for s in symbols if s in active]
+        if len(self.subscriptions) + len(accepted) > settings.STREAM_MAX_SUBSCRIPTIONS:
+            self.reply(
+                protocol.error(
+                    "too_many_subscriptions",
+                    f"At most {settings.STREAM_MAX_SUBSCRIPTIONS} subscriptions per socket.",
+                )
+            )
+            accepted = []
+        for channel in accepted:
+            self.subscriptions.add(channel)
+            if protocol.price_symbol(channel) is not None:
+                await self.hub_subscribe(channel)
+        if user_channels and self.user is not None:
+            await self.hub_subscribe(user_stream_channel(self.user.pk))
+        self.reply({"type": "subscribed", "channels": sorted(self.subscriptions)})
+        for channel in accepted:
+            await self.snapshot(channel)
+
+    async def unsubscribe(self, channels: Any) -> None:
+        unwanted = self.channel_list(channels)
+        if unwanted is None:
+            return
+        for channel in unwanted:
+            if channel not in self.subscriptions:
+                continue
+            self.subscriptions.discard(channel)
+            if protocol.price_symbol(channel) is not None:
+                await self.hub_unsubscribe(channel)
+                self.price_pending.pop(channel, None)
+                self.price_sent_key.pop(channel, None)
+                if (handle := self.price_timers.pop(channel, None)) is not None:
+                    handle.cancel()
+        if self.user is not None and not any(protocol.is_user_channel(c) for c in self.subscriptions):
+            await self.hub_unsubscribe(user_stream_channel(self.user.pk))
+            self.last_seq = None
+        self.reply({"type": "subscribed", "channels": sorted(self.subscriptions)})
+
+    async def hub_subscribe(self, channel: str) -> None:
+        if channel not in self.hub_channels:
+            self.hub_channels.add(channel)
+            await self.hub.subscribe(channel, self)
+
+    async def hub_unsubscribe(self, channel: str) -> None:
+        if channel in self.hub_channels:
+            self.hub_channels.discard(channel)
+            await self.hub.unsubscribe(channel, self)
+
+    async def snapshot(self, channel: str) -> None:
+        symbol = protocol.price_symbol(channel)
+        if symbol is not None:
+            price = await database_sync_to_async(selectors.price_snapshot)(symbol)
+            if price is not None:
+                self.price_sent_key[channel] = (price["bid"], price["ask"])
+                self.price_sent_at[channel] = asyncio.get_running_loop().time()
+            message = protocol.price_message(channel, price or {}, snapshot=True)
+            if price is None:
+                message["data"] = None
+            self.reply(message)
+            return
+        user = self.user
+        assert user is not None
+        seq, data = await database_sync_to_async(user_snapshot)(user=user, channel=channel)
+        if self.last_seq is None and not self.replaying:
+            self.last_seq = seq  # live events from here on are checked for gaps
+        self.reply({"type": "snapshot", "channel": channel, "snapshot": True, "seq": seq, "data": data})
+
+    # --- hub sink -----------------------------------------------------------------------
+
+    def stream_message(self, message: StreamMessage) -> None:
+        if self.closing:
+            return
+        if message.channel.startswith(protocol.PRICE_PREFIX):
+            self.price_tick(message)
+        else:
+            self.user_event(message.data)
+
+    def stream_resync(self, channel: str) -> None:
+        if not channel.startswith(protocol.PRICE_PREFIX) and self.last_seq is not None and not self.replaying:
+            self.spawn(self.catch_up(self.last_seq))
+
+    # --- prices: conflated per socket and symbol ----------------------------------------
+
+    def price_tick(self, message: StreamMessage) -> None:
+        channel = message.channel
+        if channel not in self.subscriptions:
+            return
+        key = (message.data.get("bid"), message.data.get("ask"))
+        if key == self.price_sent_key.get(channel):
+            self.price_pending.pop(channel, None)
+            return
+        now = asyncio.get_running_loop().time()
+        interval = 1.0 / max(settings.STREAM_PRICE_MAX_PER_SECOND, 0.001)
+        last = self.price_sent_at.get(channel)
+        if last is None or now - last >= interval:
+            self.price_send(message, now)
+            return
+        self.price_pending[channel] = message  # the latest wins
+        if channel not in self.price_timers:
+            self.price_timers[channel] = asyncio.get_running_loop().call_later(
+                last + interval - now, self.price_flush, channel
+            )
+
+    def price_flush(self, channel: str) -> None:
+        self.price_timers.pop(channel, None)
+        message = self.price_pending.pop(channel, None)
+        if message is not None and channel in self.subscriptions and not self.closing:
+            self.price_send(message, asyncio.get_running_loop().time())
+
+    def price_send(self, message: StreamMessage, now: float) -> None:
+        wire = message.memo.get("wire")
+        if wire is None:  # encoded once per tick for every socket of the process
+            wire = message.memo["wire"] = protocol.encode(
+                protocol.price_message(message.channel, message.data)
+            )
+        self.price_sent_at[message.channel] = now
+        self.price_sent_key[message.channel] = (message.data.get("bid"), message.data.get("ask"))
+        self.enqueue(wire)
+
+    # --- user events: in order, no gap, no duplicate ------------------------------------
+
+    def user_event(self, event: dict[str, Any]) -> None:
+        seq = event.get("seq")
+        if not isinstance(seq, int):
+            return
+        if self.replaying:
+            self.held.append(event)
+            if len(self.held) > settings.STREAM_OUTBOUND_QUEUE_MAX:
+                self.close_soon(CloseCode.SLOW_CONSUMER, "slow_consumer", SLOW_MESSAGE)
+            return
+        if self.last_seq is not None:
+            if seq <= self.last_seq:
+                return
+            if seq > self.last_seq + 1:  # an earlier event is still on its way: read it from the outbox
+                self.held.append(event)
+                self.replaying = True
+                self.spawn(self.catch_up(self.last_seq))
+                return
+        self.deliver(event)
+        self.last_seq = seq
+
+    def event_text(self, event: dict[str, Any]) -> str | None:
+        route = protocol.event_route(str(event.get("type", "")))
+        if route is None or not protocol.event_wanted(route, self.subscriptions):
+            return None
+        return protocol.encode(protocol.event_message(route, event))
+
+    def deliver(self, event: dict[str, Any]) -> None:
+        if (text := self.event_text(event)) is not None:
+            self.enqueue(text)
+
+    async def resume(self, after_seq: Any) -> None:
+        if self.user is None:
+            self.reply(protocol.error("auth_required", "Sign in before resume."))
+            return
+        if not isinstance(after_seq, int) or isinstance(after_seq, bool) or after_seq < 0:
+            self.reply(protocol.error("invalid_message", "after_seq: a non-negative integer."))
+            return
+        if not any(protocol.is_user_channel(c) for c in self.subscriptions):
+            self.reply(protocol.error("not_subscribed", "Subscribe to orders, positions or deposits first."))
+            return
+        if self.replaying:
+            self.reply(protocol.error("resume_in_progress", "A replay is already running."))
+            return
+        self.replaying = True
+        replayed = await self.catch_up(after_seq)
+        self.reply(
+            {"type": "resumed", "after_seq": after_seq, "replayed": replayed, "last_seq": self.last_seq}
+        )
+
+    async def catch_up(self, after_seq: int) -> int:
+        """Send every event after ``after_seq`` from the outbox, then the live ones held meanwhile,
+        in order, each once. Returns how many were read from the outbox."""
+        assert self.user is not None
+        user_id = self.user.pk
+        self.replaying = True
+        cursor, replayed, empty_reads = after_seq, 0, 0
+        try:
+            while not self.closing:
+                batch = await database_sync_to_async(selectors.events_after)(
+                    user_id=user_id, after_seq=cursor, limit=protocol.RESUME_BATCH
+                )
+                for event in batch:
+                    if (text := self.event_text(event)) is not None:
+                        await self.enqueue_waiting(text)
+                    cursor, replayed = event["seq"], replayed + 1
+                if len(batch) == protocol.RESUME_BATCH:
+                    continue
+                empty_reads = 0 if batch else empty_reads + 1
+                # No await from here to the end of the loop body: nothing is added to ``held`` meanwhile.
+                held, self.held = sorted(self.held, key=lambda e: e["seq"]), []
+                waiting: list[dict[str, Any]] = []
+                for event in held:
+                    if event["seq"] <= cursor:
+                        continue
+                    if waiting or (event["seq"] != cursor + 1 and empty_reads <= EMPTY_REPLAY_RETRIES):
+                        waiting.append(event)
+                        continue
+                    self.deliver(event)
+                    cursor = event["seq"]
+                if not waiting:
+                    self.last_seq = cursor
+                    return replayed
+                self.held = waiting + self.held
+                if empty_reads:
+                    await asyncio.sleep(0.05)
+            return replayed
+        finally:
+            self.replaying = False
+            if self.last_seq is None or self.last_seq < cursor:
+                self.last_seq = cursor
+
+    # --- cancel-on-disconnect -----------------------------------------------------------
+
+    async def cancel_on_disconnect(self, timeout_ms: Any) -> None:
+        if self.user is None:
+            self.reply(protocol.error("auth_required", "Sign in before cancel_on_disconnect."))
+            return
+        low, high = protocol.CANCEL_ON_DISCONNECT_MIN_MS, protocol.CANCEL_ON_DISCONNECT_MAX_MS
+        if (
+            not isinstance(timeout_ms, int)
+            or isinstance(timeout_ms, bool)
+            or (timeout_ms != 0 and not low <= timeout_ms <= high)
+        ):
+            self.reply(protocol.error("invalid_message", f"timeout_ms: 0 (off) or {low} to {high}."))
+            return
+        if timeout_ms:
+            await sync_to_async(presence.cod_enable, thread_sensitive=False)(
+                user_id=self.user.pk, session_id=self.session_id, timeout_ms=timeout_ms
+            )
+        else:
+            await sync_to_async(presence.cod_disable, thread_sensitive=False)(
+                user_id=self.user.pk, session_id=self.session_id
+            )
+        self.cod_timeout_ms = timeout_ms
+        self.reply({"type": "cancel_on_disconnect", "enabled": bool(timeout_ms), "timeout_ms": timeout_ms})
+
+
+def user_snapshot(*, user: User, channel: str) -> tuple[int, list[dict[str, Any]]]:
+    """The user's last event number, then the channel's current objects (at least that new)."""
+    seq = selectors.stream_last_seq(user=user)
+    if channel == "orders":
+        return seq, selectors.orders_open_snapshot(user=user)
+    if channel == "positions":
+        return seq, selectors.positions_open_snapshot(user=user)
+    return seq, selectors.deposits_pending_snapshot(user=user)
