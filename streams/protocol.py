@@ -16,15 +16,16 @@ from marqetfi.core.formats import timestamp_text
 
 
 class CloseCode(IntEnum):
-    """Why the server closed a socket (4000-4999 are the application's own codes)."""
+    """Why the server closed a socket. Applications may only send 1000 and 3000-4999 (RFC 6455),
+    so a message too big is 4013 here; 1009 comes from the server's own frame limit."""
 
-    MESSAGE_TOO_BIG = 1009  # the standard code: a frame above STREAM_MAX_MESSAGE_BYTES
     AUTH_FAILED = 4001  # invalid, malformed or revoked token, unknown user
     TOKEN_EXPIRED = 4002  # expired when presented, or expired while connected: refresh and reconnect
     FORBIDDEN = 4003  # the user is inactive
     HEARTBEAT_TIMEOUT = 4008  # no pong within STREAM_PONG_TIMEOUT_MS of a ping
     SLOW_CONSUMER = 4009  # the client did not read fast enough; its backlog hit the bound
     TOO_MANY_SOCKETS = 4010  # the user already has STREAM_MAX_SOCKETS_PER_USER sockets open
+    MESSAGE_TOO_BIG = 4013  # a message above STREAM_MAX_MESSAGE_BYTES (daphne closes with 1009 above 1 MiB)
     RATE_LIMITED = 4029  # kept flooding after a rate_limited error
 
 

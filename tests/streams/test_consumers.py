@@ -108,7 +108,7 @@ async def test_a_frame_above_the_size_limit_is_closed_as_too_big():
     ws = await opened()
     await ws.send_to(text_data='{"op":"ping","pad":"' + "x" * 20_000 + '"}')
     received, code = await closed_with(ws)
-    assert code == 1009
+    assert code == 4013
     assert received[-1]["code"] == "message_too_large"
 
 
