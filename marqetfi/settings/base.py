@@ -219,6 +219,9 @@ CELERY_BEAT_SCHEDULE = {
 # (above the slowest order placement, venue timeouts and fallbacks included).
 IDEMPOTENCY_KEY_TTL_SECONDS = env.int("IDEMPOTENCY_KEY_TTL_SECONDS", default=24 * 3600)
 IDEMPOTENCY_IN_PROGRESS_TIMEOUT_SECONDS = env.int("IDEMPOTENCY_IN_PROGRESS_TIMEOUT_SECONDS", default=60)
+# Trailing stops: at most one position.updated per position per interval (the last move of a
+# burst follows with the next move or the next trigger sweep).
+TRAILING_UPDATE_MIN_INTERVAL_MS = env.int("TRAILING_UPDATE_MIN_INTERVAL_MS", default=250)
 
 # --- Outbox ---------------------------------------------------------------------------
 # Dotted paths of callables taking an Event; each must be idempotent (events can be

@@ -515,6 +515,34 @@ def order_cancel(*, order_id: Any, user: User) -> Order:
         return order
 
 
+@transaction.atomic
+def orders_resting_cancel_for_user(*, user: User) -> int:
+    """Cancel every limit order of ``user`` resting in our book (``open``, to open or to close a
+    position), each as ``order_cancel`` does: collateral and fee back to available,
+    ``order.cancelled`` published. Returns how many were cancelled; a second call finds none.
+
+    The position's stop-loss, take-profit and trailing stop stay armed. An order that is
+    executing (``pending``: the market reached it and it is at the venue) is not ours to cancel
+    any more and is left alone; so is one that stopped resting between the read and its row
+    lock, which is logged while the others still go.
+    """
+    resting = Order.objects.filter(user=user, type=Order.Type.LIMIT, status=Order.Status.OPEN).order_by("pk")
+    cancelled = 0
+    for order_id in list(resting.values_list("pk", flat=True)):
+        try:
+            order_cancel(order_id=order_id, user=user)
+        except ApplicationError as exc:
+            logger.warning(
+                "resting order %s not cancelled: %s",
+                order_id,
+                exc,
+                extra={"order_id": str(order_id), "code": exc.code},
+            )
+            continue
+        cancelled += 1
+    return cancelled
+
+
 def order_limit_execute(*, order_id: Any) -> Order | None:
     """A resting limit order whose price the market crossed: open at market, or close its
     position. Exactly once: the order moves from ``open`` to ``pending`` under its row lock."""

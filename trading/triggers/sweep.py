@@ -1,7 +1,8 @@
 """The sweep (beat, every few seconds): the safety net for ticks that never came (feed down,
 restart) and for a lost index. It prices every symbol with armed triggers through
 ``price_for_execution`` (never a stale price or a closed market), evaluates the armed rows
-from the database and puts the index right.
+from the database and puts the index right. It also publishes the trailing moves whose
+``position.updated`` was throttled (``trailing_updates_flush``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pricing.services.prices import price_for_execution
 from trading.models import Order, ProtectiveOrder
 from trading.triggers.firing import order_fire, protective_fire
 from trading.triggers.index import ARMED, KEY_PREFIX, LONG, SHORT, index_reconcile, redis_connection
-from trading.triggers.trailing import trailing_move
+from trading.triggers.trailing import trailing_move, trailing_updates_flush
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ class SweepOutcome:
     symbols: int = 0
     fired: int = 0
     moved: int = 0
+    published: int = 0
     reindexed: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
 
@@ -39,6 +41,7 @@ class SweepOutcome:
             "symbols": self.symbols,
             "fired": self.fired,
             "moved": self.moved,
+            "published": self.published,
             "reindexed": self.reindexed,
             "skipped": self.skipped,
         }
@@ -79,6 +82,10 @@ def triggers_sweep() -> SweepOutcome:
             except Exception:
                 logger.exception("trigger sweep of %s failed", symbol)
                 outcome.skipped[symbol] = "error"
+        try:
+            outcome.published = trailing_updates_flush()
+        except Exception:
+            logger.exception("throttled trailing moves not published")
     finally:
         redis.register_script(_RELEASE_LOCK)(keys=[SWEEP_LOCK_KEY], args=[token])
     return outcome
