@@ -9,7 +9,7 @@ from typing import Any
 
 from accounts.models import User
 from streams import presence
-from trading.services import orders as trading_orders
+from trading.services.orders import orders_resting_cancel_for_user
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,6 @@ def cancel_on_disconnect_fire(*, user_id: Any, token: str) -> CancelOnDisconnect
     user = User.objects.filter(pk=user_id).first()
     if user is None:
         return CancelOnDisconnectOutcome()
-    cancelled = trading_orders.orders_resting_cancel_for_user(user=user)  # type: ignore[attr-defined]
+    cancelled = orders_resting_cancel_for_user(user=user)
     logger.info("cancel-on-disconnect cancelled %s resting orders of %s", cancelled, user_id)
     return CancelOnDisconnectOutcome(cancelled=cancelled)

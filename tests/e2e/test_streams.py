@@ -30,7 +30,6 @@ from providers.services.routing import routing_rule_create
 from tests.accounts.factories import UserFactory
 from tests.e2e.conftest import CeleryWorker, DaphneServer, start_daphne
 from trading.models import Order
-from trading.services import orders as trading_orders
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -390,10 +389,6 @@ def resting(user: Any) -> list[str]:
     )
 
 
-@pytest.mark.skipif(
-    not hasattr(trading_orders, "orders_resting_cancel_for_user"),
-    reason="needs trading.services.orders.orders_resting_cancel_for_user (the trading work)",
-)
 def test_cancel_on_disconnect_cancels_resting_orders_after_the_timeout_and_only_then(
     stream_server: DaphneServer, celery_worker: CeleryWorker, market: None, staff: Any
 ) -> None:
