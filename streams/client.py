@@ -445,10 +445,12 @@ class StreamClient:
         ops: list[Message] = []
         if token:
             ops.append({"op": "auth", "token": token})
-        if self._channels:
-            ops.append({"op": "subscribe", "channels": list(self._channels)})
+        # ``resume`` before ``subscribe``: the server then replays right after the snapshots and
+        # before any live event, so no live event can overtake the replay.
         if token and self._accepted_seq is not None:
             ops.append({"op": "resume", "after_seq": self._accepted_seq})
+        if self._channels:
+            ops.append({"op": "subscribe", "channels": list(self._channels)})
         if token and self.cancel_on_disconnect_ms is not None:
             ops.append({"op": "cancel_on_disconnect", "timeout_ms": self.cancel_on_disconnect_ms})
         return ops

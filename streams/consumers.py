@@ -64,6 +64,8 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.held: list[dict[str, Any]] = []
         self.replaying = False
         self.last_seq: int | None = None
+        # A ``resume`` sent before any user channel: the replay starts when one is subscribed.
+        self.resume_after: int | None = None
         self.price_sent_at: dict[str, float] = {}
         self.price_sent_key: dict[str, tuple[Any, Any]] = {}
         self.price_pending: dict[str, StreamMessage] = {}
@@ -364,11 +366,18 @@ class StreamConsumer(AsyncWebsocketConsumer):
             self.subscriptions.add(channel)
             if protocol.price_symbol(channel) is not None:
                 await self.hub_subscribe(channel)
+        resume_after = self.resume_after if user_channels and self.user is not None else None
+        if resume_after is not None:
+            # Live events are held from the moment the user's stream is joined, so the replay
+            # that follows the snapshots has no seam: nothing is sent ahead of it.
+            self.resume_after, self.replaying = None, True
         if user_channels and self.user is not None:
             await self.hub_subscribe(user_stream_channel(self.user.pk))
         self.reply({"type": "subscribed", "channels": sorted(self.subscriptions)})
         for channel in accepted:
             await self.snapshot(channel)
+        if resume_after is not None:
+            await self.replay_and_report(resume_after)
 
     async def unsubscribe(self, channels: Any) -> None:
         unwanted = self.channel_list(channels)
@@ -510,12 +519,17 @@ class StreamConsumer(AsyncWebsocketConsumer):
             self.reply(protocol.error("invalid_message", "after_seq: a non-negative integer."))
             return
         if not any(protocol.is_user_channel(c) for c in self.subscriptions):
-            self.reply(protocol.error("not_subscribed", "Subscribe to orders, positions or deposits first."))
+            # Sent before subscribing (the order the reference client uses): the replay runs
+            # right after the user channels' snapshots, before any live event.
+            self.resume_after = after_seq
             return
         if self.replaying:
             self.reply(protocol.error("resume_in_progress", "A replay is already running."))
             return
         self.replaying = True
+        await self.replay_and_report(after_seq)
+
+    async def replay_and_report(self, after_seq: int) -> None:
         replayed = await self.catch_up(after_seq)
         self.reply(
             {"type": "resumed", "after_seq": after_seq, "replayed": replayed, "last_seq": self.last_seq}

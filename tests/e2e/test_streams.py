@@ -7,6 +7,7 @@ heartbeat is observed within a test's time.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import queue
@@ -27,6 +28,7 @@ from ledger.services import balance_adjust
 from pricing.services.pairs import pairs_sync
 from providers.models import RoutingRule
 from providers.services.routing import routing_rule_create
+from streams.client import StreamClient
 from tests.accounts.factories import UserFactory
 from tests.e2e.conftest import CeleryWorker, DaphneServer, start_daphne
 from trading.models import Order
@@ -426,3 +428,62 @@ def test_cancel_on_disconnect_cancels_resting_orders_after_the_timeout_and_only_
     assert all(m["type"] == "order_update" for m in cancelled)
     assert resting(user) == []
     watcher.close()
+
+
+def test_the_reference_client_killed_mid_stream_resumes_to_exactly_the_events_of_rest(
+    stream_server: DaphneServer, market: None, staff: Any
+) -> None:
+    """Acceptance: events keep coming while the client's connection is cut; the reference
+    client reconnects on its own, resumes, and ends with the full sequence, once each."""
+    user = trader(staff)
+    set_price(stream_server, staff, "BTCUSD", "64000")
+    access = token(user, lifetime=timedelta(minutes=5))
+    placing_done = threading.Event()
+    first_event = threading.Event()
+
+    def orders_meanwhile() -> None:
+        first_event.wait(10)
+        for n in range(10):
+            place(stream_server, user, type="limit", price=str(50000 - n))
+            time.sleep(0.05)
+        placing_done.set()
+
+    async def consume() -> tuple[list[int], int]:
+        seen: list[int] = []
+        cut = False
+        client = StreamClient(
+            stream_server.ws_url,
+            token_provider=lambda: access,
+            channels=["orders", "positions", "deposits"],
+            backoff_initial=0.1,
+            backoff_max=0.5,
+        )
+        async with client:
+            iterator = client.__aiter__()
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    message = await asyncio.wait_for(iterator.__anext__(), timeout=0.5)
+                except TimeoutError:
+                    message = None
+                if message is not None and "seq" in message and not message.get("snapshot"):
+                    seen.append(message["seq"])
+                if message is not None and message["type"] == "subscribed":
+                    first_event.set()
+                if not cut and len(seen) >= 3:
+                    assert client._ws is not None
+                    client._ws.transport.abort()  # the network goes away: no close frame
+                    cut = True
+                if placing_done.is_set():
+                    expected = await asyncio.to_thread(events_of, stream_server, user)
+                    if seen and seen[-1] >= expected[-1][0]:
+                        break
+            return seen, client.reconnects
+
+    placing = threading.Thread(target=orders_meanwhile)
+    placing.start()
+    seen, reconnects = asyncio.run(consume())
+    placing.join(timeout=30)
+
+    assert reconnects >= 1
+    assert seen == [seq for seq, _ in events_of(stream_server, user)]

@@ -94,6 +94,7 @@ class FakeStreamServer:
         cursor = [0]
         streamer = asyncio.create_task(self.stream(ws, index, record, start, cursor))
         channels: list[str] = []
+        resume_from: int | None = None
         try:
             async for raw in ws:
                 op = json.loads(raw)
@@ -106,14 +107,13 @@ class FakeStreamServer:
                     channels += [c for c in op["channels"] if c not in channels]
                     await ws.send(json.dumps({"type": "subscribed", "channels": channels}))
                     await ws.send(json.dumps({"type": "orders", "snapshot": True, "seq": 0, "data": []}))
-                    cursor[0] = len(self.log)
+                    # Like the server: a resume sent before the subscribe replays from there.
+                    cursor[0] = len(self.log) if resume_from is None else resume_from
                     if self.producing is None:
                         self.producing = asyncio.create_task(self.produce())
-                    # Live events wait a moment for a resume that may follow the subscribe.
-                    asyncio.get_running_loop().call_later(0.05, start.set)
-                elif name == "resume":
-                    cursor[0] = max(0, op["after_seq"] - self.replay_overlap)
                     start.set()
+                elif name == "resume":
+                    resume_from = max(0, op["after_seq"] - self.replay_overlap)
                 elif name == "pong":
                     record.pongs += 1
         except ConnectionClosed:
@@ -221,7 +221,9 @@ async def test_reconnects_resumes_and_delivers_each_event_once_in_order(server_f
         ]
         assert conn.op("cancel_on_disconnect") == [{"op": "cancel_on_disconnect", "timeout_ms": 5000}]
         assert conn.pongs == 1  # the server's ping was answered
-        assert [op["op"] for op in conn.ops][:2] == ["auth", "subscribe"]
+    assert [op["op"] for op in first.ops][:2] == ["auth", "subscribe"]
+    for conn in (second, third):  # resume goes before subscribe: no live event overtakes the replay
+        assert [op["op"] for op in conn.ops][:3] == ["auth", "resume", "subscribe"]
     assert first.op("resume") == []  # nothing seen yet: live events only
     assert second.op("resume") == [{"op": "resume", "after_seq": first.sent[-1]}]
     assert third.op("resume") == [{"op": "resume", "after_seq": second.sent[-1]}]
