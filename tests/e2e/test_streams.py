@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import queue
+import socket as socket_module
 import threading
 import time
 from collections.abc import Iterator
@@ -20,11 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import transaction
 from rest_framework_simplejwt.tokens import AccessToken
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from ledger.services import balance_adjust
+from marqetfi.core.events import publish
 from pricing.services.pairs import pairs_sync
 from providers.models import RoutingRule
 from providers.services.routing import routing_rule_create
@@ -377,6 +380,82 @@ def test_bad_input_gets_errors_or_a_documented_close_and_other_sockets_carry_on(
     bystander.send({"op": "ping"})
     assert bystander.recv_type("pong")["type"] == "pong"
     bystander.close()
+
+
+# --- slow consumers ---------------------------------------------------------------------
+
+SLOW_BUFFER_MAX_BYTES = 65536
+
+
+@pytest.fixture(scope="module")
+def slow_consumer_server(e2e_env: dict[str, str], e2e_log_dir: Path) -> Iterator[DaphneServer]:
+    """A daphne that lets at most 64 KiB wait unsent for one socket, and 50 queued messages."""
+    env = {
+        **e2e_env,
+        "STREAM_OUTBOUND_BUFFER_MAX_BYTES": str(SLOW_BUFFER_MAX_BYTES),
+        "STREAM_OUTBOUND_QUEUE_MAX": "50",
+    }
+    server = start_daphne(env, e2e_log_dir)
+    yield server
+    server.process.stop()
+
+
+def test_a_client_that_stops_reading_is_closed_as_a_slow_consumer_and_others_carry_on(
+    slow_consumer_server: DaphneServer, market: None, staff: Any
+) -> None:
+    server = slow_consumer_server
+    slow_user, other_user = UserFactory(), UserFactory()
+    pad = "x" * 8192
+    with transaction.atomic():  # about 4 MB of events, far beyond the buffers on the way
+        for n in range(500):
+            publish(user_id=slow_user.pk, type="order.updated", data={"n": n, "pad": pad})
+
+    healthy = Socket(server, f"?token={token(other_user)}")
+    healthy.recv_type("authenticated")
+    healthy.subscribe("prices:BTCUSD")
+
+    raw = socket_module.socket(socket_module.AF_INET, socket_module.SOCK_STREAM)
+    raw.setsockopt(socket_module.SOL_SOCKET, socket_module.SO_RCVBUF, 4096)
+    raw.connect(("127.0.0.1", server.port))
+    # max_queue=1: the library's own reader stops taking frames off the socket at once.
+    slow = connect(
+        f"{server.ws_url}?token={token(slow_user)}",
+        sock=raw,
+        open_timeout=5,
+        close_timeout=1,
+        max_size=None,
+        max_queue=1,
+    )
+    session_id = json.loads(slow.recv(timeout=5))["session_id"]
+    assert json.loads(slow.recv(timeout=5))["type"] == "authenticated"
+    slow.send(json.dumps({"op": "resume", "after_seq": 0}))
+    slow.send(json.dumps({"op": "subscribe", "channels": ["orders"]}))
+
+    # The client reads nothing now; the server gives up on it once 64 KiB wait unsent.
+    closing = f"stream socket {session_id} closed by the server: SLOW_CONSUMER (4009)"
+    deadline = time.monotonic() + 20
+    while closing not in server.process.output():
+        if time.monotonic() > deadline:
+            server.process.fail(f"no slow_consumer close of {session_id} within 20 s")
+        time.sleep(0.02)
+
+    # Reading again: what was sent before the close, then the reason and the close frame.
+    received: list[dict[str, Any]] = []
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            received.append(json.loads(slow.recv(timeout=10)))
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4009
+    assert received[-1]["type"] == "error" and received[-1]["code"] == "slow_consumer"
+    events = [m for m in received if m["type"] == "order_update"]
+    assert 0 < len(events) < 500  # dropped mid-replay, not buffered to the end
+    assert [m["seq"] for m in events] == list(range(1, len(events) + 1))
+
+    set_price(server, staff, "BTCUSD", "64777")
+    update = healthy.recv_type("price_update", timeout=10)
+    assert update["channel"] == "prices:BTCUSD"
+    healthy.send({"op": "ping"})
+    assert healthy.recv_type("pong")["type"] == "pong"
+    healthy.close()
 
 
 # --- cancel-on-disconnect ---------------------------------------------------------------
