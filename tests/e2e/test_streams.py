@@ -370,9 +370,10 @@ def test_bad_input_gets_errors_or_a_documented_close_and_other_sockets_carry_on(
     received, code = flood.closed_code()
     assert code == 4029 and "rate_limited" in {m.get("code") for m in received}
 
-    expiring = Socket(stream_server, f"?token={token(user, lifetime=timedelta(seconds=1))}")
+    # Long enough to be signed in on a loaded machine, short enough to expire while connected.
+    expiring = Socket(stream_server, f"?token={token(user, lifetime=timedelta(seconds=4))}")
     assert expiring.recv_type("authenticated")["expires_at"]
-    received, code = expiring.closed_code(timeout=4)
+    received, code = expiring.closed_code(timeout=10)
     assert code == 4002 and received[-1]["code"] == "token_expired"
 
     set_price(stream_server, staff, "BTCUSD", "64321")
