@@ -346,6 +346,8 @@ def test_bad_input_gets_errors_or_a_documented_close_and_other_sockets_carry_on(
     stream_server: DaphneServer, market: None, staff: Any
 ) -> None:
     user = UserFactory()
+    # A known price first: the bystander's update below must be a change (only changes are sent).
+    set_price(stream_server, staff, "BTCUSD", "64000")
     bystander = Socket(stream_server)
     bystander.subscribe("prices:BTCUSD")
 
