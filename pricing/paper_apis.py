@@ -10,8 +10,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from marqetfi.core.api import DecimalStringField, decimal_output
+from marqetfi.core.apis import StaffApi
 from pricing.services.paper import paper_price_drive
-from providers.apis import StaffApi
 
 MAX_PRICE = Decimal(10) ** 12
 

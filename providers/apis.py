@@ -7,11 +7,10 @@ from typing import Any
 from django.conf import settings
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from marqetfi.core.apis import StaffApi
 from providers import registry
 from providers.health import provider_probe, provider_stats
 from providers.models import Provider, ProviderConfig, RoutingRule
@@ -61,12 +60,6 @@ def _page_of(serializer: type[serializers.Serializer], name: str) -> serializers
 
 
 MAX_VERSION = 2**31 - 1  # the version column's bound on every database
-
-
-class StaffApi(APIView):
-    """Every admin endpoint: a signed-in operator (``is_staff``); 401 without a token, 403 for traders."""
-
-    permission_classes = [IsAdminUser]
 
 
 def _provider_summary(name: str) -> dict[str, Any]:

@@ -9,13 +9,12 @@ from django.db.models import Q, QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
-from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from accounts.models import User
 from marqetfi.core.api import CursorPagination, DecimalStringField, decimal_output
+from marqetfi.core.apis import StaffApi
 from marqetfi.core.formats import timestamp_text
 from trading.apis import MAX_LEVERAGE, USDC_PLACES
 from trading.errors import RiskLimitNotFound
@@ -31,12 +30,6 @@ from trading.services.risk_limits import (
 )
 
 MAX_NOTIONAL = Decimal(10) ** 15  # USDC
-
-
-class StaffApi(APIView):
-    """A signed-in operator (``is_staff``): 401 without a token, 403 for traders."""
-
-    permission_classes = [IsAdminUser]
 
 
 # --- risk limits ----------------------------------------------------------------------------

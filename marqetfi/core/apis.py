@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -112,3 +112,10 @@ class EventListApi(ListAPIView):
         if event_type := filters.validated_data.get("type"):
             queryset = queryset.filter(type=event_type)
         return queryset
+
+
+class StaffApi(APIView):
+    """Base of every staff endpoint under /api/v1/admin/: a signed-in operator (``is_staff``);
+    401 without a token, 403 for traders."""
+
+    permission_classes = [IsAdminUser]

@@ -6,20 +6,13 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from marqetfi.core.apis import StaffApi
 from marqetfi.core.app_settings.registry import APP_SETTINGS, app_setting_definition
 from marqetfi.core.app_settings.services import app_setting_reset, app_setting_set
 from marqetfi.core.models import AppSetting
-
-
-class StaffApi(APIView):
-    """A signed-in operator (``is_staff``); 401 without a token, 403 for traders."""
-
-    permission_classes = [IsAdminUser]
 
 
 class AppSettingSerializer(serializers.Serializer):
