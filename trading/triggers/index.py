@@ -161,17 +161,17 @@ def entry_write(pipe: Pipeline, entry: Entry, *, existing_only: bool = False, ex
     meanwhile); ``exact`` sets a trailing stop's scores even if that moves them back."""
     key = partial(index_key, entry.symbol)
     if entry.trailing_side is None:
-        pipe.zadd(key(entry.fire_set), {entry.member: float(entry.fire_price)}, xx=existing_only)
+        pipe.zadd(key(entry.fire_set), {entry.member: score(entry.fire_price)}, xx=existing_only)
         return
     one_way = {
         "gt": entry.trailing_side == LONG and not exact,
         "lt": entry.trailing_side == SHORT and not exact,
     }
-    pipe.zadd(key(entry.fire_set), {entry.member: float(entry.fire_price)}, xx=existing_only, **one_way)
+    pipe.zadd(key(entry.fire_set), {entry.member: score(entry.fire_price)}, xx=existing_only, **one_way)
     if entry.best is not None:
         pipe.zadd(
             key(_REKEY_SET[entry.trailing_side]),
-            {entry.member: float(entry.best)},
+            {entry.member: score(entry.best)},
             xx=existing_only,
             **one_way,
         )
@@ -248,8 +248,11 @@ def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def _score(value: Decimal) -> str:
-    return repr(float(value))
+def score(value: Decimal) -> float:
+    """A price as a sorted-set score. Redis keeps scores as doubles, so this is the one
+    place a price becomes a float: monotonic, so a range query never misses a crossed member,
+    and every candidate is checked again with its row's Decimals."""
+    return float(value)
 
 
 def candidates(symbol: str, *, bid: Decimal, ask: Decimal) -> list[list[bytes]]:
@@ -257,7 +260,7 @@ def candidates(symbol: str, *, bid: Decimal, ask: Decimal) -> list[list[bytes]]:
     crossed ones in the four fire sets, trailing stops whose best they improve on in the two
     re-key sets. One round trip; the database is not read."""
     key = partial(index_key, symbol)
-    bid_score, ask_score = _score(bid), _score(ask)
+    bid_score, ask_score = repr(score(bid)), repr(score(ask))
     with redis_connection().pipeline(transaction=False) as pipe:
         pipe.zrangebyscore(key(BID_BELOW), bid_score, "+inf")
         pipe.zrangebyscore(key(BID_ABOVE), "-inf", bid_score)
