@@ -3,20 +3,21 @@ each as a manual cancel would, the position's protection left armed, nobody else
 
 from __future__ import annotations
 
+import threading
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.db import connection, transaction
 
+from conftest import requires_postgres
 from ledger.checks import ledger_check
 from ledger.selectors import user_balances
 from ledger.services import balance_adjust
 from marqetfi.core.models import Event
 from tests.accounts.factories import UserFactory
 from tests.trading.fixtures_triggers import index_members, place
-from trading.errors import OrderNotCancellable
 from trading.models import Order, Position, ProtectiveOrder
-from trading.services import orders as orders_service
 from trading.services.orders import orders_resting_cancel_for_user, position_close_limit
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -112,26 +113,38 @@ def test_an_order_already_executing_is_left_alone(funded_trader, price_to):
     assert executing.status == "pending"
 
 
-def test_an_order_that_cannot_be_cancelled_keeps_its_state_and_the_others_still_go(
-    funded_trader, price_to, monkeypatch, caplog
+@requires_postgres
+def test_an_order_that_starts_executing_meanwhile_keeps_its_state_and_the_others_still_go(
+    funded_trader, price_to, caplog
 ):
+    """A real race: another transaction holds the first order's row and moves it to
+    ``pending`` (the market reached it) while the cancel-all waits for that row."""
     price_to("64000")
     first = place(funded_trader, type="limit", price="60000")
     second = place(funded_trader, type="limit", price="59000")
     stuck = min(first.pk, second.pk)
-    cancel = orders_service.order_cancel
+    locked, release = threading.Event(), threading.Event()
 
-    def cancel_or_refuse(*, order_id: Any, user: Any) -> Order:
-        if order_id == stuck:
-            raise OrderNotCancellable(details={"status": "pending"})
-        return cancel(order_id=order_id, user=user)
+    def executing_elsewhere() -> None:
+        try:
+            with transaction.atomic():
+                Order.objects.select_for_update().get(pk=stuck)
+                locked.set()
+                release.wait(10)
+                Order.objects.filter(pk=stuck).update(status=Order.Status.PENDING)
+        finally:
+            connection.close()
 
-    monkeypatch.setattr(orders_service, "order_cancel", cancel_or_refuse)
+    other = threading.Thread(target=executing_elsewhere)
+    other.start()
+    assert locked.wait(10)
+    threading.Timer(0.5, release.set).start()  # commits while the cancel-all waits on the row
 
     assert orders_resting_cancel_for_user(user=funded_trader) == 1
+    other.join(10)
 
     statuses = dict(Order.objects.filter(pk__in=[first.pk, second.pk]).values_list("pk", "status"))
-    assert statuses[stuck] == "open"
-    assert sorted(statuses.values()) == ["cancelled", "open"]
+    assert statuses[stuck] == "pending"
+    assert sorted(statuses.values()) == ["cancelled", "pending"]
     assert f"resting order {stuck} not cancelled" in caplog.text
     assert ledger_check() == []
