@@ -60,6 +60,19 @@ class RiskLimitSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+def _notional_limit_field() -> DecimalStringField:
+    """A risk limit on notional (USDC); null clears it."""
+    return DecimalStringField(
+        min_value=0,
+        min_exclusive=True,
+        max_value=MAX_NOTIONAL,
+        max_decimal_places=USDC_PLACES,
+        required=False,
+        allow_null=True,
+        help_text="USDC.",
+    )
+
+
 class RiskLimitInputSerializer(serializers.Serializer):
     """A limit left out (or null) is not set at this scope: a less specific row or the default applies."""
 
@@ -82,24 +95,8 @@ class RiskLimitInputSerializer(serializers.Serializer):
         allow_null=True,
         help_text="At least 1 (invalid_risk_limit below).",
     )
-    max_position_notional = DecimalStringField(
-        min_value=0,
-        min_exclusive=True,
-        max_value=MAX_NOTIONAL,
-        max_decimal_places=USDC_PLACES,
-        required=False,
-        allow_null=True,
-        help_text="USDC.",
-    )
-    max_total_notional = DecimalStringField(
-        min_value=0,
-        min_exclusive=True,
-        max_value=MAX_NOTIONAL,
-        max_decimal_places=USDC_PLACES,
-        required=False,
-        allow_null=True,
-        help_text="USDC.",
-    )
+    max_position_notional = _notional_limit_field()
+    max_total_notional = _notional_limit_field()
     max_open_positions = serializers.IntegerField(
         min_value=0, max_value=1_000_000, required=False, allow_null=True
     )
