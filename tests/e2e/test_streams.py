@@ -292,9 +292,11 @@ def test_resume_after_a_dropped_socket_ends_with_exactly_the_events_of_rest(
     time.sleep(0.3)
     again = Socket(stream_server)
     again.auth(user)
+    # resume first, as README says a reconnecting client should: the replay then comes right
+    # after the snapshots, before any live event
+    again.send({"op": "resume", "after_seq": seen[-1]})
     again.subscribe("orders", "positions", "deposits")
     keep_going.set()
-    again.send({"op": "resume", "after_seq": seen[-1]})
     placing.join(timeout=20)
     seen += [m["seq"] for m in again.drain(1.5) if "seq" in m and not m.get("snapshot")]
 
