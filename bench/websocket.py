@@ -13,6 +13,8 @@ Against our app on daphne (started here, or a running one with ``--url``), follo
    ``--symbols-per-socket`` of ``--symbols`` (``prices:<SYMBOL>``); every other socket first
    authenticates as its own bench user and also subscribes to ``orders`` and ``positions``;
    one of those is the demo trader. Server ``ping`` messages are answered with ``pong``.
+   A socket counts as open once it has its ``subscribed`` and the snapshot of every channel,
+   so the load starts after the connection wave's snapshots, not in their tail.
 3. Load, for ``--seconds``: a feed-like process (this script with ``--feed``, Django set
    up) calls ``pricing.services.prices.price_tick_ingest`` at ``--rate`` ticks per second
    over the symbols, the call the real feed makes (cache, fan-out, tick hooks), each tick a
@@ -51,6 +53,7 @@ import multiprocessing
 import os
 import platform
 import resource
+import socket
 import subprocess
 import sys
 import threading
@@ -73,7 +76,7 @@ BASE_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(BASE_DIR))
 
 from bench.processes import processes_stop, run, wait_http  # noqa: E402
-from marqetfi.embedded import EmbeddedRedis, free_port  # noqa: E402
+from marqetfi.embedded import EmbeddedRedis  # noqa: E402
 
 TRADER_EMAIL = "bench-ws-trader@marqetfi.local"
 TRADER_PASSWORD = "bench-ws-trader-password-1"
@@ -111,6 +114,7 @@ class SocketResult:
     errors: list[str] = field(default_factory=list)
     closed: str | None = None
     symbols_seen: set[str] = field(default_factory=set)
+    snapshots: set[Any] = field(default_factory=set)  # channels whose snapshot arrived
     user_events: dict[str, int] = field(default_factory=dict)
     order_events: dict[str, float] = field(default_factory=dict)  # order id -> first order_update time
 
@@ -149,6 +153,31 @@ async def client_run(job: ClientJob, events: tuple[Event, Event], out: Queue[Any
     gate = asyncio.Semaphore(job.connect_concurrency)
     opened = [asyncio.Event() for _ in specs]
 
+    def note(message: dict[str, Any], spec: SocketSpec, result: SocketResult, ready: asyncio.Event) -> None:
+        """Record one message of a socket; ``ready`` once subscribed with every snapshot in."""
+        kind = message.get("type")
+        if message.get("snapshot"):
+            result.snapshots.add(message.get("channel"))
+            if result.subscribed and result.snapshots >= set(spec.channels):
+                ready.set()
+        if kind == "price_update":
+            result.symbols_seen.add(message["channel"])
+            if measuring[0] and not message.get("snapshot"):
+                sent = datetime.fromisoformat(message["data"]["ts"]).timestamp()
+                latencies.append((time.time() - sent) * 1000)
+        elif kind == "subscribed":
+            result.subscribed = set(spec.channels) <= set(message.get("channels", []))
+            if not result.subscribed or result.snapshots >= set(spec.channels):
+                ready.set()
+        elif kind == "error":
+            result.errors.append(str(message.get("code")))
+            ready.set()
+        elif kind in USER_EVENT_TYPES and not message.get("snapshot"):
+            result.user_events[kind] = result.user_events.get(kind, 0) + 1
+            order_id = (message.get("data") or {}).get("id")
+            if kind == "order_update" and order_id and order_id not in result.order_events:
+                result.order_events[str(order_id)] = time.time()
+
     async def one_socket(spec: SocketSpec, result: SocketResult, ready: asyncio.Event) -> None:
         try:
             async with gate:
@@ -161,27 +190,12 @@ async def client_run(job: ClientJob, events: tuple[Event, Event], out: Queue[Any
                 await ws.send(json.dumps({"op": "subscribe", "channels": list(spec.channels)}))
                 async for raw in ws:
                     message = json.loads(raw)
-                    kind = message.get("type")
                     if measuring[0]:
                         counted[0] += 1
-                    if kind == "price_update":
-                        result.symbols_seen.add(message["channel"])
-                        if measuring[0] and not message.get("snapshot"):
-                            sent = datetime.fromisoformat(message["data"]["ts"]).timestamp()
-                            latencies.append((time.time() - sent) * 1000)
-                    elif kind == "ping":
+                    if message.get("type") == "ping":
                         await ws.send('{"op":"pong"}')
-                    elif kind == "subscribed":
-                        result.subscribed = set(spec.channels) <= set(message.get("channels", []))
-                        ready.set()
-                    elif kind == "error":
-                        result.errors.append(str(message.get("code")))
-                        ready.set()
-                    elif kind in USER_EVENT_TYPES and not message.get("snapshot"):
-                        result.user_events[kind] = result.user_events.get(kind, 0) + 1
-                        order_id = (message.get("data") or {}).get("id")
-                        if kind == "order_update" and order_id and order_id not in result.order_events:
-                            result.order_events[str(order_id)] = time.time()
+                    else:
+                        note(message, spec, result, ready)
             result.closed = f"closed by the server: {ws.close_code} {ws.close_reason}"
         except (OSError, WebSocketException, ValueError, KeyError) as exc:
             result.closed = f"{type(exc).__name__}: {exc}"
@@ -290,7 +304,7 @@ class Server:
     url: str  # ws://host:port/ws
     http: str  # http://host:port
     env: dict[str, str]
-    pid: int | None
+    pids: list[int]
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     redis: EmbeddedRedis | None = None
 
@@ -310,7 +324,8 @@ def server_start(args: argparse.Namespace) -> Server:
     if args.url:
         parts = urlsplit(args.url)
         http = f"{'https' if parts.scheme == 'wss' else 'http'}://{parts.netloc}"
-        return Server(args.url, http, env, args.server_pid or listening_pid(parts.port or 80))
+        pid = args.server_pid or listening_pid(parts.port or 80)
+        return Server(args.url, http, env, [pid] if pid else [])
     env["DEBUG"] = "false"
     env.setdefault("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'bench-websocket.sqlite3'}")
     env["THROTTLE_ANON"] = env["THROTTLE_USER"] = env["THROTTLE_AUTH"] = "100000000/min"
@@ -318,7 +333,7 @@ def server_start(args: argparse.Namespace) -> Server:
     database = env["DATABASE_URL"]
     if database.startswith("sqlite:///"):
         Path(database.removeprefix("sqlite:///")).unlink(missing_ok=True)
-    server = Server("", "", env, None)
+    server = Server("", "", env, [])
     if not env.get("REDIS_URL"):
         server.redis = EmbeddedRedis()
         env["REDIS_URL"] = server.redis.start()
@@ -327,20 +342,24 @@ def server_start(args: argparse.Namespace) -> Server:
         run([python, "manage.py", "migrate", "--noinput"], env)
         run([python, "manage.py", "seed_demo"], env)
         run([python, "manage.py", "pricefeed", "--once"], env)
-        port = free_port()
-        daphne = subprocess.Popen(
-            [python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "marqetfi.asgi:application"],
-            cwd=BASE_DIR,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=None if args.server_log else subprocess.DEVNULL,
-        )
-        server.processes.append(daphne)
-        server.url, server.http, server.pid = (
-            f"ws://127.0.0.1:{port}/ws",
-            f"http://127.0.0.1:{port}",
-            daphne.pid,
-        )
+        # One listening socket shared by every daphne process (``--fd``): the kernel hands
+        # each new connection to whichever process accepts first.
+        listener = socket.create_server(("127.0.0.1", 0), backlog=4096)
+        port = listener.getsockname()[1]
+        for _ in range(args.server_procs):
+            server.processes.append(
+                subprocess.Popen(
+                    [python, "-m", "daphne", "--fd", str(listener.fileno()), "marqetfi.asgi:application"],
+                    cwd=BASE_DIR,
+                    env=env,
+                    pass_fds=(listener.fileno(),),
+                    stdout=subprocess.DEVNULL,
+                    stderr=None if args.server_log else subprocess.DEVNULL,
+                )
+            )
+        listener.close()
+        server.url, server.http = f"ws://127.0.0.1:{port}/ws", f"http://127.0.0.1:{port}"
+        server.pids = [process.pid for process in server.processes]
         wait_http(f"{server.http}/api/v1/health")
     except BaseException:
         server.stop()
@@ -424,6 +443,9 @@ def main() -> int:
     parser.add_argument("--server-pid", type=int, help="with --url: the server's pid, for its memory and CPU")
     parser.add_argument("--sockets", type=int, default=2000)
     parser.add_argument(
+        "--server-procs", type=int, default=1, help="daphne processes sharing the listening socket"
+    )
+    parser.add_argument(
         "--client-procs", type=int, default=2, help="client processes the sockets are spread over"
     )
     parser.add_argument("--symbols", default="BTCUSD,ETHUSD,SOLUSD,EURUSD")
@@ -469,6 +491,11 @@ def main() -> int:
     return 0
 
 
+def server_cpu_seconds(processes: list[psutil.Process]) -> float:
+    """User plus system CPU seconds of the server's processes so far."""
+    return sum(times.user + times.system for times in (process.cpu_times() for process in processes))
+
+
 def measure(args: argparse.Namespace, server: Server) -> dict[str, Any]:
     python = sys.executable
     print(f"making {args.sockets // 2} users and tokens ...", flush=True)
@@ -490,8 +517,8 @@ def measure(args: argparse.Namespace, server: Server) -> dict[str, Any]:
     if unknown := [s for s in args.symbols if s not in mids]:
         sys.exit(f"no price for {unknown}: {prices.get('errors')}")
 
-    server_process = psutil.Process(server.pid) if server.pid else None
-    rss_before = server_process.memory_info().rss if server_process else 0
+    server_processes = [psutil.Process(pid) for pid in server.pids]
+    rss_before = sum(process.memory_info().rss for process in server_processes)
     specs = socket_specs(args, user_tokens, trader_token)
     context = multiprocessing.get_context("spawn")
     out: Queue[Any] = context.Queue()
@@ -509,8 +536,8 @@ def measure(args: argparse.Namespace, server: Server) -> dict[str, Any]:
     print(f"opening {args.sockets} sockets over {len(clients)} processes ...", flush=True)
     subscribed = sum(out.get(timeout=300)[2] for _ in clients)
     time.sleep(2.0)  # let the server settle (allocations, snapshots sent)
-    rss_after = server_process.memory_info().rss if server_process else 0
-    cpu_before = server_process.cpu_times() if server_process else None
+    rss_after = sum(process.memory_info().rss for process in server_processes)
+    cpu_before = server_cpu_seconds(server_processes)
 
     print(
         f"{subscribed} sockets subscribed; {args.rate:g} ticks/s and {args.orders} orders for {args.seconds:g} s ...",
@@ -548,7 +575,7 @@ def measure(args: argparse.Namespace, server: Server) -> dict[str, Any]:
     orders.join()
     ticks = marked(feed_output.decode(), "FEED ")["ticks"] if feed.returncode == 0 else 0
     time.sleep(1.0)  # the last ticks and events in flight
-    cpu_after = server_process.cpu_times() if server_process else None
+    cpu_after = server_cpu_seconds(server_processes)
     stopping.set()
     done = sorted((out.get(timeout=120) for _ in clients), key=lambda item: item[1])  # by process index
     reports: list[ClientReport] = [report for _, _, report in done]
@@ -568,16 +595,12 @@ def measure(args: argparse.Namespace, server: Server) -> dict[str, Any]:
     if feed.returncode != 0:
         problems.append(f"the tick driver exited with {feed.returncode}")
 
-    per_socket_kib = (rss_after - rss_before) / args.sockets / 1024 if server_process else float("nan")
-    cpu_seconds = (
-        (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
-        if cpu_before and cpu_after
-        else float("nan")
-    )
+    per_socket_kib = (rss_after - rss_before) / args.sockets / 1024 if server_processes else float("nan")
+    cpu_seconds = cpu_after - cpu_before if server_processes else float("nan")
     text = "\n".join(
         [
             f"Machine: {machine()}. `bench/websocket.py --sockets {args.sockets} --client-procs {args.client_procs} "
-            f"--rate {args.rate:g} --seconds {args.seconds:g}`: {'a running server ' + server.url if args.url else 'one daphne process started by the script'}, "
+            f"--rate {args.rate:g} --seconds {args.seconds:g}`: {'a running server ' + server.url if args.url else f'{args.server_procs} daphne process(es) on one listening socket, started by the script'}, "
             f"clients on the same machine; {args.sockets // 2} sockets signed in as distinct users (orders, positions), "
             f"each socket on {args.symbols_per_socket} of {', '.join(args.symbols)}; {ticks} ticks through "
             f"`price_tick_ingest` ({ticks / args.seconds:.1f}/s), {len(orders_sent)} market orders over REST.",

@@ -20,3 +20,7 @@ application = ProtocolTypeRouter(
         "websocket": websocket_origin_validator(URLRouter(websocket_urlpatterns)),
     }
 )
+
+from marqetfi.core.gc_tuning import web_process_gc_tune  # noqa: E402
+
+web_process_gc_tune()  # after everything above is loaded, so it is frozen out of collections

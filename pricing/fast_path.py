@@ -34,7 +34,6 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 from rest_framework_simplejwt.exceptions import TokenError
@@ -45,6 +44,7 @@ from marqetfi.core.app_settings.cache import app_setting, app_settings_refresh
 from marqetfi.core.app_settings.platform import MAINTENANCE_MODE
 from marqetfi.core.logging import bind_user, request_id_var
 from marqetfi.core.middleware import valid_request_id
+from marqetfi.core.redis import async_redis
 from marqetfi.core.throttling import (
     CONSUME_SCRIPT,
     RateWindow,
@@ -205,8 +205,7 @@ class CachedPriceRoute:
         """The throttle-and-read script on this event loop's client (EVALSHA, loaded on first use)."""
         loop = asyncio.get_running_loop()
         if self._script is None or self._script_loop is not loop:
-            client = Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-            self._script = client.register_script(CONSUME_SCRIPT)
+            self._script = async_redis().register_script(CONSUME_SCRIPT)
             self._script_loop = loop
         return self._script
 

@@ -11,12 +11,14 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import time
 import uuid
 from typing import Any
 from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -38,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 MAX_CHANNELS_PER_REQUEST = 200
 EMPTY_REPLAY_RETRIES = 3
+# Ops a socket may have waiting for their turn (the rate limit keeps a client far below it).
+INBOUND_QUEUE_MAX = 64
 SLOW_MESSAGE = "The client does not keep up."
 
 
@@ -52,6 +56,18 @@ class StreamConsumer(AsyncWebsocketConsumer):
 
     # --- lifecycle ----------------------------------------------------------------------
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch without its per-message ``aclose_old_connections``.
+
+        That call hops to a worker thread for every frame a client sends (every ``pong``), to
+        close database connections this thread never opens: the consumer's database work runs
+        in ``database_sync_to_async``, which closes stale connections around each call itself.
+        Under load, those hops queue behind the GIL and delay every socket of the process."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
     async def connect(self) -> None:
         self.session_id = uuid.uuid4().hex
         self.user: User | None = None
@@ -61,6 +77,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.hub_channels: set[str] = set()
         self.closing = False
         self.outbound: asyncio.Queue[str] = asyncio.Queue()
+        self.inbound: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=INBOUND_QUEUE_MAX)
         self.held: list[dict[str, Any]] = []
         self.replaying = False
         self.last_seq: int | None = None
@@ -79,6 +96,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=protocol.encode(self.hello()))
         self.writer = asyncio.ensure_future(self.write_loop())
         self.heartbeat = asyncio.ensure_future(self.heartbeat_loop())
+        self.ops = asyncio.ensure_future(self.op_loop())
         token = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("token")
         if token:
             await self.authenticate(token[0])
@@ -109,7 +127,8 @@ class StreamConsumer(AsyncWebsocketConsumer):
 
     async def cleanup(self) -> None:
         self.closing = True
-        for task in (getattr(self, "writer", None), getattr(self, "heartbeat", None), *self.tasks):
+        running = (getattr(self, name, None) for name in ("writer", "heartbeat", "ops"))
+        for task in (*running, *self.tasks):
             if task is not None:
                 task.cancel()
         for handle in (self.expires_handle, *self.price_timers.values()):
@@ -197,13 +216,17 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def heartbeat_loop(self) -> None:
         interval = settings.STREAM_HEARTBEAT_MS / 1000
         timeout = settings.STREAM_PONG_TIMEOUT_MS / 1000
+        # The first ping comes a random 50-100 % of the interval in, so the sockets opened
+        # together (a reconnect wave after a deploy) do not ping, pong and renew in one burst.
+        wait = interval * (0.5 + random.random() / 2)  # noqa: S311 - spreading load, not crypto
         while not self.closing:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(wait)
+            wait = interval
             sent_at = time.monotonic()
             self.reply({"type": "ping", "ts": protocol.now_text()})
             if self.user is not None:
                 with contextlib.suppress(Exception):
-                    await sync_to_async(presence.socket_admit, thread_sensitive=False)(
+                    await presence.socket_admit_async(
                         user_id=self.user.pk, session_id=self.session_id, now_ms=_now_ms()
                     )
             await asyncio.sleep(max(0.0, timeout - (time.monotonic() - sent_at)))
@@ -224,22 +247,45 @@ class StreamConsumer(AsyncWebsocketConsumer):
                 f"Messages are at most {settings.STREAM_MAX_MESSAGE_BYTES} bytes.",
             )
             return
-        if not self.inbound_allowed():
+        content = self.inbound_content(text_data)
+        if content is None:
             return
+        if content.get("op") == "pong":
+            # Noted on arrival: a pong must not wait behind this socket's slower ops (a
+            # snapshot queued behind a reconnect wave's), or a healthy client times out.
+            self.pong_at = time.monotonic()
+        elif self.inbound.full():
+            self.close_soon(CloseCode.RATE_LIMITED, "rate_limited", "Too many requests waiting; closing.")
+        else:
+            self.inbound.put_nowait(content)
+
+    def inbound_content(self, text_data: str | None) -> dict[str, Any] | None:
+        """The frame as a JSON object, or None after answering (or closing) for a bad one."""
+        if not self.inbound_allowed():
+            return None
         if text_data is None:
             self.reply(protocol.error("invalid_message", "Messages are JSON text frames."))
-            return
+            return None
         try:
             if json_too_deep(text_data):  # the decoder would recurse once per level
                 raise ValueError("nested too deeply")
             content = json.loads(text_data)
         except ValueError:
-            self.reply(protocol.error("invalid_message", "Messages are JSON objects."))
-            return
+            content = None
         if not isinstance(content, dict):
             self.reply(protocol.error("invalid_message", "Messages are JSON objects."))
-            return
-        await self.handle(content)
+            return None
+        return content
+
+    async def op_loop(self) -> None:
+        """The socket's ops, one at a time in the order sent (auth before subscribe, ...)."""
+        while not self.closing:
+            content = await self.inbound.get()
+            try:
+                await self.handle(content)
+            except Exception:  # a failed op (the database away, a bug) must not deafen the socket
+                logger.exception("stream op %r failed on socket %s", content.get("op"), self.session_id)
+                self.reply(protocol.error("internal_error", "The request failed; try again."))
 
     def inbound_allowed(self) -> bool:
         """At most STREAM_MAX_MESSAGES_PER_SECOND per second: beyond, an error per message; at
@@ -290,7 +336,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             self.reply(protocol.error("already_authenticated", "This socket is signed in as another user."))
             return
         if self.user is None:
-            admitted = await sync_to_async(presence.socket_admit, thread_sensitive=False)(
+            admitted = await presence.socket_admit_async(
                 user_id=user.pk, session_id=self.session_id, now_ms=_now_ms()
             )
             if not admitted:

@@ -161,6 +161,9 @@ STREAM_MAX_SOCKETS_PER_USER = env.int("STREAM_MAX_SOCKETS_PER_USER", default=10)
 STREAM_MAX_MESSAGE_BYTES = env.int("STREAM_MAX_MESSAGE_BYTES", default=16_384)
 STREAM_OUTBOUND_QUEUE_MAX = env.int("STREAM_OUTBOUND_QUEUE_MAX", default=1_000)
 STREAM_OUTBOUND_BUFFER_MAX_BYTES = env.int("STREAM_OUTBOUND_BUFFER_MAX_BYTES", default=4 * 1024 * 1024)
+# The web process's garbage collector (see marqetfi/core/gc_tuning.py): the young-generation
+# threshold and the two multipliers of gc.set_threshold; empty keeps Python's (700, 10, 10).
+WEB_GC_THRESHOLDS = env.list("WEB_GC_THRESHOLDS", cast=int, default=[50_000, 10, 10])
 
 # --- Celery ---------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL
