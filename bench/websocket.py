@@ -353,7 +353,7 @@ def server_start(args: argparse.Namespace) -> Server:
                     cwd=BASE_DIR,
                     env=env,
                     pass_fds=(listener.fileno(),),
-                    stdout=subprocess.DEVNULL,
+                    stdout=None if args.server_log else subprocess.DEVNULL,
                     stderr=None if args.server_log else subprocess.DEVNULL,
                 )
             )
@@ -458,7 +458,7 @@ def main() -> int:
     parser.add_argument(
         "--connect-concurrency", type=int, default=100, help="handshakes in flight per client process"
     )
-    parser.add_argument("--server-log", action="store_true", help="show daphne's stderr")
+    parser.add_argument("--server-log", action="store_true", help="show daphne's output and log")
     parser.add_argument("--write", action="store_true", help="append the figures to BENCHMARKS.md")
     parser.add_argument(
         "--feed", nargs=4, metavar=("SYMBOLS", "MIDS", "RATE", "SECONDS"), help=argparse.SUPPRESS

@@ -34,7 +34,7 @@ from streams import presence, protocol, selectors
 from streams.auth import SocketAuthFailed, socket_authenticate
 from streams.protocol import CloseCode
 from streams.tasks import cancel_on_disconnect_schedule
-from streams.transport import pending_write_bytes
+from streams.transport import ServerSocket, text_frame
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +92,10 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.cod_timeout_ms = 0
         self.pong_at = time.monotonic()
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.server_socket = ServerSocket(self.base_send)
+        self.outbound_queue_max = settings.STREAM_OUTBOUND_QUEUE_MAX
+        self.outbound_buffer_max = settings.STREAM_OUTBOUND_BUFFER_MAX_BYTES
+        self.price_interval = 1.0 / max(settings.STREAM_PRICE_MAX_PER_SECOND, 0.001)
         await self.accept()
         await self.send(text_data=protocol.encode(self.hello()))
         self.writer = asyncio.ensure_future(self.write_loop())
@@ -173,14 +177,20 @@ class StreamConsumer(AsyncWebsocketConsumer):
     # --- outbound -----------------------------------------------------------------------
 
     def backlog_exceeded(self) -> bool:
-        return pending_write_bytes(self.base_send) > settings.STREAM_OUTBOUND_BUFFER_MAX_BYTES
+        return self.server_socket.pending_bytes() > self.outbound_buffer_max
 
-    def enqueue(self, message: str) -> None:
-        """Queue a message for the writer; a socket whose backlog is full is closed instead."""
+    def enqueue(self, message: str, frame: bytes | None = None) -> None:
+        """Send a message, or queue it for the writer; a socket whose backlog is full is closed.
+
+        ``frame`` is the message already framed, shared by every socket a tick goes to."""
         if self.closing:
             return
-        if self.outbound.qsize() >= settings.STREAM_OUTBOUND_QUEUE_MAX or self.backlog_exceeded():
+        if self.outbound.qsize() >= self.outbound_queue_max or self.backlog_exceeded():
             self.close_soon(CloseCode.SLOW_CONSUMER, "slow_consumer", SLOW_MESSAGE)
+            return
+        # Nothing queued means nothing of ours unsent ahead of this message (the writer's send
+        # never suspends under daphne); write_now checks the server's own buffers.
+        if self.outbound.empty() and self.server_socket.write_now(frame or text_frame(message.encode())):
             return
         self.outbound.put_nowait(message)
 
@@ -498,7 +508,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             self.price_pending.pop(channel, None)
             return
         now = asyncio.get_running_loop().time()
-        interval = 1.0 / max(settings.STREAM_PRICE_MAX_PER_SECOND, 0.001)
+        interval = self.price_interval
         last = self.price_sent_at.get(channel)
         if last is None or now - last >= interval:
             self.price_send(message, now)
@@ -517,13 +527,14 @@ class StreamConsumer(AsyncWebsocketConsumer):
 
     def price_send(self, message: StreamMessage, now: float) -> None:
         wire = message.memo.get("wire")
-        if wire is None:  # encoded once per tick for every socket of the process
+        if wire is None:  # encoded and framed once per tick for every socket of the process
             wire = message.memo["wire"] = protocol.encode(
                 protocol.price_message(message.channel, message.data)
             )
+            message.memo["frame"] = text_frame(wire.encode())
         self.price_sent_at[message.channel] = now
         self.price_sent_key[message.channel] = (message.data.get("bid"), message.data.get("ask"))
-        self.enqueue(wire)
+        self.enqueue(wire, message.memo["frame"])
 
     # --- user events: in order, no gap, no duplicate ------------------------------------
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 
 from django.conf import settings
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
+ASYNC_POOL_MAX_CONNECTIONS = 32
+ASYNC_POOL_WAIT_SECONDS = 10
 _clients: dict[asyncio.AbstractEventLoop, Redis] = {}
 
 
@@ -23,7 +25,14 @@ def async_redis() -> Redis:
     if client is None:
         for stale in [known for known in _clients if known.is_closed()]:
             del _clients[stale]
-        client = _clients[loop] = Redis.from_url(
-            settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
+        # A bounded pool that makes callers wait for a free connection: a wave of sockets
+        # (thousands of sign-ins at once after a deploy) must not open a connection each.
+        pool = BlockingConnectionPool.from_url(
+            settings.REDIS_URL,
+            max_connections=ASYNC_POOL_MAX_CONNECTIONS,
+            timeout=ASYNC_POOL_WAIT_SECONDS,
+            socket_timeout=2,
+            socket_connect_timeout=2,
         )
+        client = _clients[loop] = Redis(connection_pool=pool)
     return client
