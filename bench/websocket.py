@@ -486,7 +486,7 @@ def main() -> int:
     if args.write:
         with (BASE_DIR / "BENCHMARKS.md").open("a") as handle:
             handle.write(
-                f"## WebSocket streams — {started_at:%Y-%m-%d %H:%M} UTC\n\n" + report["text"] + "\n"
+                f"\n## WebSocket streams — {started_at:%Y-%m-%d %H:%M} UTC\n\n" + report["text"] + "\n"
             )
     return 0
 
