@@ -161,6 +161,11 @@ STREAM_MAX_SOCKETS_PER_USER = env.int("STREAM_MAX_SOCKETS_PER_USER", default=10)
 STREAM_MAX_MESSAGE_BYTES = env.int("STREAM_MAX_MESSAGE_BYTES", default=16_384)
 STREAM_OUTBOUND_QUEUE_MAX = env.int("STREAM_OUTBOUND_QUEUE_MAX", default=1_000)
 STREAM_OUTBOUND_BUFFER_MAX_BYTES = env.int("STREAM_OUTBOUND_BUFFER_MAX_BYTES", default=4 * 1024 * 1024)
+# Webhooks: https only outside DEBUG; loopback / private / link-local / metadata targets are
+# refused unless a host name or a network (CIDR) is listed here (webhooks/ssrf.py).
+WEBHOOK_REQUIRE_HTTPS = env.bool("WEBHOOK_REQUIRE_HTTPS", default=not DEBUG)
+WEBHOOK_ALLOWED_HOSTS = env.list("WEBHOOK_ALLOWED_HOSTS", default=[])
+WEBHOOK_ALLOWED_NETWORKS = env.list("WEBHOOK_ALLOWED_NETWORKS", default=[])
 # The web process's garbage collector (see marqetfi/core/gc_tuning.py): the young-generation
 # threshold and the two multipliers of gc.set_threshold; empty keeps Python's (700, 10, 10).
 WEB_GC_THRESHOLDS = env.list("WEB_GC_THRESHOLDS", cast=int, default=[50_000, 10, 10])
