@@ -135,7 +135,7 @@ def test_every_delivery_verifies_as_standard_webhooks_and_by_hand(
 def test_a_rotated_secret_still_verifies_during_its_overlap(retry_policy: Any, receiver: Receiver) -> None:
     user = UserFactory()
     old_secret = secret_new()
-    endpoint, new_secret = endpoint_for(
+    _, new_secret = endpoint_for(
         user,
         receiver.url,
         previous_secret_encrypted=encrypt(old_secret),
@@ -402,7 +402,7 @@ def test_deliveries_go_to_each_enabled_endpoint_that_takes_the_type_once(
 def test_a_test_event_goes_only_to_the_endpoint_it_was_sent_to(retry_policy: Any, receiver: Receiver) -> None:
     user = UserFactory()
     endpoint, secret = endpoint_for(user, receiver.url)
-    other, _ = endpoint_for(user, receiver.url)
+    endpoint_for(user, receiver.url)
 
     delivery = endpoint_test_send(endpoint)
     event_dispatch_to_webhooks(delivery.event)
