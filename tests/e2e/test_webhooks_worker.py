@@ -25,7 +25,8 @@ from marqetfi.core.crypto import encrypt
 from marqetfi.core.events import publish
 from tests.accounts.factories import UserFactory
 from tests.e2e.conftest import CeleryWorker, start_celery_worker
-from tests.webhooks.receiver import HANG, running_receiver
+from tests.webhooks.receiver import HANG, Received, running_receiver
+from tests.webhooks.test_signing import hand_signature
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 from webhooks.services.delivery import deliveries_due_sweep
 from webhooks.signing import secret_new
@@ -61,6 +62,17 @@ def endpoint_for(user: Any, url: str) -> tuple[WebhookEndpoint, str]:
     return WebhookEndpoint.objects.create(user=user, url=url, secret_encrypted=encrypt(secret)), secret
 
 
+def verified(request: Received, secret: str) -> dict[str, Any]:
+    """The body, once the official verifier and a hand-computed HMAC-SHA256 both accept it."""
+    headers = request.headers
+    body = request.body.decode()
+    expected = hand_signature(secret, headers["webhook-id"], headers["webhook-timestamp"], body)
+    assert expected in headers["webhook-signature"].split(" ")
+    assert headers["x-webhook-signature"] == headers["webhook-signature"]
+    payload: dict[str, Any] = Webhook(secret).verify(request.body, headers)
+    return payload
+
+
 def wait_for(done: Callable[[], bool], what: str, worker: CeleryWorker | None = None) -> None:
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
@@ -80,8 +92,9 @@ def test_a_published_event_is_posted_by_the_worker(celery_worker: CeleryWorker) 
         wait_for(lambda: len(receiver.received) == 1, "the delivery", celery_worker)
 
     (request,) = receiver.received
-    body = Webhook(secret).verify(request.body, request.headers)
-    assert (body["id"], body["seq"]) == (event.public_id, event.seq)
+    body = verified(request, secret)
+    assert (body["id"], body["seq"], body["type"]) == (event.public_id, event.seq, "order.filled")
+    assert request.headers["webhook-id"] == event.public_id
     wait_for(
         lambda: WebhookDelivery.objects.filter(event=event, status="succeeded").exists(),
         "the delivery recorded",
@@ -93,7 +106,7 @@ def test_no_event_is_lost_when_the_worker_is_killed_mid_delivery(
 ) -> None:
     user = UserFactory()
     with running_receiver([HANG], hang_seconds=30) as receiver:
-        endpoint, _ = endpoint_for(user, receiver.url)
+        endpoint, secret = endpoint_for(user, receiver.url)
         first_worker = start_celery_worker(own_queue_env, e2e_log_dir)
         try:
             events = [publish(user_id=user.pk, type="order.filled", data={"n": n}) for n in range(3)]
@@ -118,6 +131,8 @@ def test_no_event_is_lost_when_the_worker_is_killed_mid_delivery(
         finally:
             second_worker.process.stop()
 
+    for request in receiver.received:
+        assert verified(request, secret)["id"] == request.headers["webhook-id"]
     ids = receiver.webhook_ids()
     assert set(ids) == {event.public_id for event in events}
     first_seen = list(dict.fromkeys(ids))
