@@ -1,0 +1,16 @@
+from django.urls import path
+
+from webhooks import apis
+
+urlpatterns = [
+    path("webhooks/endpoints", apis.EndpointListCreateApi.as_view(), name="webhook-endpoints"),
+    path("webhooks/endpoints/<uuid:endpoint_id>", apis.EndpointDetailApi.as_view(), name="webhook-endpoint"),
+    path(
+        "webhooks/endpoints/<uuid:endpoint_id>/rotate-secret",
+        apis.EndpointSecretRotateApi.as_view(),
+        name="webhook-endpoint-rotate-secret",
+    ),
+    path("webhooks/deliveries", apis.DeliveryListApi.as_view(), name="webhook-deliveries"),
+    path("webhooks/deliveries/<uuid:delivery_id>", apis.DeliveryDetailApi.as_view(), name="webhook-delivery"),
+    path("webhooks/recoveries/<uuid:recovery_id>", apis.RecoveryDetailApi.as_view(), name="webhook-recovery"),
+]
