@@ -34,6 +34,11 @@ class WebhookEndpointDisabledByOperator(ConflictError):
     default_message = "An operator disabled this endpoint; only an operator can enable it again."
 
 
+class WebhookEndpointDisabled(ConflictError):
+    code = "webhook_endpoint_disabled"
+    default_message = "The webhook endpoint is disabled; enable it before sending to it."
+
+
 class WebhookEndpointNotFound(NotFoundError):
     code = "webhook_endpoint_not_found"
     default_message = "No such webhook endpoint."

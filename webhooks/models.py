@@ -71,6 +71,11 @@ class WebhookDelivery(TimeStampedModel):
     body = models.TextField(help_text="The exact bytes signed and sent.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0, help_text="Attempts of the current round.")
+    round_trigger = models.CharField(
+        max_length=16,
+        default="automatic",
+        help_text="What started the current round; its retries are automatic.",
+    )
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")

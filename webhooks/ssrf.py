@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.utils.module_loading import import_string
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
@@ -50,6 +51,12 @@ def system_resolver(host: str, port: int) -> list[str]:
     """Every address ``host`` resolves to (IPv4 and IPv6), in the resolver's order."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def configured_resolver() -> Resolver:
+    """The resolver named by ``WEBHOOK_DNS_RESOLVER`` (the system's by default)."""
+    resolver: Resolver = import_string(settings.WEBHOOK_DNS_RESOLVER)
+    return resolver
 
 
 def _address_forbidden(address: IPAddress) -> bool:
@@ -96,7 +103,7 @@ def url_check(url: str, *, resolver: Resolver | None = None) -> CheckedTarget:
         addresses = [ipaddress.ip_address(host)]
     except ValueError:
         try:
-            addresses = [ipaddress.ip_address(a) for a in (resolver or system_resolver)(host, port)]
+            addresses = [ipaddress.ip_address(a) for a in (resolver or configured_resolver())(host, port)]
         except (OSError, UnicodeError, ValueError) as exc:
             raise UrlRefused("unresolvable_host", f"The host {host!r} does not resolve.") from exc
     if not addresses:

@@ -170,6 +170,21 @@ WEBHOOK_ALLOWED_NETWORKS = env.list("WEBHOOK_ALLOWED_NETWORKS", default=[])
 # this long; and how many endpoints one user may register.
 WEBHOOK_SECRET_ROTATION_OVERLAP_SECONDS = env.int("WEBHOOK_SECRET_ROTATION_OVERLAP_SECONDS", default=86_400)
 WEBHOOK_MAX_ENDPOINTS_PER_USER = env.int("WEBHOOK_MAX_ENDPOINTS_PER_USER", default=20)
+# Who resolves webhook hosts before each attempt (dotted path to ``(host, port) -> [address]``).
+WEBHOOK_DNS_RESOLVER = env.str("WEBHOOK_DNS_RESOLVER", default="webhooks.ssrf.system_resolver")
+# An endpoint whose every attempt failed for this long (no success since) is disabled.
+WEBHOOK_DISABLE_AFTER_FAILING_SECONDS = env.int(
+    "WEBHOOK_DISABLE_AFTER_FAILING_SECONDS", default=3 * 24 * 3600
+)
+# Seconds per unit of the retry policy's delays (1: the policy's seconds; tests shrink it).
+WEBHOOK_RETRY_DELAY_SCALE = env.float("WEBHOOK_RETRY_DELAY_SCALE", default=1.0)
+# A claimed attempt holds its delivery for the policy's timeout plus this margin; past it, a
+# worker that died mid-attempt is taken to be gone and the due sweep schedules it again.
+WEBHOOK_ATTEMPT_LEASE_MARGIN_SECONDS = env.float("WEBHOOK_ATTEMPT_LEASE_MARGIN_SECONDS", default=30.0)
+# The due sweep reschedules pending deliveries overdue by more than this (their task was lost).
+WEBHOOK_SWEEP_GRACE_SECONDS = env.float("WEBHOOK_SWEEP_GRACE_SECONDS", default=30.0)
+# An ordered endpoint's delivery waiting behind an earlier one looks again after this long.
+WEBHOOK_ORDERED_RECHECK_SECONDS = env.float("WEBHOOK_ORDERED_RECHECK_SECONDS", default=5.0)
 # The web process's garbage collector (see marqetfi/core/gc_tuning.py): the young-generation
 # threshold and the two multipliers of gc.set_threshold; empty keeps Python's (700, 10, 10).
 WEB_GC_THRESHOLDS = env.list("WEB_GC_THRESHOLDS", cast=int, default=[50_000, 10, 10])
@@ -219,6 +234,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 15.0,
         "options": {"expires": 15.0},
     },
+    # Pending webhook deliveries whose task was lost (a worker killed mid-attempt, a lost message).
+    "webhook-deliveries-due": {
+        "task": "webhooks.tasks.webhook_deliveries_due",
+        "schedule": 15.0,
+        "options": {"expires": 15.0},
+    },
     "idempotent-requests-purge": {
         "task": "trading.tasks.idempotent_requests_purge",
         "schedule": 3600.0,
@@ -240,6 +261,7 @@ TRAILING_UPDATE_MIN_INTERVAL_MS = env.int("TRAILING_UPDATE_MIN_INTERVAL_MS", def
 # handed over again by the sweeper after a crash).
 EVENT_DISPATCHERS: list[str] = [
     "marqetfi.core.realtime.event_dispatch_to_user_stream",
+    "webhooks.dispatch.event_dispatch_to_webhooks",
 ]
 
 # What /api/v1/health lists under "providers" (breaker state and call figures, from Redis).

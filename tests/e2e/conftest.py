@@ -193,6 +193,9 @@ def e2e_env(django_db_setup: None) -> dict[str, str]:
         "STREAM_CHANNEL_PREFIX": settings.STREAM_CHANNEL_PREFIX,
         "PYTHONUNBUFFERED": "1",
         "DEBUG": "false",
+        # Webhook receivers of the tests listen on loopback, over plain http.
+        "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
+        "WEBHOOK_REQUIRE_HTTPS": "false",
     }
 
 
@@ -239,28 +242,38 @@ def own_daphne(e2e_env: dict[str, str], e2e_log_dir: Path) -> Iterator[DaphneSer
     server.process.stop()
 
 
-@pytest.fixture(scope="session")
-def celery_worker(e2e_env: dict[str, str], e2e_log_dir: Path) -> Iterator[CeleryWorker]:
-    """A real worker consuming the test queue, ready once it answers a control ping."""
+def start_celery_worker(env: dict[str, str], log_dir: Path, concurrency: int = 1) -> CeleryWorker:
+    """Start a real worker consuming the test queue; return once it answers a control ping."""
     from marqetfi.celery import app
 
-    queue = e2e_env["CELERY_QUEUE"]
+    queue = env["CELERY_QUEUE"]
     hostname = f"e2e-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
     command = [
         sys.executable, "-m", "celery", "-A", "marqetfi", "worker",
         "--loglevel", "INFO",
         "--queues", queue,
         "--hostname", hostname,
-        "--concurrency", "1",
+        "--concurrency", str(concurrency),
         "--without-gossip", "--without-mingle", "--without-heartbeat",
     ]  # fmt: skip
-    process = start_process("celery-worker", command, e2e_env, e2e_log_dir)
+    process = start_process("celery-worker", command, env, log_dir)
     try:
         wait_until(
             process,
             lambda: bool(app.control.ping(destination=[hostname], timeout=0.5)),
             "answering control pings",
         )
-        yield CeleryWorker(process, hostname, queue)
-    finally:
+    except BaseException:
         process.stop()
+        raise
+    return CeleryWorker(process, hostname, queue)
+
+
+@pytest.fixture(scope="session")
+def celery_worker(e2e_env: dict[str, str], e2e_log_dir: Path) -> Iterator[CeleryWorker]:
+    """A real worker consuming the test queue, ready once it answers a control ping."""
+    worker = start_celery_worker(e2e_env, e2e_log_dir)
+    try:
+        yield worker
+    finally:
+        worker.process.stop()
