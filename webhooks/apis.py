@@ -33,9 +33,11 @@ from webhooks.serializers import (
     EndpointInputSerializer,
     EndpointSerializer,
     EndpointUpdateSerializer,
+    RecoverInputSerializer,
     RecoverySerializer,
     SecretRotatedSerializer,
 )
+from webhooks.services.delivery import delivery_redeliver, endpoint_recover_request, endpoint_test_send
 from webhooks.services.endpoints import (
     endpoint_create,
     endpoint_delete,
@@ -141,6 +143,39 @@ class EndpointSecretRotateApi(APIView):
         )
 
 
+class EndpointTestApi(APIView):
+    @extend_schema(
+        tags=TAGS,
+        request=None,
+        responses={201: DeliverySerializer},
+        operation_id="webhooks_endpoints_test",
+        description="Publishes a webhook.test event and delivers it to this endpoint alone; the "
+        "answer is the new delivery, sent right after. 409 webhook_endpoint_disabled when disabled.",
+    )
+    def post(self, request: Request, endpoint_id: Any) -> Response:
+        endpoint = endpoint_get_for_user(user=_user(request), endpoint_id=endpoint_id)
+        delivery = endpoint_test_send(endpoint)
+        return Response(DeliverySerializer(delivery).data, status=status.HTTP_201_CREATED)
+
+
+class EndpointRecoverApi(APIView):
+    @extend_schema(
+        tags=TAGS,
+        request=RecoverInputSerializer,
+        responses={202: RecoverySerializer},
+        operation_id="webhooks_endpoints_recover",
+        description="Resends every failed delivery of this endpoint created since `since`, in a "
+        "background job; follow it at GET /webhooks/recoveries/{id}. 409 webhook_endpoint_disabled "
+        "when disabled.",
+    )
+    def post(self, request: Request, endpoint_id: Any) -> Response:
+        endpoint = endpoint_get_for_user(user=_user(request), endpoint_id=endpoint_id)
+        serializer = RecoverInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        recovery = endpoint_recover_request(endpoint, since=serializer.validated_data["since"])
+        return Response(RecoverySerializer(recovery).data, status=status.HTTP_202_ACCEPTED)
+
+
 class DeliveryListApi(ListAPIView):
     pagination_class = CursorPagination
     serializer_class = DeliverySerializer
@@ -176,6 +211,22 @@ class DeliveryDetailApi(APIView):
     def get(self, request: Request, delivery_id: Any) -> Response:
         delivery = delivery_get_for_user(user=_user(request), delivery_id=delivery_id)
         return Response(DeliveryDetailSerializer(delivery).data)
+
+
+class DeliveryRedeliverApi(APIView):
+    @extend_schema(
+        tags=TAGS,
+        request=None,
+        responses={202: DeliverySerializer},
+        operation_id="webhooks_deliveries_redeliver",
+        description="Sends the delivery again (same webhook-id and body) in a fresh round of "
+        "attempts; a delivery still pending is left as it is. 409 webhook_endpoint_disabled when "
+        "its endpoint is disabled.",
+    )
+    def post(self, request: Request, delivery_id: Any) -> Response:
+        delivery = delivery_get_for_user(user=_user(request), delivery_id=delivery_id)
+        delivery = delivery_redeliver(delivery)
+        return Response(DeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
 
 
 class RecoveryDetailApi(APIView):

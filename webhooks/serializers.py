@@ -3,8 +3,10 @@ output field here but ``secret`` of create and rotate."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from django.utils import timezone
 from rest_framework import serializers
 
 from webhooks.event_types import EVENT_TYPES
@@ -143,6 +145,11 @@ class DeliveryDetailSerializer(DeliverySerializer):
 
 class RecoverInputSerializer(serializers.Serializer):
     since = serializers.DateTimeField(help_text="ISO 8601: failed deliveries created since then are resent.")
+
+    def validate_since(self, value: datetime) -> datetime:
+        if value > timezone.now():
+            raise serializers.ValidationError("Must not be in the future.")
+        return value
 
 
 class RecoverySerializer(serializers.ModelSerializer):

@@ -20,7 +20,7 @@ from tests.webhooks.factories import (
     WebhookEndpointFactory,
     WebhookRecoveryFactory,
 )
-from webhooks.models import WebhookEndpoint
+from webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookRecovery
 
 pytestmark = pytest.mark.django_db
 
@@ -466,12 +466,116 @@ def test_a_recovery_can_be_read_back(client, owner):
     )
 
 
+# --- test, redeliver, recover (the delivery engine's services) -------------------------
+
+
+def test_a_test_send_creates_a_webhook_test_delivery_for_that_endpoint_alone(client, owner):
+    endpoint = WebhookEndpointFactory(user=owner)
+    other = WebhookEndpointFactory(user=owner)
+
+    response = client.post(f"/api/v1/webhooks/endpoints/{endpoint.pk}/test")
+
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert (body["endpoint"], body["event_type"], body["status"]) == (
+        str(endpoint.pk),
+        "webhook.test",
+        "pending",
+    )
+    assert WebhookDelivery.objects.filter(event_type="webhook.test").count() == 1
+    assert not WebhookDelivery.objects.filter(endpoint=other).exists()
+    assert client.get(f"/api/v1/webhooks/deliveries/{body['id']}").status_code == 200
+
+
+def test_a_test_send_to_a_disabled_endpoint_is_a_409(client, owner):
+    endpoint = WebhookEndpointFactory(user=owner, enabled=False, disabled_reason="user")
+
+    response = client.post(f"/api/v1/webhooks/endpoints/{endpoint.pk}/test")
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "webhook_endpoint_disabled"
+    assert not WebhookDelivery.objects.exists()
+
+
+def test_redeliver_starts_a_fresh_round_of_a_failed_delivery(client, owner):
+    delivery = WebhookDeliveryFactory(
+        endpoint=WebhookEndpointFactory(user=owner), status="failed", attempts=4, last_status_code=500
+    )
+
+    response = client.post(f"/api/v1/webhooks/deliveries/{delivery.pk}/redeliver")
+
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert (body["id"], body["status"], body["attempts"], body["webhook_id"]) == (
+        str(delivery.pk),
+        "pending",
+        0,
+        delivery.webhook_id,
+    )
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.round_trigger) == ("pending", "redeliver")
+
+
+def test_redeliver_on_a_disabled_endpoint_is_a_409_and_changes_nothing(client, owner):
+    endpoint = WebhookEndpointFactory(user=owner, enabled=False, disabled_reason="gone")
+    delivery = WebhookDeliveryFactory(endpoint=endpoint, status="failed", attempts=4)
+
+    response = client.post(f"/api/v1/webhooks/deliveries/{delivery.pk}/redeliver")
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "webhook_endpoint_disabled"
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("failed", 4)
+
+
+def test_recover_queues_a_recovery_the_owner_can_follow(client, owner):
+    endpoint = WebhookEndpointFactory(user=owner)
+    since = timezone.now() - timedelta(hours=6)
+
+    response = client.post(
+        f"/api/v1/webhooks/endpoints/{endpoint.pk}/recover", {"since": since.isoformat()}, format="json"
+    )
+
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert {"id", "since", "status", "deliveries_requeued"} <= set(body)
+    assert (body["status"], body["deliveries_requeued"], body["endpoint"]) == ("queued", 0, str(endpoint.pk))
+    recovery = WebhookRecovery.objects.get(pk=body["id"])
+    assert (recovery.user, recovery.since) == (owner, since)
+    assert client.get(f"/api/v1/webhooks/recoveries/{body['id']}").json()["id"] == body["id"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"since": "last tuesday"}, {"since": "2999-01-01T00:00:00Z"}],
+)
+def test_recover_needs_a_past_since(client, owner, body):
+    endpoint = WebhookEndpointFactory(user=owner)
+
+    response = client.post(f"/api/v1/webhooks/endpoints/{endpoint.pk}/recover", body, format="json")
+
+    assert response.status_code == 400
+    assert "since" in response.json()["error"]["details"]
+    assert not WebhookRecovery.objects.exists()
+
+
+def test_recover_on_a_disabled_endpoint_is_a_409(client, owner):
+    endpoint = WebhookEndpointFactory(user=owner, enabled=False, disabled_reason="failing")
+
+    response = client.post(
+        f"/api/v1/webhooks/endpoints/{endpoint.pk}/recover", {"since": "2026-01-01T00:00:00Z"}, format="json"
+    )
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "webhook_endpoint_disabled"
+
+
 # --- ownership ------------------------------------------------------------------------
 
 
 def test_no_path_or_method_reaches_another_users_webhooks(client):
     theirs = WebhookEndpointFactory(url="https://93.184.216.34/theirs")
-    delivery = WebhookDeliveryFactory(endpoint=theirs)
+    delivery = WebhookDeliveryFactory(endpoint=theirs, status="failed")
     recovery = WebhookRecoveryFactory(endpoint=theirs)
     before = (theirs.url, theirs.enabled, theirs.secret_encrypted)
     requests = [
@@ -479,7 +583,10 @@ def test_no_path_or_method_reaches_another_users_webhooks(client):
         ("patch", f"/api/v1/webhooks/endpoints/{theirs.pk}", {"enabled": False}),
         ("delete", f"/api/v1/webhooks/endpoints/{theirs.pk}", None),
         ("post", f"/api/v1/webhooks/endpoints/{theirs.pk}/rotate-secret", None),
+        ("post", f"/api/v1/webhooks/endpoints/{theirs.pk}/test", None),
+        ("post", f"/api/v1/webhooks/endpoints/{theirs.pk}/recover", {"since": "2026-01-01T00:00:00Z"}),
         ("get", f"/api/v1/webhooks/deliveries/{delivery.pk}", None),
+        ("post", f"/api/v1/webhooks/deliveries/{delivery.pk}/redeliver", None),
         ("get", f"/api/v1/webhooks/recoveries/{recovery.pk}", None),
     ]
 
@@ -489,7 +596,11 @@ def test_no_path_or_method_reaches_another_users_webhooks(client):
         assert response.json()["error"]["code"].endswith("not_found"), (method, path)
 
     theirs.refresh_from_db()
+    delivery.refresh_from_db()
     assert (theirs.url, theirs.enabled, theirs.secret_encrypted) == before
+    assert (delivery.status, delivery.round_trigger) == ("failed", "automatic")
+    assert WebhookRecovery.objects.filter(endpoint=theirs).count() == 1
+    assert not WebhookDelivery.objects.filter(endpoint=theirs, event_type="webhook.test").exists()
     assert ids(client.get("/api/v1/webhooks/deliveries")) == []
     assert client.get("/api/v1/webhooks/endpoints").json()["results"] == []
 
@@ -512,7 +623,10 @@ def test_the_schema_documents_the_webhooks_api(api_client):
 
     assert {"get", "post"} <= set(paths["/api/v1/webhooks/endpoints"])
     assert {"get", "patch", "delete"} <= set(paths["/api/v1/webhooks/endpoints/{endpoint_id}"])
-    assert "post" in paths["/api/v1/webhooks/endpoints/{endpoint_id}/rotate-secret"]
+    for action in ("rotate-secret", "test", "recover"):
+        assert "post" in paths[f"/api/v1/webhooks/endpoints/{{endpoint_id}}/{action}"]
+    assert "post" in paths["/api/v1/webhooks/deliveries/{delivery_id}/redeliver"]
+    assert "get" in paths["/api/v1/webhooks/recoveries/{recovery_id}"]
     params = {p["name"] for p in paths["/api/v1/webhooks/deliveries"]["get"]["parameters"]}
     assert {
         "endpoint",
