@@ -88,8 +88,14 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # an endpoint is its owner's: created through the API, with its secret
 
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False  # the page is read-only; operators act through the audited actions
+
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False  # operators disable; deleting is the owner's
+
+    def has_operate_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("webhooks.change_webhookendpoint"))
 
     @admin.display(description="user", ordering="user__email")
     def user_email(self, obj: WebhookEndpoint) -> str:
@@ -105,21 +111,21 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     def avg_latency_7d(self, obj: Any) -> str:
         return "-" if obj.recent_avg_latency_ms is None else f"{obj.recent_avg_latency_ms:.0f} ms"
 
-    @admin.action(description="Disable the selected endpoints (reason: operator)", permissions=["change"])
+    @admin.action(description="Disable the selected endpoints (reason: operator)", permissions=["operate"])
     def disable_endpoints(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
         changed = endpoints_operator_set_enabled(
             endpoint_ids=queryset.values_list("pk", flat=True), enabled=False, actor=request.user
         )
         self.message_user(request, f"{changed} endpoint(s) disabled.", messages.SUCCESS)
 
-    @admin.action(description="Enable the selected endpoints", permissions=["change"])
+    @admin.action(description="Enable the selected endpoints", permissions=["operate"])
     def enable_endpoints(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
         changed = endpoints_operator_set_enabled(
             endpoint_ids=queryset.values_list("pk", flat=True), enabled=True, actor=request.user
         )
         self.message_user(request, f"{changed} endpoint(s) enabled.", messages.SUCCESS)
 
-    @admin.action(description="Recover failed deliveries of the last 24 h", permissions=["change"])
+    @admin.action(description="Recover failed deliveries of the last 24 h", permissions=["operate"])
     def recover_last_24h(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
         outcome = endpoints_operator_recover(
             endpoint_ids=queryset.values_list("pk", flat=True), actor=request.user

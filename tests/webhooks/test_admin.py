@@ -183,3 +183,27 @@ def test_staff_without_webhook_permissions_see_no_webhook_pages(client, django_u
     response = client.get(reverse("admin:webhooks_webhookendpoint_changelist"))
 
     assert response.status_code == 403
+
+
+def test_staff_who_may_only_view_see_the_pages_but_no_actions(client, django_user_model, endpoint):
+    from django.contrib.auth.models import Permission
+
+    viewer = django_user_model.objects.create_user(email="viewer@marqetfi.local", password="x", is_staff=True)
+    viewer.user_permissions.add(
+        Permission.objects.get(codename="view_webhookendpoint"),
+        Permission.objects.get(codename="view_webhookdelivery"),
+    )
+    client.force_login(viewer)
+
+    endpoints = client.get(reverse("admin:webhooks_webhookendpoint_changelist"))
+    deliveries = client.get(reverse("admin:webhooks_webhookdelivery_changelist"))
+    act(client, "webhookendpoint", "disable_endpoints", [endpoint])
+    act(client, "webhookdelivery", "redeliver", list(endpoint.deliveries.filter(status="failed")))
+
+    assert endpoints.status_code == deliveries.status_code == 200
+    assert "disable_endpoints" not in endpoints.content.decode()
+    assert "redeliver" not in deliveries.content.decode()
+    endpoint.refresh_from_db()
+    assert endpoint.enabled
+    assert endpoint.deliveries.filter(status="pending").count() == 0
+    assert not AuditEntry.objects.exists()

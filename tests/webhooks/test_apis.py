@@ -174,6 +174,37 @@ def test_create_disabled_records_the_owner_as_the_reason(client):
     assert (body["enabled"], body["disabled_reason"]) == (False, "user")
 
 
+@override_settings(WEBHOOK_REQUIRE_HTTPS=False)
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        "https://93.184.216.34/",
+        {"url": None},
+        {"url": 12},
+        {"url": "https://93.184.216.34/" + "a" * 3000},
+        {"url": "https://93.184.216.34/\x00"},
+        {"url": "ftp://93.184.216.34/"},
+        {"url": "https://exa mple.com/"},
+        {"url": "https://xn--80ak6aa92e.invalid/"},
+        {"url": "https://93.184.216.34:99999/"},
+        {"url": PUBLIC_URL, "event_types": "order.filled"},
+        {"url": PUBLIC_URL, "event_types": [None]},
+        {"url": PUBLIC_URL, "event_types": [{"a": 1}]},
+        {"url": PUBLIC_URL, "description": "a\x00b"},
+        {"url": PUBLIC_URL, "description": "x" * 300},
+        {"url": PUBLIC_URL, "enabled": "maybe"},
+        {"url": PUBLIC_URL, "ordered": []},
+    ],
+)
+def test_malformed_create_bodies_answer_400_and_create_nothing(client, body):
+    response = client.post("/api/v1/webhooks/endpoints", body, format="json")
+
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["code"]
+    assert not WebhookEndpoint.objects.exists()
+
+
 # --- list, update, delete -------------------------------------------------------------
 
 
