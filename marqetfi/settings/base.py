@@ -166,6 +166,10 @@ STREAM_OUTBOUND_BUFFER_MAX_BYTES = env.int("STREAM_OUTBOUND_BUFFER_MAX_BYTES", d
 WEBHOOK_REQUIRE_HTTPS = env.bool("WEBHOOK_REQUIRE_HTTPS", default=not DEBUG)
 WEBHOOK_ALLOWED_HOSTS = env.list("WEBHOOK_ALLOWED_HOSTS", default=[])
 WEBHOOK_ALLOWED_NETWORKS = env.list("WEBHOOK_ALLOWED_NETWORKS", default=[])
+# After a secret rotation the previous secret keeps signing deliveries (alongside the new one)
+# this long; and how many endpoints one user may register.
+WEBHOOK_SECRET_ROTATION_OVERLAP_SECONDS = env.int("WEBHOOK_SECRET_ROTATION_OVERLAP_SECONDS", default=86_400)
+WEBHOOK_MAX_ENDPOINTS_PER_USER = env.int("WEBHOOK_MAX_ENDPOINTS_PER_USER", default=20)
 # Who resolves webhook hosts before each attempt (dotted path to ``(host, port) -> [address]``).
 WEBHOOK_DNS_RESOLVER = env.str("WEBHOOK_DNS_RESOLVER", default="webhooks.ssrf.system_resolver")
 # An endpoint whose every attempt failed for this long (no success since) is disabled.
@@ -553,6 +557,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "WebhookDeliveryStatusEnum": "webhooks.models.WebhookDelivery.Status",
+        "WebhookRecoveryStatusEnum": "webhooks.models.WebhookRecovery.Status",
+        "WebhookDisabledReasonEnum": "webhooks.models.WebhookEndpoint.DisabledReason",
+        "WebhookAttemptTriggerEnum": "webhooks.models.WebhookAttempt.Trigger",
+    },
 }
 
 # --- HTTP, CORS, static ---------------------------------------------------------------
