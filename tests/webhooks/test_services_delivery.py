@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from django.utils import timezone
-from standardwebhooks import Webhook
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from marqetfi.core.app_settings.cache import app_settings_cache
 from marqetfi.core.app_settings.services import app_setting_set
@@ -34,6 +34,7 @@ from webhooks.services.delivery import (
     endpoint_test_send,
     recovery_run,
 )
+from webhooks.services.endpoints import endpoint_secret_rotate
 from webhooks.signing import secret_new
 from webhooks.ssrf import url_check
 
@@ -147,6 +148,30 @@ def test_a_rotated_secret_still_verifies_during_its_overlap(retry_policy: Any, r
     assert len(request.headers["webhook-signature"].split(" ")) == 2
     Webhook(new_secret).verify(request.body, request.headers)
     Webhook(old_secret).verify(request.body, request.headers)
+
+
+def test_after_a_rotation_either_secret_verifies_until_the_overlap_ends_then_only_the_new_one(
+    retry_policy: Any, receiver: Receiver, settings: Any
+) -> None:
+    user = UserFactory()
+    endpoint, old_secret = endpoint_for(user, receiver.url)
+    settings.WEBHOOK_SECRET_ROTATION_OVERLAP_SECONDS = 3600
+    new_secret = endpoint_secret_rotate(endpoint)
+    assert new_secret != old_secret
+    drive(only(deliveries_create_for_event(event_for(user))))
+    during = receiver.received[-1]
+    Webhook(new_secret).verify(during.body, during.headers)
+    Webhook(old_secret).verify(during.body, during.headers)
+
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
+        previous_secret_expires_at=timezone.now() - timedelta(seconds=1)  # the overlap is over
+    )
+    drive(only(deliveries_create_for_event(event_for(user))))
+    after = receiver.received[-1]
+    assert len(after.headers["webhook-signature"].split(" ")) == 1
+    Webhook(new_secret).verify(after.body, after.headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(old_secret).verify(after.body, after.headers)
 
 
 def test_500_500_200_makes_exactly_three_attempts_at_growing_intervals(retry_policy: Any) -> None:
