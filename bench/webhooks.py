@@ -222,7 +222,8 @@ def main() -> int:  # noqa: PLR0912 - one linear script: setup, load, report
 
     queue = env["CELERY_QUEUE"]
     with app.connection_for_write() as connection:
-        purged = connection.default_channel.queue_purge(queue) or 0
+        channel: Any = connection.default_channel
+        purged = channel.queue_purge(queue) or 0
     if purged:
         print(f"purged {purged} stale tasks from {queue}")
 
@@ -270,7 +271,7 @@ def main() -> int:  # noqa: PLR0912 - one linear script: setup, load, report
         while answered != set(hostnames):
             if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
                 raise SystemExit(f"workers did not start; see {log_dir}")
-            for reply in app.control.ping(destination=hostnames, timeout=1.0):
+            for reply in app.control.ping(destination=hostnames, timeout=1.0) or []:
                 answered.update(reply)
         print(f"{args.workers} workers up; publishing {args.events} events to {args.endpoints} endpoint(s)")
 
