@@ -6,12 +6,14 @@ import base64
 import hashlib
 import hmac
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.db import connection, transaction
 from django.utils import timezone
 from standardwebhooks import Webhook, WebhookVerificationError
 
@@ -472,3 +474,41 @@ def test_the_due_sweep_reschedules_only_overdue_pending_deliveries(
         seconds=5
     )
     assert done.status == Status.SUCCEEDED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_attempt_is_not_skipped_while_another_attempt_holds_its_endpoint(
+    retry_policy: Any, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers delivering to one endpoint: the claim locks the delivery's row only, so the
+    endpoint row another attempt holds while recording its outcome does not make it skip."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks need PostgreSQL")
+    monkeypatch.setattr("webhooks.services.delivery._schedule_attempt", lambda *a, **k: None)
+    user = UserFactory()
+    endpoint, _ = endpoint_for(user, receiver.url, ordered=False)
+    event = Event.objects.create(user=user, seq=1, type="order.filled", data={"order_id": "o-1"})
+    delivery = only(deliveries_create_for_event(event))
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_endpoint() -> None:
+        try:
+            with transaction.atomic():
+                WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+                locked.set()
+                release.wait(1.0)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_endpoint)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        delivery_attempt(delivery.pk)  # claims at once; records once the holder lets go
+    finally:
+        release.set()
+        holder.join()
+
+    delivery.refresh_from_db()
+    assert delivery.status == Status.SUCCEEDED
+    assert len(receiver.received) == 1
