@@ -2,7 +2,7 @@ import os
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import before_task_publish, task_postrun, task_prerun
+from celery.signals import before_task_publish, task_postrun, task_prerun, worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marqetfi.settings.base")
 
@@ -35,3 +35,34 @@ def _clear_task_log_context(**kwargs: Any) -> None:
 
     request_id_var.set(None)
     bind_user(None)
+
+
+_worker_reuses_connections = False
+
+
+@worker_init.connect
+def _worker_connection_reuse(**kwargs: Any) -> None:
+    """In a worker (before the pool forks), database connections live WORKER_CONN_MAX_AGE
+    seconds instead of the web's CONN_MAX_AGE; see the settings."""
+    global _worker_reuses_connections  # noqa: PLW0603 - set once per worker process
+    from django.conf import settings
+    from django.db import connections
+
+    max_age = settings.WORKER_CONN_MAX_AGE
+    if max_age <= 0:
+        return
+    for alias in settings.DATABASES:
+        settings.DATABASES[alias]["CONN_MAX_AGE"] = max_age
+        connections[alias].settings_dict["CONN_MAX_AGE"] = max_age
+    _worker_reuses_connections = True
+
+
+@task_postrun.connect
+def _close_obsolete_connections(task: Task | None = None, **kwargs: Any) -> None:
+    """After a task, what Django does after a request: close connections past their age or
+    left unusable by an error, keep the others for the next task."""
+    if not _worker_reuses_connections or (task is not None and getattr(task.request, "is_eager", False)):
+        return
+    from django.db import close_old_connections
+
+    close_old_connections()

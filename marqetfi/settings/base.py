@@ -203,6 +203,14 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Worker processes keep their database connection between tasks (opening one costs about
+# as much as a webhook attempt's queries). marqetfi/celery.py applies this CONN_MAX_AGE in
+# worker processes only (ASGI keeps CONN_MAX_AGE above) and, after each task, closes the
+# connections that are obsolete or broken, as Django does after a request. Celery's own
+# Django fixup would otherwise close them after every task; with reuse it still closes
+# them every CELERY_DB_REUSE_MAX tasks. 0 restores a connection per task.
+WORKER_CONN_MAX_AGE = env.int("WORKER_CONN_MAX_AGE", default=60)
+CELERY_DB_REUSE_MAX = 1000 if WORKER_CONN_MAX_AGE > 0 else None
 HEALTH_WORKER_PING_TIMEOUT = env.float("HEALTH_WORKER_PING_TIMEOUT", default=1.0)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 EVENT_REDISPATCH_AFTER_SECONDS = env.int("EVENT_REDISPATCH_AFTER_SECONDS", default=30)

@@ -135,6 +135,43 @@ def test_every_delivery_verifies_as_standard_webhooks_and_by_hand(
     assert endpoint.failing_since is None
 
 
+def test_a_second_hand_over_creates_only_the_missing_deliveries(receiver: Receiver) -> None:
+    user = UserFactory()
+    first, _ = endpoint_for(user, receiver.url)
+    event = event_for(user)
+    (delivery,) = deliveries_create_for_event(event)
+    assert deliveries_create_for_event(event) == []
+    second, _ = endpoint_for(user, receiver.url)
+    (added,) = deliveries_create_for_event(event)
+    assert (delivery.endpoint_id, added.endpoint_id) == (first.pk, second.pk)
+    assert added.body == delivery.body and added.webhook_id == event.public_id
+    assert WebhookDelivery.objects.filter(event=event).count() == 2
+
+
+def test_a_success_touches_the_endpoint_only_when_it_was_failing_or_its_last_success_is_old(
+    retry_policy: Any, receiver: Receiver
+) -> None:
+    user = UserFactory()
+    recent = timezone.now() - timedelta(seconds=5)
+    endpoint, _ = endpoint_for(user, receiver.url, last_success_at=recent)
+    updated_at = WebhookEndpoint.objects.get(pk=endpoint.pk).updated_at
+    assert drive(only(deliveries_create_for_event(event_for(user)))).status == Status.SUCCEEDED
+    endpoint.refresh_from_db()
+    assert (endpoint.last_success_at, endpoint.updated_at) == (recent, updated_at)
+
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failing_since=timezone.now())
+    assert drive(only(deliveries_create_for_event(event_for(user)))).status == Status.SUCCEEDED
+    endpoint.refresh_from_db()
+    assert endpoint.failing_since is None
+    assert endpoint.last_success_at is not None and endpoint.last_success_at > recent
+
+    old = timezone.now() - timedelta(minutes=2)
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(last_success_at=old)
+    assert drive(only(deliveries_create_for_event(event_for(user)))).status == Status.SUCCEEDED
+    endpoint.refresh_from_db()
+    assert endpoint.last_success_at is not None and endpoint.last_success_at > old
+
+
 def test_a_rotated_secret_still_verifies_during_its_overlap(retry_policy: Any, receiver: Receiver) -> None:
     user = UserFactory()
     old_secret = secret_new()

@@ -31,8 +31,8 @@ import httpx
 from celery import current_app
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
-from django.db.models import Max
+from django.db import IntegrityError, transaction
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from marqetfi.core.app_settings.cache import app_setting
@@ -53,6 +53,8 @@ ATTEMPT_TASK = "webhooks.tasks.webhook_delivery_attempt"
 RECOVERY_TASK = "webhooks.tasks.webhook_recovery_run"
 RESPONSE_BODY_KEPT = 1024
 RESPONSE_BYTES_READ = 4096
+# A success updates its endpoint's last_success_at only when it is older than this.
+ENDPOINT_SUCCESS_REFRESH = timedelta(seconds=60)
 NO_OUTCOME = "no_outcome: the attempt's worker stopped before the answer was recorded"
 
 Pending = WebhookDelivery.Status.PENDING
@@ -85,45 +87,84 @@ def _event_body(event: Event) -> str:
     return json.dumps(event_payload(event), separators=(",", ":"), cls=DjangoJSONEncoder)
 
 
-@transaction.atomic
 def deliveries_create_for_event(
     event: Event, *, endpoints: Iterable[WebhookEndpoint] | None = None
 ) -> list[WebhookDelivery]:
     """One delivery of ``event`` per enabled endpoint of its user that takes its type (or to
-    exactly ``endpoints``); returns those created now: a second call creates nothing."""
-    if endpoints is None:
-        if event.type == TEST_EVENT_TYPE:
-            return []
-        targets = [
-            endpoint
-            for endpoint in WebhookEndpoint.objects.filter(user_id=event.user_id, enabled=True)
-            if endpoint.accepts(event.type)
-        ]
-    else:
-        targets = list(endpoints)
+    exactly ``endpoints``); returns those created now: a second call creates nothing.
+
+    The deliveries go in with one INSERT, their tasks are sent after commit. When some
+    already exist (the event handed over again, or two hand-overs at once) the unique
+    constraint refuses that INSERT and the deliveries are made one at a time instead."""
+    if endpoints is None and event.type == TEST_EVENT_TYPE:
+        return []
+    try:
+        with transaction.atomic():
+            targets = _delivery_targets(event, endpoints)
+            if not targets:
+                return []
+            body = _event_body(event)
+            now = timezone.now()
+            created = WebhookDelivery.objects.bulk_create(
+                [_delivery_new(event, endpoint, body, now) for endpoint in targets]
+            )
+            for delivery in created:
+                _schedule_attempt(delivery.pk)
+            return created
+    except IntegrityError:
+        return _deliveries_create_missing(event, endpoints)
+
+
+def _delivery_targets(event: Event, endpoints: Iterable[WebhookEndpoint] | None) -> list[WebhookEndpoint]:
+    if endpoints is not None:
+        return list(endpoints)
+    return [
+        endpoint
+        for endpoint in WebhookEndpoint.objects.filter(user_id=event.user_id, enabled=True)
+        if endpoint.accepts(event.type)
+    ]
+
+
+def _delivery_new(event: Event, endpoint: WebhookEndpoint, body: str, now: datetime) -> WebhookDelivery:
+    return WebhookDelivery(
+        endpoint=endpoint,
+        event=event,
+        user_id=event.user_id,
+        event_type=event.type,
+        event_seq=event.seq,
+        webhook_id=event.public_id,
+        body=body,
+        status=Pending,
+        next_attempt_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+@transaction.atomic
+def _deliveries_create_missing(
+    event: Event, endpoints: Iterable[WebhookEndpoint] | None
+) -> list[WebhookDelivery]:
+    targets = _delivery_targets(event, endpoints)
     if not targets:
         return []
     body = _event_body(event)
     now = timezone.now()
     created = []
     for endpoint in targets:
+        new = _delivery_new(event, endpoint, body, now)
         delivery, was_created = WebhookDelivery.objects.get_or_create(
             endpoint=endpoint,
             event=event,
-            defaults={
-                "user_id": event.user_id,
-                "event_type": event.type,
-                "event_seq": event.seq,
-                "webhook_id": event.public_id,
-                "body": body,
-                "status": Pending,
-                "next_attempt_at": now,
-            },
+            defaults={field: getattr(new, field) for field in _DELIVERY_DEFAULTS},
         )
         if was_created:
             created.append(delivery)
             _schedule_attempt(delivery.pk)
     return created
+
+
+_DELIVERY_DEFAULTS = ("user_id", "event_type", "event_seq", "webhook_id", "body", "status", "next_attempt_at")
 
 
 # --- one attempt ----------------------------------------------------------------------------
@@ -138,6 +179,8 @@ class _Claim:
     webhook_id: str
     body: str
     secrets: list[str]
+    endpoint_id: Any
+    ordered: bool
 
 
 @dataclass(frozen=True)
@@ -199,7 +242,11 @@ def _claim(delivery_id: Any, policy: WebhookRetryPolicy) -> _Claim | None:
             delivery.save(update_fields=["next_attempt_at", "updated_at"])
             _schedule_attempt(delivery.pk, countdown=(delivery.next_attempt_at - now).total_seconds())
             return None
-        previous = delivery.attempt_log.aggregate(last=Max("number"))["last"] or 0
+        if delivery.round_trigger == WebhookAttempt.Trigger.AUTOMATIC:
+            # Never redelivered: every attempt so far was claimed here, one log row each.
+            previous = delivery.attempts
+        else:
+            previous = delivery.attempt_log.aggregate(last=Max("number"))["last"] or 0
         trigger = delivery.round_trigger if delivery.attempts == 0 else WebhookAttempt.Trigger.AUTOMATIC
         attempt = WebhookAttempt.objects.create(
             delivery=delivery, number=previous + 1, trigger=trigger, started_at=now, error=NO_OUTCOME
@@ -217,6 +264,8 @@ def _claim(delivery_id: Any, policy: WebhookRetryPolicy) -> _Claim | None:
             webhook_id=delivery.webhook_id,
             body=delivery.body,
             secrets=_secrets_in_use(endpoint, now),
+            endpoint_id=endpoint.pk,
+            ordered=endpoint.ordered,
         )
 
 
@@ -282,12 +331,12 @@ def _post(claim: _Claim, policy: WebhookRetryPolicy) -> _Answer:
         return _Answer(None, "", f"connection_error: {exc}"[:1000], elapsed_ms())
 
 
-def _wake_next_in_line(endpoint: WebhookEndpoint, now: datetime) -> None:
+def _wake_next_in_line(endpoint_id: Any, *, ordered: bool, now: datetime) -> None:
     """An ordered endpoint's delivery reached a final state: the next one may go now."""
-    if not endpoint.ordered:
+    if not ordered:
         return
     following = (
-        WebhookDelivery.objects.filter(endpoint_id=endpoint.pk, status=Pending).order_by("event_seq").first()
+        WebhookDelivery.objects.filter(endpoint_id=endpoint_id, status=Pending).order_by("event_seq").first()
     )
     if following is not None and (following.next_attempt_at is None or following.next_attempt_at > now):
         WebhookDelivery.objects.filter(pk=following.pk, status=Pending).update(next_attempt_at=now)
@@ -307,17 +356,52 @@ def _endpoint_disable(endpoint: WebhookEndpoint, *, reason: str, now: datetime) 
     logger.info("Webhook endpoint %s disabled (%s)", endpoint.pk, reason)
 
 
+def _record_success(claim: _Claim, answer: _Answer, now: datetime) -> None:
+    """A success in three updates, no row read back: the delivery only if this attempt still
+    owns it (same round and attempt, still pending; its lease may have run out and another
+    attempt taken over), the endpoint only when a change matters (``failing_since`` set, or
+    ``last_success_at`` older than ENDPOINT_SUCCESS_REFRESH), so successes to one endpoint
+    do not queue on its row."""
+    with transaction.atomic():
+        owned = WebhookDelivery.objects.filter(
+            pk=claim.delivery_id, status=Pending, attempts=claim.round_attempts
+        ).update(
+            status=Succeeded,
+            next_attempt_at=None,
+            delivered_at=now,
+            last_status_code=answer.status_code,
+            last_error=answer.error,
+            updated_at=now,
+        )
+        _attempt_outcome(claim, answer, succeeded=True)
+        if not owned:
+            return
+        WebhookEndpoint.objects.filter(pk=claim.endpoint_id).filter(
+            Q(failing_since__isnull=False)
+            | Q(last_success_at__isnull=True)
+            | Q(last_success_at__lt=now - ENDPOINT_SUCCESS_REFRESH)
+        ).update(last_success_at=now, failing_since=None, updated_at=now)
+        _wake_next_in_line(claim.endpoint_id, ordered=claim.ordered, now=now)
+
+
+def _attempt_outcome(claim: _Claim, answer: _Answer, *, succeeded: bool) -> None:
+    WebhookAttempt.objects.filter(pk=claim.attempt_id).update(
+        latency_ms=answer.latency_ms,
+        status_code=answer.status_code,
+        response_body=answer.body,
+        error=answer.error,
+        succeeded=succeeded,
+    )
+
+
 def _record(claim: _Claim, answer: _Answer, policy: WebhookRetryPolicy) -> None:
     now = timezone.now()
     succeeded = answer.status_code is not None and 200 <= answer.status_code < 300
+    if succeeded:
+        _record_success(claim, answer, now)
+        return
     with transaction.atomic():
-        WebhookAttempt.objects.filter(pk=claim.attempt_id).update(
-            latency_ms=answer.latency_ms,
-            status_code=answer.status_code,
-            response_body=answer.body,
-            error=answer.error,
-            succeeded=succeeded,
-        )
+        _attempt_outcome(claim, answer, succeeded=False)
         delivery = WebhookDelivery.objects.select_for_update().filter(pk=claim.delivery_id).first()
         if delivery is None or delivery.status != Pending or delivery.attempts != claim.round_attempts:
             return  # this attempt's lease ran out and another attempt owns the delivery now
@@ -325,16 +409,6 @@ def _record(claim: _Claim, answer: _Answer, policy: WebhookRetryPolicy) -> None:
         delivery.last_status_code = answer.status_code
         delivery.last_error = answer.error
         fields = ["status", "next_attempt_at", "last_status_code", "last_error", "updated_at"]
-        if succeeded:
-            delivery.status = Succeeded
-            delivery.next_attempt_at = None
-            delivery.delivered_at = now
-            delivery.save(update_fields=[*fields, "delivered_at"])
-            endpoint.last_success_at = now
-            endpoint.failing_since = None
-            endpoint.save(update_fields=["last_success_at", "failing_since", "updated_at"])
-            _wake_next_in_line(endpoint, now)
-            return
         if endpoint.failing_since is None:
             endpoint.failing_since = now
             endpoint.save(update_fields=["failing_since", "updated_at"])
@@ -354,7 +428,7 @@ def _record(claim: _Claim, answer: _Answer, policy: WebhookRetryPolicy) -> None:
         delivery.status = Failed
         delivery.next_attempt_at = None
         delivery.save(update_fields=fields)
-        _wake_next_in_line(endpoint, now)
+        _wake_next_in_line(endpoint.pk, ordered=endpoint.ordered, now=now)
 
 
 def delivery_attempt(delivery_id: Any) -> None:
