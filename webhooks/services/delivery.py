@@ -31,7 +31,7 @@ import httpx
 from celery import current_app
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
@@ -93,26 +93,23 @@ def deliveries_create_for_event(
     """One delivery of ``event`` per enabled endpoint of its user that takes its type (or to
     exactly ``endpoints``); returns those created now: a second call creates nothing.
 
-    The deliveries go in with one INSERT, their tasks are sent after commit. When some
-    already exist (the event handed over again, or two hand-overs at once) the unique
-    constraint refuses that INSERT and the deliveries are made one at a time instead."""
+    The deliveries go in with one INSERT that skips those already there (the event handed
+    over again, or two hand-overs at once: the unique constraint decides), and the ones
+    this call inserted get their task after commit."""
     if endpoints is None and event.type == TEST_EVENT_TYPE:
         return []
-    try:
-        with transaction.atomic():
-            targets = _delivery_targets(event, endpoints)
-            if not targets:
-                return []
-            body = _event_body(event)
-            now = timezone.now()
-            created = WebhookDelivery.objects.bulk_create(
-                [_delivery_new(event, endpoint, body, now) for endpoint in targets]
-            )
-            for delivery in created:
-                _schedule_attempt(delivery.pk)
-            return created
-    except IntegrityError:
-        return _deliveries_create_missing(event, endpoints)
+    targets = _delivery_targets(event, endpoints)
+    if not targets:
+        return []
+    body = _event_body(event)
+    now = timezone.now()
+    new = [_delivery_new(event, endpoint, body, now) for endpoint in targets]
+    with transaction.atomic():
+        WebhookDelivery.objects.bulk_create(new, ignore_conflicts=True)
+        created = list(WebhookDelivery.objects.filter(pk__in=[delivery.pk for delivery in new]))
+        for delivery in created:
+            _schedule_attempt(delivery.pk)
+    return created
 
 
 def _delivery_targets(event: Event, endpoints: Iterable[WebhookEndpoint] | None) -> list[WebhookEndpoint]:
@@ -139,32 +136,6 @@ def _delivery_new(event: Event, endpoint: WebhookEndpoint, body: str, now: datet
         created_at=now,
         updated_at=now,
     )
-
-
-@transaction.atomic
-def _deliveries_create_missing(
-    event: Event, endpoints: Iterable[WebhookEndpoint] | None
-) -> list[WebhookDelivery]:
-    targets = _delivery_targets(event, endpoints)
-    if not targets:
-        return []
-    body = _event_body(event)
-    now = timezone.now()
-    created = []
-    for endpoint in targets:
-        new = _delivery_new(event, endpoint, body, now)
-        delivery, was_created = WebhookDelivery.objects.get_or_create(
-            endpoint=endpoint,
-            event=event,
-            defaults={field: getattr(new, field) for field in _DELIVERY_DEFAULTS},
-        )
-        if was_created:
-            created.append(delivery)
-            _schedule_attempt(delivery.pk)
-    return created
-
-
-_DELIVERY_DEFAULTS = ("user_id", "event_type", "event_seq", "webhook_id", "body", "status", "next_attempt_at")
 
 
 # --- one attempt ----------------------------------------------------------------------------
