@@ -190,7 +190,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             return
         # Nothing queued means nothing of ours unsent ahead of this message (the writer's send
         # never suspends under daphne); write_now checks the server's own buffers.
-        if self.outbound.empty() and self.server_socket.write_now(frame or text_frame(message.encode())):
+        if self.outbound.empty() and self.server_socket.write_now(message, frame):
             return
         self.outbound.put_nowait(message)
 
@@ -236,7 +236,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             self.reply({"type": "ping", "ts": protocol.now_text()})
             if self.user is not None:
                 with contextlib.suppress(Exception):
-                    await presence.socket_admit_async(
+                    await presence.socket_admit(
                         user_id=self.user.pk, session_id=self.session_id, now_ms=_now_ms()
                     )
             await asyncio.sleep(max(0.0, timeout - (time.monotonic() - sent_at)))
@@ -346,7 +346,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             self.reply(protocol.error("already_authenticated", "This socket is signed in as another user."))
             return
         if self.user is None:
-            admitted = await presence.socket_admit_async(
+            admitted = await presence.socket_admit(
                 user_id=user.pk, session_id=self.session_id, now_ms=_now_ms()
             )
             if not admitted:

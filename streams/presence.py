@@ -79,20 +79,20 @@ def socket_lapse_ms() -> int:
     return int(settings.STREAM_HEARTBEAT_MS + settings.STREAM_PONG_TIMEOUT_MS + SOCKET_LAPSE_MARGIN_MS)
 
 
-def _socket_admit_args(user_id: Any, session_id: str, now_ms: int) -> tuple[Any, ...]:
-    lapse = now_ms + socket_lapse_ms()
-    key = _key("sockets", user_id)
-    return (_SOCKET_ADMIT, 1, key, now_ms, lapse, session_id, settings.STREAM_MAX_SOCKETS_PER_USER)
+async def socket_admit(*, user_id: Any, session_id: str, now_ms: int) -> bool:
+    """Count this socket among the user's (or refresh it); False when the user is at the limit.
 
-
-def socket_admit(*, user_id: Any, session_id: str, now_ms: int) -> bool:
-    """Count this socket among the user's (or refresh it); False when the user is at the limit."""
-    return bool(_redis().eval(*_socket_admit_args(user_id, session_id, now_ms)))
-
-
-async def socket_admit_async(*, user_id: Any, session_id: str, now_ms: int) -> bool:
-    """``socket_admit`` on the event loop's own client: sockets call it on every heartbeat."""
-    return bool(await async_redis().eval(*_socket_admit_args(user_id, session_id, now_ms)))
+    On the event loop's own client: sockets call it on every heartbeat."""
+    admitted = await async_redis().eval(
+        _SOCKET_ADMIT,
+        1,
+        _key("sockets", user_id),
+        now_ms,
+        now_ms + socket_lapse_ms(),
+        session_id,
+        settings.STREAM_MAX_SOCKETS_PER_USER,
+    )
+    return bool(admitted)
 
 
 def socket_leave(*, user_id: Any, session_id: str) -> None:

@@ -62,8 +62,9 @@ class ServerSocket:
             return 0
         return max(0, buffered)
 
-    def write_now(self, frame: bytes) -> bool:
-        """Send a ready-made text frame straight away; False (nothing written) when it cannot."""
+    def write_now(self, text: str, frame: bytes | None = None) -> bool:
+        """Send ``text`` straight away (``frame``: it already framed, shared by a tick's
+        sockets); False, with nothing written, when it cannot."""
         protocol, transport = self.protocol, self.transport
         if protocol is None or transport is None or self.connections is None:
             return False
@@ -85,6 +86,8 @@ class ServerSocket:
             sock = transport.socket
         except AttributeError:  # another version of daphne, autobahn or Twisted
             return False
+        if frame is None:
+            frame = text_frame(text.encode())
         try:
             sent = sock.send(frame)
         except BlockingIOError:

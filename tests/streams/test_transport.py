@@ -19,5 +19,5 @@ def test_under_another_server_nothing_is_written_directly_and_no_backlog_is_know
         raise AssertionError("not called")
 
     socket = ServerSocket(send)
-    assert socket.write_now(text_frame(b"{}")) is False
+    assert socket.write_now("{}") is False
     assert socket.pending_bytes() == 0
