@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from marqetfi.core.errors import ApplicationError, ConflictError, NotFoundError
 
 
@@ -14,8 +12,8 @@ class WebhookUrlRefused(ApplicationError):
     code = "webhook_url_refused"
     default_message = "This URL may not receive webhooks."
 
-    def __init__(self, code: str, message: str, *, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message, details=details)
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message, details={"url": [message]})
         self.code = code
 
 

@@ -21,19 +21,12 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from webhooks.errors import WebhookUrlRefused
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
 
 SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
-
-
-class UrlRefused(Exception):
-    """The URL may not receive webhooks; ``code`` is the API's error code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -83,34 +76,34 @@ def _allowed(host: str, address: IPAddress) -> bool:
 
 
 def url_check(url: str, *, resolver: Resolver | None = None) -> CheckedTarget:
-    """Resolve ``url``'s host now and return the address to use; raise ``UrlRefused`` otherwise."""
+    """Resolve ``url``'s host now and return the address to use; raise ``WebhookUrlRefused`` otherwise."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        raise UrlRefused("invalid_url", "Webhook URLs are http(s).")
+        raise WebhookUrlRefused("invalid_url", "Webhook URLs are http(s).")
     if scheme != "https" and settings.WEBHOOK_REQUIRE_HTTPS:
-        raise UrlRefused("https_required", "Webhook URLs must use https.")
+        raise WebhookUrlRefused("https_required", "Webhook URLs must use https.")
     if parts.username or parts.password:
-        raise UrlRefused("invalid_url", "Webhook URLs may not carry credentials.")
+        raise WebhookUrlRefused("invalid_url", "Webhook URLs may not carry credentials.")
     host = parts.hostname
     if not host:
-        raise UrlRefused("invalid_url", "The URL has no host.")
+        raise WebhookUrlRefused("invalid_url", "The URL has no host.")
     try:
         port = parts.port or (443 if scheme == "https" else 80)
     except ValueError as exc:
-        raise UrlRefused("invalid_url", "The URL's port is not valid.") from exc
+        raise WebhookUrlRefused("invalid_url", "The URL's port is not valid.") from exc
     try:
         addresses = [ipaddress.ip_address(host)]
     except ValueError:
         try:
             addresses = [ipaddress.ip_address(a) for a in (resolver or configured_resolver())(host, port)]
         except (OSError, UnicodeError, ValueError) as exc:
-            raise UrlRefused("unresolvable_host", f"The host {host!r} does not resolve.") from exc
+            raise WebhookUrlRefused("unresolvable_host", f"The host {host!r} does not resolve.") from exc
     if not addresses:
-        raise UrlRefused("unresolvable_host", f"The host {host!r} does not resolve.")
+        raise WebhookUrlRefused("unresolvable_host", f"The host {host!r} does not resolve.")
     for address in addresses:
         if _address_forbidden(address) and not _allowed(host, address):
-            raise UrlRefused(
+            raise WebhookUrlRefused(
                 "forbidden_address",
                 "Webhook URLs may not point at loopback, private, link-local or metadata addresses.",
             )

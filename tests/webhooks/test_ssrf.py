@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.test import override_settings
 
-from webhooks.ssrf import UrlRefused, url_check
+from webhooks.errors import WebhookUrlRefused
+from webhooks.ssrf import url_check
 
 PUBLIC = "93.184.216.34"
 
@@ -33,17 +34,17 @@ def resolving_to(*addresses: str):
 )
 @override_settings(WEBHOOK_REQUIRE_HTTPS=True, WEBHOOK_ALLOWED_HOSTS=[], WEBHOOK_ALLOWED_NETWORKS=[])
 def test_internal_addresses_are_refused_by_name_and_by_literal(address: str) -> None:
-    with pytest.raises(UrlRefused) as refused:
+    with pytest.raises(WebhookUrlRefused) as refused:
         url_check("https://hooks.example.com/in", resolver=resolving_to(address))
     assert refused.value.code == "forbidden_address"
     literal = f"[{address}]" if ":" in address else address
-    with pytest.raises(UrlRefused):
+    with pytest.raises(WebhookUrlRefused):
         url_check(f"https://{literal}/in")
 
 
 @override_settings(WEBHOOK_REQUIRE_HTTPS=True, WEBHOOK_ALLOWED_HOSTS=[], WEBHOOK_ALLOWED_NETWORKS=[])
 def test_one_internal_address_among_public_ones_is_enough_to_refuse() -> None:
-    with pytest.raises(UrlRefused):
+    with pytest.raises(WebhookUrlRefused):
         url_check("https://hooks.example.com/", resolver=resolving_to(PUBLIC, "10.0.0.5"))
 
 
@@ -68,7 +69,7 @@ def test_https_credentials_and_schemes() -> None:
         "https://hooks.example.com:99999/": "invalid_url",
     }
     for url, code in cases.items():
-        with pytest.raises(UrlRefused) as refused:
+        with pytest.raises(WebhookUrlRefused) as refused:
             url_check(url, resolver=resolving_to(PUBLIC))
         assert refused.value.code == code, url
 
@@ -78,7 +79,7 @@ def test_a_host_that_does_not_resolve_is_refused() -> None:
     def failing(host: str, port: int) -> list[str]:
         raise OSError("no such host")
 
-    with pytest.raises(UrlRefused) as refused:
+    with pytest.raises(WebhookUrlRefused) as refused:
         url_check("http://nowhere.invalid/", resolver=failing)
     assert refused.value.code == "unresolvable_host"
 
@@ -91,5 +92,5 @@ def test_a_host_that_does_not_resolve_is_refused() -> None:
 def test_the_allow_lists_permit_a_network_or_a_host_name() -> None:
     assert url_check("http://127.0.0.1:9000/").address == "127.0.0.1"
     assert url_check("http://receiver.internal/", resolver=resolving_to("10.9.9.9")).address == "10.9.9.9"
-    with pytest.raises(UrlRefused):
+    with pytest.raises(WebhookUrlRefused):
         url_check("http://other.internal/", resolver=resolving_to("10.9.9.9"))

@@ -40,10 +40,10 @@ from marqetfi.core.crypto import decrypt
 from marqetfi.core.events import event_payload, publish
 from marqetfi.core.models import Event
 from webhooks.app_settings import WEBHOOK_RETRY_POLICY, WebhookRetryPolicy
-from webhooks.errors import WebhookEndpointDisabled
+from webhooks.errors import WebhookEndpointDisabled, WebhookUrlRefused
 from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookRecovery
 from webhooks.signing import delivery_headers
-from webhooks.ssrf import CheckedTarget, UrlRefused, url_check
+from webhooks.ssrf import CheckedTarget, url_check
 
 logger = logging.getLogger(__name__)
 
@@ -266,7 +266,7 @@ def _post(claim: _Claim, policy: WebhookRetryPolicy) -> _Answer:
 
     try:
         target = url_check(claim.url)
-    except UrlRefused as refused:
+    except WebhookUrlRefused as refused:
         return _Answer(None, "", f"{refused.code}: {refused.message}", elapsed_ms())
     url, host = _pinned_request_target(target)
     headers = delivery_headers(
