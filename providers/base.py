@@ -132,6 +132,28 @@ class TransactionReceipt:
     from_address: str
     to_address: str | None
     confirmations: int
+    block_hash: str = ""
+
+
+@dataclass(frozen=True)
+class NativeTransfer:
+    """A successful transaction that sent the chain's native coin (``value`` > 0) to ``to_address``."""
+
+    tx_hash: str
+    block_number: int
+    from_address: str
+    to_address: str
+    raw: int  # wei
+
+
+@dataclass(frozen=True)
+class TransactionTransfers:
+    """What one mined transaction moved: its receipt, the native value it carried and its
+    ERC-20 ``Transfer`` events (every token, every recipient), for verifying a reported deposit."""
+
+    receipt: TransactionReceipt
+    native: NativeTransfer | None
+    token_transfers: list[TokenTransfer]
 
 
 @dataclass(frozen=True)
@@ -177,6 +199,68 @@ class ChainClient(ProviderAdapter):
         self, *, address: str, tokens: list[str], from_block: int, to_block: int
     ) -> list[TokenTransfer]:
         """ERC-20 transfers of any of ``tokens`` to ``address`` in the inclusive block range."""
+
+    @abstractmethod
+    def token_transfers(
+        self, *, tokens: list[str], recipients: list[str], from_block: int, to_block: int
+    ) -> list[TokenTransfer]:
+        """ERC-20 transfers of any of ``tokens`` to any of ``recipients`` in the inclusive range."""
+
+    @abstractmethod
+    def native_transfers(
+        self, *, recipients: list[str], from_block: int, to_block: int
+    ) -> list[NativeTransfer]:
+        """Successful transactions in the inclusive range sending native coin to any of ``recipients``."""
+
+    @abstractmethod
+    def transaction_transfers(self, *, tx_hash: str) -> TransactionTransfers | None:
+        """The mined transaction's receipt and transfers, or None while pending or unknown."""
+
+    @abstractmethod
+    def block_hash(self, *, number: int) -> str | None:
+        """The hash of the canonical block ``number``, or None beyond the head."""
+
+    @abstractmethod
+    def transaction_count(self, *, address: str, block: str = "latest") -> int:
+        """The account's nonce at ``block`` (``latest`` or ``pending``)."""
+
+    @abstractmethod
+    def erc20_allowance(self, *, token: str, owner: str, spender: str) -> int:
+        """``allowance(owner, spender)`` of the ERC-20 ``token``, in base units."""
+
+
+@dataclass(frozen=True)
+class ChainSpec:
+    """One supported EVM chain as configured: where to read it and what it accepts."""
+
+    chain_id: int
+    name: str
+    confirmations: int  # blocks, the transfer's own included, before a deposit counts
+    scan_batch_blocks: int  # the widest block range one scan request covers
+    deposits_enabled: bool
+    tokens: tuple[TokenSpec, ...]
+
+    def token(self, address: str) -> TokenSpec | None:
+        wanted = address.lower()
+        return next((token for token in self.tokens if token.address.lower() == wanted), None)
+
+
+class ChainDirectory(ProviderAdapter):
+    """The supported chains (runtime configuration) and a client for each."""
+
+    kind = ProviderKind.CHAIN
+
+    @abstractmethod
+    def chain_ids(self) -> list[int]:
+        """Every configured chain id, ascending."""
+
+    @abstractmethod
+    def spec(self, chain_id: int) -> ChainSpec:
+        """The chain's configuration; ``ProviderNotConfigured`` for an unknown chain."""
+
+    @abstractmethod
+    def client(self, chain_id: int) -> ChainClient:
+        """A client for the chain's RPC; ``ProviderNotConfigured`` if it has none."""
 
 
 # --- Venues ----------------------------------------------------------------------------

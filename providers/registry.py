@@ -16,7 +16,15 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from marqetfi.core.runtime import Generation
-from providers.base import ChainClient, ProviderAdapter, TokenSpec, Venue, WalletProvider
+from providers.base import (
+    ChainClient,
+    ChainDirectory,
+    ChainSpec,
+    ProviderAdapter,
+    TokenSpec,
+    Venue,
+    WalletProvider,
+)
 from providers.errors import ProviderNotConfigured
 from providers.models import Provider
 from providers.selectors import active_config_options
@@ -141,31 +149,43 @@ def wallet_provider(name: str) -> WalletProvider:
     return built
 
 
-# --- EVM chains (configured per chain id in settings.EVM_CHAINS) -------------------------
+# --- EVM chains (the ``chains`` provider's runtime configuration) -------------------------
+
+CHAINS_PROVIDER = "chains"
+
+
+def chain_directory() -> ChainDirectory:
+    built = adapter(CHAINS_PROVIDER)
+    if not isinstance(built, ChainDirectory):
+        raise ProviderNotConfigured(CHAINS_PROVIDER, "not a chain directory")
+    return built
 
 
 def configured_chain_ids() -> list[int]:
-    return sorted(int(chain_id) for chain_id in settings.EVM_CHAINS)
+    """Every configured chain, or none while the ``chains`` provider is switched off."""
+    try:
+        return chain_directory().chain_ids()
+    except ProviderNotConfigured:
+        return []
+
+
+def chain_spec(chain_id: int) -> ChainSpec:
+    return chain_directory().spec(chain_id)
 
 
 def chain_name(chain_id: int) -> str:
-    return str(settings.EVM_CHAINS.get(str(chain_id), {}).get("name", f"chain {chain_id}"))
+    try:
+        return chain_spec(chain_id).name
+    except ProviderNotConfigured:
+        return f"chain {chain_id}"
 
 
 def chain_tokens(chain_id: int) -> list[TokenSpec]:
-    tokens = settings.EVM_CHAINS.get(str(chain_id), {}).get("tokens", {})
-    return [
-        TokenSpec(symbol=symbol, address=spec["address"], decimals=int(spec["decimals"]))
-        for symbol, spec in tokens.items()
-    ]
+    try:
+        return list(chain_spec(chain_id).tokens)
+    except ProviderNotConfigured:
+        return []
 
 
 def chain_client(chain_id: int) -> ChainClient:
-    entry = settings.EVM_CHAINS.get(str(chain_id))
-    if not entry or not entry.get("rpc_url"):
-        raise ProviderNotConfigured(f"evm:{chain_id}", "no RPC configured for this chain")
-    from providers.chains.evm.client import EvmChainClient
-
-    return EvmChainClient(
-        chain_id=chain_id, rpc_url=entry["rpc_url"], timeout=float(entry.get("timeout", 10))
-    )
+    return chain_directory().client(chain_id)

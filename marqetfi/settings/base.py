@@ -383,9 +383,12 @@ SIWE_CHAIN_IDS: list[int] = [int(c) for c in env.list("SIWE_CHAIN_IDS", default=
 SIWE_NONCE_TTL_SECONDS = env.int("SIWE_NONCE_TTL_SECONDS", default=300)
 SIWE_MAX_MESSAGE_AGE_SECONDS = env.int("SIWE_MAX_MESSAGE_AGE_SECONDS", default=600)
 
-# EVM chains read for balances and EIP-1271 checks, as JSON keyed by chain id:
-# {"42161": {"name": "Arbitrum One", "rpc_url": "https://...",
+# Supported EVM chains (balances, EIP-1271 checks, deposits), as JSON keyed by chain id:
+# {"42161": {"name": "Arbitrum One", "rpc_url": "https://...", "confirmations": 20,
+#            "scan_batch_blocks": 500, "deposits": true,
 #            "tokens": {"USDC": {"address": "0x...", "decimals": 6}}}}
+# This is the starting configuration of the ``chains`` provider; operators change it at runtime
+# (a new provider configuration version), RPC URLs with keys under its secret ``rpc_urls``.
 EVM_CHAINS: dict[str, dict[str, Any]] = env.json("EVM_CHAINS", default={})
 
 # Wallet providers for MPC wallets: the default when the app does not name one.
@@ -395,6 +398,13 @@ MPC_WALLET_DEFAULT_PROVIDER = env.str("MPC_WALLET_DEFAULT_PROVIDER", default="lo
 # are secret. Operators override options at runtime with versioned ProviderConfig rows
 # (admin); the values here, from the environment, are the starting point.
 PROVIDERS: dict[str, dict[str, Any]] = {
+    "chains": {
+        "kind": "chain",
+        "class": "providers.chains.evm.chains.EvmChains",
+        "options": {"chains": EVM_CHAINS, "timeout": "10"},
+        "secret_fields": ["rpc_urls"],
+        "validate": "providers.chains.evm.chains.chain_options_check",
+    },
     "local": {
         "kind": "wallet",
         "class": "providers.wallets.local.adapter.LocalWalletProvider",
@@ -481,6 +491,7 @@ ROUTING_DEFAULTS: dict[str, list[str]] = {
 # Options that may stay empty (an adapter works without them).
 PROVIDER_OPTIONAL_OPTIONS = frozenset(
     {
+        "rpc_urls",
         "timeout",
         "max_attempts",
         "backoff_seconds",

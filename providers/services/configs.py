@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from marqetfi.core import crypto
 from marqetfi.core.audit import audit_record
@@ -60,6 +61,9 @@ def _validate(name: str, values: dict[str, Any], secrets: dict[str, Any]) -> Non
             ]
     if errors:
         raise InvalidProviderConfig(details=errors)
+    if entry.get("validate"):
+        # The provider's own check of its values (the chains' JSON, say); raises InvalidProviderConfig.
+        import_string(entry["validate"])({**entry.get("options", {}), **values, **secrets})
 
 
 def _activate(config: ProviderConfig) -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from django.test import override_settings
 
 from accounts.models import Wallet
 from conftest import bearer_client
 from tests.accounts.conftest import EthWallet, siwe_nonce
+from tests.chain.config import chains_configured
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +24,7 @@ def chain_settings(local_chain):
         },
         "999999": {"name": "Down chain", "rpc_url": "http://127.0.0.1:9", "tokens": {}},
     }
-    with override_settings(EVM_CHAINS=chains, SIWE_CHAIN_IDS=[local_chain.chain_id, 42161]):
+    with chains_configured(chains, SIWE_CHAIN_IDS=[local_chain.chain_id, 42161]):
         yield {"usdc": usdc, "usdt": usdt}
 
 

@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from django.test import override_settings
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from web3 import Web3
@@ -18,6 +17,7 @@ from providers.chains.evm import EvmChainClient
 from providers.errors import ProviderError, ProviderNotConfigured
 from providers.models import LocalWalletKey
 from providers.wallets.local.adapter import LocalWalletProvider
+from tests.chain.config import chains_configured
 from tests.chain.local_chain import LocalChain, load_artifact
 
 pytestmark = pytest.mark.django_db
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def chain_settings(local_chain: LocalChain) -> Iterator[None]:
     chains = {str(local_chain.chain_id): {"name": "local", "rpc_url": local_chain.rpc_url, "tokens": {}}}
-    with override_settings(EVM_CHAINS=chains):
+    with chains_configured(chains):
         yield
 
 

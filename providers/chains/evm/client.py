@@ -22,6 +22,7 @@ from eth_utils import keccak
 from web3 import HTTPProvider, Web3
 from web3.exceptions import (
     BadFunctionCallOutput,
+    BlockNotFound,
     ContractLogicError,
     TransactionNotFound,
     Web3Exception,
@@ -32,10 +33,12 @@ from web3.types import FilterParams, LogReceipt, TxParams
 from providers.base import (
     ChainClient,
     EvmTransaction,
+    NativeTransfer,
     TokenBalance,
     TokenSpec,
     TokenTransfer,
     TransactionReceipt,
+    TransactionTransfers,
 )
 from providers.errors import ProviderError
 
@@ -49,8 +52,24 @@ ERC20_ABI: list[dict[str, Any]] = [
         "stateMutability": "view",
         "inputs": [{"name": "account", "type": "address"}],
         "outputs": [{"name": "", "type": "uint256"}],
-    }
+    },
+    {
+        "type": "function",
+        "name": "allowance",
+        "stateMutability": "view",
+        "inputs": [{"name": "owner", "type": "address"}, {"name": "spender", "type": "address"}],
+        "outputs": [{"name": "", "type": "uint256"}],
+    },
+    {
+        "type": "function",
+        "name": "approve",
+        "stateMutability": "nonpayable",
+        "inputs": [{"name": "spender", "type": "address"}, {"name": "value", "type": "uint256"}],
+        "outputs": [{"name": "", "type": "bool"}],
+    },
 ]
+# Recipients per eth_getLogs: the topic filter is an OR list, and nodes cap request sizes.
+RECIPIENTS_PER_LOG_QUERY = 200
 
 EIP1271_ABI: list[dict[str, Any]] = [
     {
@@ -221,6 +240,7 @@ class EvmChainClient(ChainClient):
             from_address=self._checksum(found["from"]),
             to_address=self._checksum(to_address) if to_address else None,
             confirmations=max(latest - mined_in + 1, 1),
+            block_hash=_hex(found["blockHash"]) if found.get("blockHash") is not None else "",
         )
 
     def token_transfers_to(
@@ -235,29 +255,134 @@ class EvmChainClient(ChainClient):
         Logs of a reorganised block (``removed``) and ``Transfer`` events that are not ERC-20
         shaped (ERC-721 indexes a fourth topic) are skipped.
         """
-        recipient = self._checksum(address)
+        return self.token_transfers(
+            tokens=tokens, recipients=[address], from_block=from_block, to_block=to_block
+        )
+
+    def token_transfers(
+        self, *, tokens: list[str], recipients: list[str], from_block: int, to_block: int
+    ) -> list[TokenTransfer]:
+        """``Transfer`` events of ``tokens`` to any of ``recipients``: one ``eth_getLogs`` per
+        ``RECIPIENTS_PER_LOG_QUERY`` recipients (the ``to`` topic is an OR list)."""
+        wanted_recipients = [self._checksum(address) for address in recipients]
         contracts = [self._checksum(token) for token in tokens]
         if from_block < 0 or to_block < 0:
             raise ValueError("block numbers cannot be negative")
-        if not contracts or from_block > to_block:
+        if not contracts or not wanted_recipients or from_block > to_block:
             return []
-        recipient_topic = HexStr("0x" + recipient[2:].lower().rjust(64, "0"))
-        query: FilterParams = {
-            "fromBlock": from_block,
-            "toBlock": to_block,
-            "address": contracts,
-            "topics": [HexStr(TRANSFER_TOPIC), None, recipient_topic],
-        }
+        self._check_chain_id()
+        wanted = set(contracts)
+        recipient_set = set(wanted_recipients)
+        transfers: list[TokenTransfer] = []
+        for start in range(0, len(wanted_recipients), RECIPIENTS_PER_LOG_QUERY):
+            chunk = wanted_recipients[start : start + RECIPIENTS_PER_LOG_QUERY]
+            topics = [HexStr("0x" + address[2:].lower().rjust(64, "0")) for address in chunk]
+            query: FilterParams = {
+                "fromBlock": from_block,
+                "toBlock": to_block,
+                "address": contracts,
+                "topics": [HexStr(TRANSFER_TOPIC), None, topics if len(topics) > 1 else topics[0]],
+            }
+            with self._translate_errors():
+                logs = self._web3.eth.get_logs(query)
+            transfers.extend(
+                transfer
+                for log in logs
+                if (transfer := self._transfer(log, recipients=recipient_set, contracts=wanted)) is not None
+            )
+        return sorted(transfers, key=lambda t: (t.block_number, t.log_index))
+
+    def native_transfers(
+        self, *, recipients: list[str], from_block: int, to_block: int
+    ) -> list[NativeTransfer]:
+        """Reads each block of the range with its transactions (one JSON-RPC batch), then the
+        receipts of the candidates (a failed transaction moves no value). Contract-internal
+        transfers (a multisig paying out) are not seen: that needs a tracing node."""
+        if from_block < 0 or to_block < 0:
+            raise ValueError("block numbers cannot be negative")
+        wanted = {self._checksum(address) for address in recipients}
+        if not wanted or from_block > to_block:
+            return []
+        self._check_chain_id()
+        w3 = self._web3
+        with self._translate_errors(), w3.batch_requests() as batch:
+            for number in range(from_block, to_block + 1):
+                batch.add(w3.eth.get_block(number, full_transactions=True))
+            blocks = cast(list[Any], batch.execute())
+        candidates: list[tuple[int, Any]] = []
+        for block in blocks:
+            if block is None:
+                continue
+            for tx in block.get("transactions") or []:
+                to_address = tx.get("to")
+                if to_address and int(tx.get("value") or 0) > 0 and self._checksum(to_address) in wanted:
+                    candidates.append((int(block["number"]), tx))
+        if not candidates:
+            return []
+        with self._translate_errors(), w3.batch_requests() as batch:
+            for _, tx in candidates:
+                batch.add(w3.eth.get_transaction_receipt(tx["hash"]))
+            receipts = cast(list[Any], batch.execute())
+        return [
+            NativeTransfer(
+                tx_hash=_hex(tx["hash"]),
+                block_number=number,
+                from_address=self._checksum(tx["from"]),
+                to_address=self._checksum(tx["to"]),
+                raw=int(tx["value"]),
+            )
+            for (number, tx), receipt in zip(candidates, receipts, strict=True)
+            if receipt is not None and receipt.get("status") == 1
+        ]
+
+    def transaction_transfers(self, *, tx_hash: str) -> TransactionTransfers | None:
+        found = self.receipt(tx_hash=tx_hash)
+        if found is None:
+            return None
+        with self._translate_errors():
+            try:
+                tx = self._web3.eth.get_transaction(_tx_hash(tx_hash))
+                full = self._web3.eth.get_transaction_receipt(_tx_hash(tx_hash))
+            except TransactionNotFound:
+                return None
+        native = None
+        if found.success and found.to_address and int(tx.get("value") or 0) > 0:
+            native = NativeTransfer(
+                tx_hash=found.tx_hash,
+                block_number=found.block_number,
+                from_address=found.from_address,
+                to_address=found.to_address,
+                raw=int(tx["value"]),
+            )
+        transfers = [t for log in full.get("logs") or [] if (t := self._any_transfer(log)) is not None]
+        return TransactionTransfers(receipt=found, native=native, token_transfers=transfers)
+
+    def block_hash(self, *, number: int) -> str | None:
         self._check_chain_id()
         with self._translate_errors():
-            logs = self._web3.eth.get_logs(query)
-        wanted = set(contracts)
-        transfers = [
-            transfer
-            for log in logs
-            if (transfer := self._transfer(log, recipient=recipient, contracts=wanted)) is not None
-        ]
-        return sorted(transfers, key=lambda t: (t.block_number, t.log_index))
+            try:
+                block = self._web3.eth.get_block(number)
+            except BlockNotFound:
+                return None
+        return _hex(block["hash"]) if block and block.get("hash") is not None else None
+
+    def transaction_count(self, *, address: str, block: str = "latest") -> int:
+        if block not in ("latest", "pending"):
+            raise ValueError("block is latest or pending")
+        self._check_chain_id()
+        with self._translate_errors():
+            return int(self._web3.eth.get_transaction_count(self._checksum(address), block))  # type: ignore[arg-type]
+
+    def erc20_allowance(self, *, token: str, owner: str, spender: str) -> int:
+        self._check_chain_id()
+        erc20 = self._web3.eth.contract(address=self._checksum(token), abi=ERC20_ABI)
+        with self._translate_errors():
+            return int(erc20.functions.allowance(self._checksum(owner), self._checksum(spender)).call())
+
+    def erc20_approve_data(self, *, spender: str, amount_raw: int) -> str:
+        """Calldata of ``approve(spender, amount_raw)``."""
+        erc20 = self._web3.eth.contract(abi=ERC20_ABI)
+        return str(erc20.encode_abi("approve", args=[self._checksum(spender), amount_raw]))
 
     def fill_transaction(self, *, from_address: str, transaction: EvmTransaction) -> dict[str, Any]:
         """The unsigned transaction ``from_address`` would send, ready for eth-account's
@@ -345,16 +470,21 @@ class EvmChainClient(ChainClient):
         return int((estimate * GAS_ESTIMATE_MARGIN).to_integral_value(rounding="ROUND_CEILING"))
 
     def _transfer(
-        self, log: LogReceipt, *, recipient: ChecksumAddress, contracts: set[ChecksumAddress]
+        self, log: LogReceipt, *, recipients: set[ChecksumAddress], contracts: set[ChecksumAddress]
     ) -> TokenTransfer | None:
+        transfer = self._any_transfer(log)
+        if transfer is None or transfer.token_address not in contracts:
+            return None
+        return transfer if transfer.to_address in recipients else None
+
+    def _any_transfer(self, log: LogReceipt) -> TokenTransfer | None:
+        """The ERC-20 ``Transfer`` a log records, or None for any other log (ERC-721 included)."""
         topics = log.get("topics") or []
         data = bytes(log.get("data") or b"")
         if log.get("removed") or len(topics) != 3 or len(data) != 32 or _hex(topics[0]) != TRANSFER_TOPIC:
             return None
         token = self._checksum(log["address"])
         to_address = self._checksum("0x" + bytes(topics[2])[-20:].hex())
-        if token not in contracts or to_address != recipient:
-            return None
         return TokenTransfer(
             tx_hash=_hex(log["transactionHash"]),
             log_index=int(log["logIndex"]),

@@ -1,0 +1,143 @@
+"""The ``chains`` provider: every supported EVM chain, configured at runtime.
+
+Its options are one JSON object keyed by chain id, edited like any provider configuration
+(versioned, audited, rolled back in the admin or ``/api/v1/admin/providers``)::
+
+    {"42161": {"name": "Arbitrum One", "rpc_url": "https://arb1.arbitrum.io/rpc",
+               "confirmations": 20, "scan_batch_blocks": 500, "deposits": true,
+               "tokens": {"USDC": {"address": "0xaf88...", "decimals": 6}}}}
+
+An RPC URL that embeds an API key goes in the secret ``rpc_urls`` instead
+(``{"42161": "https://arb-mainnet.g.alchemy.com/v2/<key>"}``), which overrides ``rpc_url``.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from eth_utils import is_address, to_checksum_address
+
+from providers.base import ChainClient, ChainDirectory, ChainSpec, TokenSpec
+from providers.chains.evm.client import EvmChainClient
+from providers.errors import InvalidProviderConfig, ProviderError, ProviderNotConfigured
+
+DEFAULT_CONFIRMATIONS = 12
+DEFAULT_SCAN_BATCH_BLOCKS = 500
+DEFAULT_TIMEOUT_SECONDS = 10.0
+
+
+def _int(value: Any, *, field: str, low: int, high: int) -> int:
+    problem = {field: [f"Must be a whole number from {low} to {high}."]}
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise InvalidProviderConfig(details=problem) from None
+    if not low <= number <= high or isinstance(value, bool):
+        raise InvalidProviderConfig(details=problem)
+    return number
+
+
+def chain_specs_parse(chains: Any) -> dict[int, ChainSpec]:
+    """The ``chains`` option, validated; ``InvalidProviderConfig`` names the first bad field."""
+    if not isinstance(chains, dict):
+        raise InvalidProviderConfig(details={"chains": ["An object keyed by chain id."]})
+    specs: dict[int, ChainSpec] = {}
+    for key, entry in chains.items():
+        chain_id = _int(key, field="chains", low=1, high=2**53)
+        where = f"chains.{chain_id}"
+        if not isinstance(entry, dict):
+            raise InvalidProviderConfig(details={where: ["An object."]})
+        tokens = []
+        raw_tokens = entry.get("tokens") or {}
+        if not isinstance(raw_tokens, dict):
+            raise InvalidProviderConfig(details={f"{where}.tokens": ["An object keyed by symbol."]})
+        for symbol, token in raw_tokens.items():
+            address = token.get("address") if isinstance(token, dict) else None
+            if not isinstance(address, str) or not is_address(address):
+                raise InvalidProviderConfig(details={f"{where}.tokens.{symbol}": ["Needs an EVM address."]})
+            decimals = _int(token.get("decimals"), field=f"{where}.tokens.{symbol}.decimals", low=0, high=36)
+            checksummed = to_checksum_address(address)
+            tokens.append(TokenSpec(symbol=str(symbol), address=checksummed, decimals=decimals))
+        specs[chain_id] = ChainSpec(
+            chain_id=chain_id,
+            name=str(entry.get("name") or f"chain {chain_id}"),
+            confirmations=_int(
+                entry.get("confirmations", DEFAULT_CONFIRMATIONS),
+                field=f"{where}.confirmations",
+                low=1,
+                high=10_000,
+            ),
+            scan_batch_blocks=_int(
+                entry.get("scan_batch_blocks", DEFAULT_SCAN_BATCH_BLOCKS),
+                field=f"{where}.scan_batch_blocks",
+                low=1,
+                high=100_000,
+            ),
+            deposits_enabled=bool(entry.get("deposits", True)),
+            tokens=tuple(tokens),
+        )
+    return specs
+
+
+def chain_options_check(options: dict[str, Any]) -> None:
+    """Refuse a configuration version the adapter could not be built from."""
+    chain_specs_parse(options.get("chains") or {})
+    rpc_urls = options.get("rpc_urls") or {}
+    if not isinstance(rpc_urls, dict) or not all(isinstance(url, str) for url in rpc_urls.values()):
+        raise InvalidProviderConfig(details={"rpc_urls": ["An object of chain id to RPC URL."]})
+
+
+class EvmChains(ChainDirectory):
+    """Clients are built on first use and kept with the adapter, which the registry replaces
+    whenever the configuration changes."""
+
+    name = "chains"
+
+    def __init__(self, chains: Any = None, rpc_urls: Any = "", timeout: Any = "") -> None:
+        self._specs = chain_specs_parse(chains or {})
+        self._entries: dict[int, dict[str, Any]] = {int(k): v for k, v in (chains or {}).items()}
+        urls = rpc_urls if isinstance(rpc_urls, dict) else {}
+        self._rpc_urls: dict[int, str] = {int(k): str(v) for k, v in urls.items()}
+        self._timeout = float(timeout) if timeout not in ("", None) else DEFAULT_TIMEOUT_SECONDS
+        self._clients: dict[int, EvmChainClient] = {}
+        self._lock = threading.Lock()
+
+    def chain_ids(self) -> list[int]:
+        return sorted(self._specs)
+
+    def spec(self, chain_id: int) -> ChainSpec:
+        found = self._specs.get(chain_id)
+        if found is None:
+            raise ProviderNotConfigured(f"evm:{chain_id}", "this chain is not configured")
+        return found
+
+    def client(self, chain_id: int) -> ChainClient:
+        return self.evm_client(chain_id)
+
+    def evm_client(self, chain_id: int) -> EvmChainClient:
+        self.spec(chain_id)
+        with self._lock:
+            existing = self._clients.get(chain_id)
+            if existing is not None:
+                return existing
+            url = self._rpc_urls.get(chain_id) or str(self._entries.get(chain_id, {}).get("rpc_url") or "")
+            if not url:
+                raise ProviderNotConfigured(f"evm:{chain_id}", "no RPC configured for this chain")
+            timeout = float(self._entries.get(chain_id, {}).get("timeout") or self._timeout)
+            client = EvmChainClient(chain_id=chain_id, rpc_url=url, timeout=timeout)
+            self._clients[chain_id] = client
+            return client
+
+    def health_check(self) -> None:
+        """Every chain with an RPC must answer for its own chain id."""
+        failing = []
+        for chain_id in self.chain_ids():
+            try:
+                self.evm_client(chain_id).health_check()
+            except ProviderNotConfigured:
+                continue
+            except ProviderError as exc:
+                failing.append(f"{chain_id}: {exc.message}")
+        if failing:
+            raise ProviderError(self.name, "; ".join(failing), retryable=True)
