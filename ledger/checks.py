@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import Count, DecimalField, F, Q, Sum, Value
 from django.db.models.functions import Coalesce
+from django.utils.module_loading import import_string
 
 from ledger.models import (
     AMOUNT_DIGITS,
@@ -38,7 +40,7 @@ def ledger_check() -> list[str]:
 
     Checked: every transaction has two or more entries summing to zero; the balances of all
     accounts sum to zero (per currency); each account's stored balance equals the sum of its
-    entries; no user account is below zero.
+    entries; no user account is below zero; and every check in ``settings.LEDGER_CHECKS``.
     """
     problems: list[str] = []
 
@@ -85,4 +87,7 @@ def ledger_check() -> list[str]:
             f"user account {overdrawn.pk} ({overdrawn}) is below zero: balance {_money(overdrawn.balance)}, "
             f"entries {_money(overdrawn.entries_total)}"
         )
+    # Apps that post to the ledger check their own side of it (deposits: each credited once).
+    for path in settings.LEDGER_CHECKS:
+        problems.extend(import_string(path)())
     return problems

@@ -34,6 +34,7 @@ class TransactionKind:
 
     ADJUSTMENT = "adjustment"
     DEPOSIT = "deposit"
+    DEPOSIT_RECEIVE = "deposit_receive"
     ORDER_COLLATERAL_LOCK = "order_collateral_lock"
     ORDER_COLLATERAL_RELEASE = "order_collateral_release"
     POSITION_SETTLE = "position_settle"
@@ -48,6 +49,7 @@ class LedgerAccount(TimeStampedModel):
         AVAILABLE = "available", "User: available"
         MARGIN = "margin", "User: margin locked"
         DEPOSITS_CLEARING = "deposits_clearing", "Platform: deposits clearing"
+        DEPOSITS_RECEIVED = "deposits_received", "Platform: deposits received on chain"
         VENUE = "venue", "Platform: venue"
         FEES = "fees", "Platform: fees"
         REALIZED_PNL = "realized_pnl", "Platform: realized P&L"

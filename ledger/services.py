@@ -229,3 +229,39 @@ def balance_adjust(*, user: User, amount: Decimal, reason: str, actor: User | No
         },
     )
     return posted
+
+
+@transaction.atomic
+def deposit_receive_post(*, amount: Decimal, reference: str, memo: str = "") -> LedgerTransaction:
+    """USDC of a deposit has arrived on chain: from ``deposits_received`` (the outside world)
+    into ``deposits_clearing``, where it waits until the deposit is credited."""
+    amount_check(amount)
+    if amount < 0:
+        raise InvalidAmount("A received amount is positive.", details={"amount": f"{amount:f}"})
+    return ledger_transaction_post(
+        kind=TransactionKind.DEPOSIT_RECEIVE,
+        legs=[
+            (platform_account(kind=LedgerAccount.Kind.DEPOSITS_RECEIVED), -amount),
+            (platform_account(kind=LedgerAccount.Kind.DEPOSITS_CLEARING), amount),
+        ],
+        reference=reference,
+        memo=memo,
+    )
+
+
+@transaction.atomic
+def deposit_credit_post(*, user: User, amount: Decimal, reference: str, memo: str = "") -> LedgerTransaction:
+    """A received deposit becomes the user's: from ``deposits_clearing`` to their available USDC."""
+    amount_check(amount)
+    if amount < 0:
+        raise InvalidAmount("A credited amount is positive.", details={"amount": f"{amount:f}"})
+    accounts = ledger_accounts_for_user(user=user)
+    return ledger_transaction_post(
+        kind=TransactionKind.DEPOSIT,
+        legs=[
+            (platform_account(kind=LedgerAccount.Kind.DEPOSITS_CLEARING), -amount),
+            (accounts.available, amount),
+        ],
+        reference=reference,
+        memo=memo,
+    )

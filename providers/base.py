@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class ProviderKind(StrEnum):
@@ -225,6 +225,13 @@ class ChainClient(ProviderAdapter):
         """The account's nonce at ``block`` (``latest`` or ``pending``)."""
 
     @abstractmethod
+    def transaction_by_nonce(
+        self, *, sender: str, nonce: int, from_block: int
+    ) -> tuple[str, str | None] | None:
+        """(hash, to) of the mined transaction ``sender`` sent with ``nonce``, searching from
+        ``from_block`` to the head; None if there is none in that range."""
+
+    @abstractmethod
     def erc20_allowance(self, *, token: str, owner: str, spender: str) -> int:
         """``allowance(owner, spender)`` of the ERC-20 ``token``, in base units."""
 
@@ -421,24 +428,38 @@ class PriceStreaming(ABC):
 
 @dataclass(frozen=True)
 class SwapQuote:
-    provider_quote_id: str
+    provider_quote_id: str  # the step's "id"
+    tool: str
     from_chain_id: int
-    from_token: str
+    from_token: str  # EIP-55; 0x0000000000000000000000000000000000000000 for the native coin
     from_amount_raw: int
     to_chain_id: int
     to_token: str
+    to_address: str
     to_amount_raw: int
     to_amount_min_raw: int
-    transaction: EvmTransaction | None
-    approval_address: str | None
+    slippage: Decimal  # fraction, as in the quote's action
+    from_amount_usd: Decimal | None
+    to_amount_usd: Decimal | None
+    fee_costs_usd: Decimal  # sum of estimate.feeCosts[].amountUSD
+    gas_costs_usd: Decimal  # sum of estimate.gasCosts[].amountUSD
+    execution_duration_seconds: int | None
+    transaction: EvmTransaction  # from transactionRequest (hex strings -> ints)
+    approval_address: str | None  # estimate.approvalAddress; None when from_token is the native coin
+    raw: dict[str, Any]  # the quote JSON as received (stored for the record)
 
 
 @dataclass(frozen=True)
 class SwapStatus:
-    status: str  # pending, done, failed, not_found
-    substatus: str | None
+    status: str  # "not_found" | "invalid" | "pending" | "done" | "failed" (unknown values -> "pending")
+    substatus: str | None  # WAIT_DESTINATION_TRANSACTION, COMPLETED, PARTIAL, REFUNDED, SLIPPAGE_EXCEEDED...
+    substatus_message: str | None
+    sending_tx_hash: str | None
     receiving_tx_hash: str | None
-    received_amount_raw: int | None
+    received_amount_raw: int | None  # receiving.amount
+    received_token: str | None  # receiving.token.address (EIP-55)
+    received_chain_id: int | None
+    raw: dict[str, Any]
 
 
 class SwapProvider(ProviderAdapter):
@@ -457,6 +478,7 @@ class SwapProvider(ProviderAdapter):
         to_chain_id: int,
         to_token: str,
         to_address: str,
+        slippage: Decimal,
     ) -> SwapQuote:
         """A route and the transaction that starts it."""
 

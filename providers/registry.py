@@ -21,6 +21,7 @@ from providers.base import (
     ChainDirectory,
     ChainSpec,
     ProviderAdapter,
+    SwapProvider,
     TokenSpec,
     Venue,
     WalletProvider,
@@ -146,6 +147,15 @@ def wallet_provider(name: str) -> WalletProvider:
         raise ProviderNotConfigured(name, "not a wallet provider")
     built = adapter(name)
     assert isinstance(built, WalletProvider)
+    return built
+
+
+def swap_provider(name: str = "lifi") -> SwapProvider:
+    if provider_kind(name) != "swap":
+        raise ProviderNotConfigured(name, "not a swap provider")
+    built = adapter(name)
+    if not isinstance(built, SwapProvider):
+        raise ProviderNotConfigured(name, "not a swap provider")
     return built
 
 

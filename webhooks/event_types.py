@@ -17,6 +17,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "swap.completed",
     "swap.failed",
     "deposit.completed",
+    # A deposit that ends without a credit: reorganised away, reverted, or closed by an operator.
+    "deposit.failed",
     "account.wallet_linked",
     "account.auth_method_linked",
     "risk.margin_call",

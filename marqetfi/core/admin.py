@@ -7,10 +7,11 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from marqetfi.core.alerts import operator_alert_acknowledge
 from marqetfi.core.app_settings.registry import app_setting_definition
 from marqetfi.core.app_settings.services import app_setting_reset, app_setting_set
 from marqetfi.core.errors import InvalidSetting, UnknownSetting
-from marqetfi.core.models import AppSetting, Event
+from marqetfi.core.models import AppSetting, Event, OperatorAlert
 
 
 @admin.register(Event)
@@ -64,3 +65,31 @@ class AppSettingAdmin(admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[AppSetting]) -> None:
         for row in queryset:
             app_setting_reset(key=row.key, actor=request.user)
+
+
+@admin.register(OperatorAlert)
+class OperatorAlertAdmin(admin.ModelAdmin):
+    """What needs an operator: open alerts first; acknowledging closes one."""
+
+    list_display = (
+        "last_raised_at",
+        "severity",
+        "source",
+        "code",
+        "reference",
+        "occurrences",
+        "acknowledged_at",
+    )
+    list_filter = ("severity", "source", "code", ("acknowledged_at", admin.EmptyFieldListFilter))
+    search_fields = ("reference", "message", "code")
+    ordering = ("acknowledged_at", "-last_raised_at")
+    readonly_fields = [f.name for f in OperatorAlert._meta.fields]
+    actions = ("acknowledge",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Acknowledge the selected alerts")
+    def acknowledge(self, request: HttpRequest, queryset: QuerySet[OperatorAlert]) -> None:
+        for alert in queryset.filter(acknowledged_at__isnull=True):
+            operator_alert_acknowledge(alert=alert, actor=request.user)

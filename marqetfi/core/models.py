@@ -112,3 +112,42 @@ class AppSetting(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class OperatorAlert(models.Model):
+    """Something an operator must look at (a swap that gave up, a drift, a reorg too deep).
+
+    Raised by the apps through ``marqetfi.core.alerts.operator_alert_raise``; one open alert
+    per (source, code, reference), counted again when raised again; closed by acknowledging it.
+    """
+
+    class Severity(models.TextChoices):
+        WARNING = "warning", "Warning"
+        CRITICAL = "critical", "Critical"
+
+    source = models.CharField(max_length=32, help_text="The app that raised it: deposits, trading, ...")
+    code = models.CharField(max_length=64)
+    severity = models.CharField(max_length=16, choices=Severity.choices, default=Severity.WARNING)
+    reference = models.CharField(max_length=200, blank=True, default="", help_text='"deposit:<uuid>"')
+    message = models.TextField()
+    details = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
+    occurrences = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
+    last_raised_at = models.DateTimeField(default=timezone.now)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ("-last_raised_at",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=("source", "code", "reference"),
+                condition=models.Q(acknowledged_at__isnull=True),
+                name="operator_alert_one_open",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"[{self.severity}] {self.source}.{self.code} {self.reference}"

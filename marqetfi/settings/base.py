@@ -248,6 +248,18 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 15.0,
         "options": {"expires": 15.0},
     },
+    # Deposits: new transfers to users' addresses on every configured chain, then every deposit
+    # whose next step (confirmations, quote, swap, LI-FI status poll with backoff) is due.
+    "deposits-scan": {
+        "task": "deposits.tasks.deposits_scan",
+        "schedule": env.float("DEPOSIT_SCAN_INTERVAL_SECONDS", default=10.0),
+        "options": {"expires": 10.0},
+    },
+    "deposits-advance-due": {
+        "task": "deposits.tasks.deposits_advance_due",
+        "schedule": env.float("DEPOSIT_ADVANCE_INTERVAL_SECONDS", default=3.0),
+        "options": {"expires": 5.0},
+    },
     "idempotent-requests-purge": {
         "task": "trading.tasks.idempotent_requests_purge",
         "schedule": 3600.0,
@@ -281,6 +293,7 @@ APP_SETTING_MODULES: list[str] = [
     "pricing.app_settings",
     "trading.app_settings",
     "webhooks.app_settings",
+    "deposits.app_settings",
 ]
 
 # --- Auth -----------------------------------------------------------------------------
@@ -383,6 +396,10 @@ SIWE_CHAIN_IDS: list[int] = [int(c) for c in env.list("SIWE_CHAIN_IDS", default=
 SIWE_NONCE_TTL_SECONDS = env.int("SIWE_NONCE_TTL_SECONDS", default=300)
 SIWE_MAX_MESSAGE_AGE_SECONDS = env.int("SIWE_MAX_MESSAGE_AGE_SECONDS", default=600)
 
+# Extra ledger invariants (dotted paths of callables returning a list of problems), run by
+# ``manage.py check_ledger`` after the ledger's own.
+LEDGER_CHECKS: list[str] = ["deposits.checks.deposits_ledger_check"]
+
 # Supported EVM chains (balances, EIP-1271 checks, deposits), as JSON keyed by chain id:
 # {"42161": {"name": "Arbitrum One", "rpc_url": "https://...", "confirmations": 20,
 #            "scan_batch_blocks": 500, "deposits": true,
@@ -390,6 +407,21 @@ SIWE_MAX_MESSAGE_AGE_SECONDS = env.int("SIWE_MAX_MESSAGE_AGE_SECONDS", default=6
 # This is the starting configuration of the ``chains`` provider; operators change it at runtime
 # (a new provider configuration version), RPC URLs with keys under its secret ``rpc_urls``.
 EVM_CHAINS: dict[str, dict[str, Any]] = env.json("EVM_CHAINS", default={})
+
+# Deposits settle in this token on this chain (native USDC on Arbitrum One); swaps deliver to
+# the collection address (empty: the user's own deposit wallet). Starting values of the
+# runtime setting ``deposit_policy``, which operators change in the admin.
+DEPOSIT_SETTLEMENT_CHAIN_ID = env.int("DEPOSIT_SETTLEMENT_CHAIN_ID", default=42161)
+DEPOSIT_SETTLEMENT_TOKEN = env.str(
+    "DEPOSIT_SETTLEMENT_TOKEN", default="0xaf88d065e77c8cC2239327C5EDb3A432268e5831"
+)
+DEPOSIT_COLLECTION_ADDRESS = env.str("DEPOSIT_COLLECTION_ADDRESS", default="")
+# The scanner reads at most this many blocks per chain per run (each chain's own
+# ``scan_batch_blocks`` bounds one request); the state machine advances this many deposits per run.
+DEPOSIT_SCAN_MAX_BLOCKS_PER_RUN = env.int("DEPOSIT_SCAN_MAX_BLOCKS_PER_RUN", default=5000)
+DEPOSIT_ADVANCE_BATCH = env.int("DEPOSIT_ADVANCE_BATCH", default=200)
+# A deposit whose transaction has vanished (reorganised away) for this long is dropped.
+DEPOSIT_DROP_AFTER_SECONDS = env.int("DEPOSIT_DROP_AFTER_SECONDS", default=600)
 
 # Wallet providers for MPC wallets: the default when the app does not name one.
 MPC_WALLET_DEFAULT_PROVIDER = env.str("MPC_WALLET_DEFAULT_PROVIDER", default="local")

@@ -373,6 +373,27 @@ class EvmChainClient(ChainClient):
         with self._translate_errors():
             return int(self._web3.eth.get_transaction_count(self._checksum(address), block))  # type: ignore[arg-type]
 
+    def transaction_by_nonce(
+        self, *, sender: str, nonce: int, from_block: int
+    ) -> tuple[str, str | None] | None:
+        """Reads the blocks from ``from_block`` to the head (batches of 100) with their transactions."""
+        wanted = self._checksum(sender)
+        self._check_chain_id()
+        w3 = self._web3
+        with self._translate_errors():
+            head = int(w3.eth.get_block_number())
+        for start in range(max(from_block, 0), head + 1, 100):
+            with self._translate_errors(), w3.batch_requests() as batch:
+                for number in range(start, min(start + 100, head + 1)):
+                    batch.add(w3.eth.get_block(number, full_transactions=True))
+                blocks = cast(list[Any], batch.execute())
+            for block in blocks:
+                for tx in (block or {}).get("transactions") or []:
+                    if self._checksum(tx["from"]) == wanted and int(tx["nonce"]) == nonce:
+                        to_address = tx.get("to")
+                        return _hex(tx["hash"]), self._checksum(to_address) if to_address else None
+        return None
+
     def erc20_allowance(self, *, token: str, owner: str, spender: str) -> int:
         self._check_chain_id()
         erc20 = self._web3.eth.contract(address=self._checksum(token), abi=ERC20_ABI)
