@@ -8,7 +8,7 @@ import requests
 from eth_account import Account
 from web3 import Web3
 
-from tests.chain.local_chain import LocalChain, load_artifact
+from demo.localchain.chain import LocalChain, load_artifact
 
 
 def rpc(chain: LocalChain, payload: Any) -> Any:

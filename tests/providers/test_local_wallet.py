@@ -18,7 +18,7 @@ from providers.chains.evm import EvmChainClient
 from providers.errors import ProviderError, ProviderNotConfigured
 from providers.models import LocalWalletKey
 from providers.wallets.local.adapter import LocalWalletProvider
-from tests.chain.local_chain import LocalChain, load_artifact
+from demo.localchain.chain import LocalChain, load_artifact
 
 pytestmark = pytest.mark.django_db
 

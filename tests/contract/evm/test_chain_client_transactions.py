@@ -19,7 +19,7 @@ from providers.base import EvmTransaction, TokenTransfer
 from providers.chains.evm import EvmChainClient
 from providers.chains.evm.client import TRANSFER_TOPIC
 from providers.errors import ProviderError
-from tests.chain.local_chain import LocalChain, load_artifact
+from demo.localchain.chain import LocalChain, load_artifact
 from tests.contract.evm.fake_rpc import calls, json_rpc, node
 
 FAST_TIMEOUT = 0.3

@@ -1,7 +1,7 @@
-"""Rebuild the committed test-contract artifacts (``<Name>.json``: abi + bytecode) from the sources.
+"""Rebuild the committed local-chain contract artifacts (``<Name>.json``: abi + bytecode) from the sources.
 
 Needs the npm ``solc`` compiler (no Solidity download works offline); see README.md.
-Usage: ``python tests/chain/contracts/build.py /tmp/solc/node_modules/.bin/solcjs``.
+Usage: ``python demo/localchain/contracts/build.py /tmp/solc/node_modules/.bin/solcjs``.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""A real EVM for tests, reachable over HTTP JSON-RPC like any node.
+"""A real EVM on loopback, reachable over HTTP JSON-RPC like any node (tests and ``make run``).
 
 eth-tester (py-evm backend, instant mining) sits behind web3's ``EthereumTesterProvider``;
 a werkzeug server on 127.0.0.1 forwards each JSON-RPC request to it and answers the way a
-node does (hex quantities, ``0x`` data, geth-style revert errors), so code under test talks
-to it through an ordinary ``HTTPProvider``. Setup (deploys, transfers) goes in-process
+node does (hex quantities, ``0x`` data, geth-style revert errors), so code under test (or the
+server under ``make run``) talks to it through an ordinary ``HTTPProvider``. Setup (deploys, transfers) goes in-process
 through ``LocalChain.w3``.
 """
 
