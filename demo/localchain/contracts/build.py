@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-CONTRACTS = ("TestToken", "TestContractWallet")
+CONTRACTS = ("TestToken", "TestContractWallet", "TestSwapRouter")
 EVM_VERSION = "cancun"
 
 
