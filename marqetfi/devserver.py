@@ -1,8 +1,10 @@
 """``make run``: set up and start web, worker and beat (and later the feed) on one machine.
 
-Starts an embedded Redis when ``REDIS_URL`` is not set, migrates, seeds the demo data,
-prints the URLs, then runs the Procfile under honcho. Ctrl-C stops every process it
-started, Redis last so that workers can finish their warm shutdown.
+Starts an embedded Redis when ``REDIS_URL`` is not set, migrates, starts the local EVM chain
+(``manage.py localchain``: test tokens, a swap router, a funded developer account; skipped
+with ``LOCAL_CHAIN=0``), seeds the demo data, prints the URLs, then runs the Procfile under
+honcho. Ctrl-C stops every process it started, Redis last so that workers can finish their
+warm shutdown.
 
 honcho puts each app process in a session of its own, so a process whose honcho wrapper
 died could outlive it. This launcher therefore makes itself the "subreaper" of everything
@@ -18,15 +20,21 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import psutil
 
 from marqetfi.embedded import EmbeddedRedis
 
+if TYPE_CHECKING:
+    from demo.localchain.devstack import DevStack
+
 BASE_DIR = Path(__file__).resolve().parents[1]
 _PR_SET_CHILD_SUBREAPER = 36
+LOCAL_CHAIN_START_SECONDS = 90.0
 
 
 def _manage(*args: str) -> None:
@@ -51,8 +59,48 @@ def _end_descendants(keep: set[int], grace_seconds: float = 10.0) -> None:
     psutil.wait_procs(alive, timeout=5)
 
 
-def _print_urls(port: int) -> None:
+def _start_local_chain() -> tuple[subprocess.Popen[bytes], DevStack]:
+    """Start ``manage.py localchain`` and wait until it has written its state file.
+
+    It runs in a session of its own so that Ctrl-C does not reach it: it stops after the
+    processes that use it, with the other descendants.
+    """
+    # Imported here: the state file's path comes from the settings, configured in main().
+    from demo.localchain.devstack import STATE_FILE, devstack_state_read
+
+    STATE_FILE.unlink(missing_ok=True)  # left by a run that was killed: it describes no chain
+    command = [sys.executable, "manage.py", "localchain", "--state-file", str(STATE_FILE)]
+    if port := os.environ.get("LOCAL_CHAIN_PORT"):
+        command += ["--port", port]
+    process = subprocess.Popen(command, cwd=BASE_DIR, start_new_session=True)  # noqa: S603
+    deadline = time.monotonic() + LOCAL_CHAIN_START_SECONDS
+    while not STATE_FILE.exists():
+        if process.poll() is not None:
+            raise SystemExit(
+                f"The local chain exited ({process.returncode}); see above. "
+                "Set LOCAL_CHAIN=0 to run without it, or LOCAL_CHAIN_PORT for another port."
+            )
+        if time.monotonic() > deadline:
+            raise SystemExit(f"The local chain did not start within {LOCAL_CHAIN_START_SECONDS:.0f} s.")
+        time.sleep(0.2)
+    return process, devstack_state_read(STATE_FILE)
+
+
+def _print_urls(port: int, chain: DevStack | None) -> None:
     base = f"http://127.0.0.1:{port}"
+    local_chain = ""
+    if chain is not None:
+        lifi = f"  LI-FI sim  {chain.lifi_url}\n" if chain.lifi_url else ""
+        tokens = ", ".join(f"{symbol} {token.address}" for symbol, token in chain.tokens.items())
+        local_chain = (
+            f"  Chain RPC  {chain.rpc_url}  (chain id {chain.chain_id}; router {chain.router})\n"
+            f"{lifi}"
+            f"  Tokens     {tokens}\n"
+            f"  Dev wallet {chain.developer_address}\n"
+            f"             key {chain.developer_key}\n"
+            "             DEVELOPMENT ONLY: a publicly known key, never use it on a real network.\n"
+            "  Test USDC  python manage.py localchain_send --to 0xYOUR_ADDRESS --token USDC --amount 100\n"
+        )
     print(
         "\nMarqetFi is starting:\n"
         f"  API        {base}/api/v1/  (health: {base}/api/v1/health)\n"
@@ -60,6 +108,7 @@ def _print_urls(port: int) -> None:
         f"  Admin      {base}/admin/\n"
         f"  WebSocket  ws://127.0.0.1:{port}/ws\n"
         f"  Metrics    {base}/metrics\n"
+        f"{local_chain}"
         "Press Ctrl-C to stop everything.\n",
         flush=True,
     )
@@ -88,8 +137,11 @@ def main() -> int:
             os.environ["REDIS_URL"] = redis.start()
             print(f"Embedded Redis on {os.environ['REDIS_URL']}", flush=True)
         _manage("migrate", "--noinput")
+        chain: DevStack | None = None
+        if os.environ.get("LOCAL_CHAIN", "1") != "0":
+            _, chain = _start_local_chain()
         _manage("seed_demo")
-        _print_urls(port)
+        _print_urls(port, chain)
         honcho = subprocess.Popen(  # noqa: S603
             [str(venv_bin / "honcho"), "start", "-f", "Procfile", "-p", str(port)], cwd=BASE_DIR
         )
