@@ -9,10 +9,16 @@ from allauth.account.models import EmailAddress
 from django.db import transaction
 
 from accounts.models import AuthIdentity, AuthMethod, User
+from demo.localchain.devstack import DevStack
+from deposits.app_settings import DEPOSIT_POLICY
 from ledger.models import LedgerEntry, TransactionKind
 from ledger.services import balance_adjust
+from marqetfi.core.app_settings.cache import app_setting
+from marqetfi.core.app_settings.services import app_setting_set
 from pricing.services.pairs import pairs_sync
+from providers import registry
 from providers.models import RoutingRule
+from providers.services.configs import provider_config_create
 from providers.services.routing import routing_rule_create
 
 DEMO_TRADER_FUNDING = Decimal("10000")
@@ -94,3 +100,47 @@ def demo_market_ensure() -> int:
             routing_rule_create(match=RoutingRule.Match.CATEGORY, value=category, venues=venues)
     result = pairs_sync(provider="paper")
     return result.created + result.updated + result.unchanged
+
+
+LOCAL_CHAIN_CONFIRMATIONS = 2
+
+
+def demo_deposits_configure(*, stack: DevStack) -> list[str]:
+    """Point deposits at ``make run``'s local chain: the ``chains`` provider (the chain, its RPC
+    and test tokens), LI-FI at the simulator, and the deposit policy settling in the chain's
+    test USDC. Idempotent: a configuration already in effect is not written again. Returns
+    what was changed."""
+    changed: list[str] = []
+    chains = {
+        str(stack.chain_id): {
+            "name": "Local development chain",
+            "rpc_url": stack.rpc_url,
+            "confirmations": LOCAL_CHAIN_CONFIRMATIONS,
+            "scan_batch_blocks": 200,
+            "tokens": {
+                symbol: {"address": token.address, "decimals": token.decimals}
+                for symbol, token in stack.tokens.items()
+            },
+        }
+    }
+    if registry.provider_options("chains").get("chains") != chains:
+        provider_config_create(name="chains", values={"chains": chains}, comment="make run: local chain")
+        changed.append("chains")
+    if stack.lifi_url and registry.provider_options("lifi").get("base_url") != stack.lifi_url:
+        provider_config_create(
+            name="lifi", values={"base_url": stack.lifi_url}, comment="make run: simulated LI-FI"
+        )
+        changed.append("lifi")
+    policy = {
+        "settlement_chain_id": stack.chain_id,
+        "settlement_token": stack.tokens["USDC"].address,
+        "collection_address": "",
+    }
+    current = app_setting(DEPOSIT_POLICY)
+    if (current.settlement_chain_id, current.settlement_token, current.collection_address) != tuple(
+        policy.values()
+    ):
+        app_setting_set(key=DEPOSIT_POLICY.key, value=policy, actor=None)
+        changed.append("deposit_policy")
+    registry.reset_cache()
+    return changed

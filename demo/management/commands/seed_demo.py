@@ -7,7 +7,13 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from demo.services import demo_admin_ensure, demo_market_ensure, demo_trader_ensure
+from demo.localchain.devstack import STATE_FILE, devstack_state_read
+from demo.services import (
+    demo_admin_ensure,
+    demo_deposits_configure,
+    demo_market_ensure,
+    demo_trader_ensure,
+)
 from marqetfi.core.dev_secrets import dev_secret
 
 
@@ -44,3 +50,11 @@ class Command(BaseCommand):
                 f"{trader_email} / {trader_password}  (password kept in var/demo_trader_password)"
             )
         )
+        if STATE_FILE.exists():
+            stack = devstack_state_read(STATE_FILE)
+            changed = demo_deposits_configure(stack=stack)
+            self.stdout.write(
+                f"Deposits: local chain {stack.chain_id} at {stack.rpc_url}"
+                f"{', LI-FI simulator at ' + stack.lifi_url if stack.lifi_url else ''}"
+                f" ({'configured: ' + ', '.join(changed) if changed else 'already configured'})"
+            )
