@@ -16,7 +16,7 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from marqetfi.core.runtime import Generation
-from providers.base import ChainClient, ProviderAdapter, TokenSpec, Venue, WalletProvider
+from providers.base import ChainClient, ProviderAdapter, SwapProvider, TokenSpec, Venue, WalletProvider
 from providers.errors import ProviderNotConfigured
 from providers.models import Provider
 from providers.selectors import active_config_options
@@ -138,6 +138,17 @@ def wallet_provider(name: str) -> WalletProvider:
         raise ProviderNotConfigured(name, "not a wallet provider")
     built = adapter(name)
     assert isinstance(built, WalletProvider)
+    return built
+
+
+def swap_provider(name: str = "lifi") -> SwapProvider:
+    """The swap adapter for ``name``; ``ProviderNotConfigured`` if it is not a swap provider
+    (or cannot be built, as ``adapter``)."""
+    if provider_kind(name) != "swap":
+        raise ProviderNotConfigured(name, "not a swap provider")
+    built = adapter(name)
+    if not isinstance(built, SwapProvider):
+        raise ProviderNotConfigured(name, "not a swap provider")
     return built
 
 
