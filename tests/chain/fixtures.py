@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from tests.chain.local_chain import LocalChain
+    from demo.localchain.chain import LocalChain
 
 
 @pytest.fixture(scope="session")
 def local_chain() -> Iterator[LocalChain]:
     """One chain for the session (py-evm takes about a second to start): use fresh addresses per test."""
-    from tests.chain.local_chain import LocalChain
+    from demo.localchain.chain import LocalChain
 
     chain = LocalChain()
     try:

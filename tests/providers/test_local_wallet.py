@@ -12,13 +12,13 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from web3 import Web3
 
+from demo.localchain.chain import LocalChain, load_artifact
 from marqetfi.core import crypto
 from providers.base import EvmTransaction, TokenTransfer, WalletInfo
 from providers.chains.evm import EvmChainClient
 from providers.errors import ProviderError, ProviderNotConfigured
 from providers.models import LocalWalletKey
 from providers.wallets.local.adapter import LocalWalletProvider
-from tests.chain.local_chain import LocalChain, load_artifact
 
 pytestmark = pytest.mark.django_db
 

@@ -17,10 +17,10 @@ from pytest_httpserver import HTTPServer
 from siwe import SiweMessage
 from werkzeug.wrappers import Request, Response
 
+from demo.localchain.chain import LocalChain
 from providers.base import TokenSpec
 from providers.chains.evm import EvmChainClient
 from providers.errors import ProviderError
-from tests.chain.local_chain import LocalChain
 from tests.contract.evm.fake_rpc import json_rpc
 
 FAST_TIMEOUT = 0.3

@@ -15,11 +15,11 @@ from pytest_httpserver import HTTPServer
 from web3 import Web3
 from werkzeug.wrappers import Request, Response
 
+from demo.localchain.chain import LocalChain, load_artifact
 from providers.base import EvmTransaction, TokenTransfer
 from providers.chains.evm import EvmChainClient
 from providers.chains.evm.client import TRANSFER_TOPIC
 from providers.errors import ProviderError
-from tests.chain.local_chain import LocalChain, load_artifact
 from tests.contract.evm.fake_rpc import calls, json_rpc, node
 
 FAST_TIMEOUT = 0.3

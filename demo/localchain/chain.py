@@ -1,15 +1,16 @@
-"""A real EVM for tests, reachable over HTTP JSON-RPC like any node.
+"""A real EVM on loopback, reachable over HTTP JSON-RPC like any node (tests and ``make run``).
 
 eth-tester (py-evm backend, instant mining) sits behind web3's ``EthereumTesterProvider``;
 a werkzeug server on 127.0.0.1 forwards each JSON-RPC request to it and answers the way a
-node does (hex quantities, ``0x`` data, geth-style revert errors), so code under test talks
-to it through an ordinary ``HTTPProvider``. Setup (deploys, transfers) goes in-process
-through ``LocalChain.w3``.
+node does (hex quantities, ``0x`` data, geth-style revert errors), so code under test (or the
+server under ``make run``) talks to it through an ordinary ``HTTPProvider``. Setup (deploys,
+transfers) goes in-process through ``LocalChain.w3``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -22,12 +23,17 @@ from eth_tester.exceptions import TransactionFailed
 from eth_typing import ChecksumAddress
 from hexbytes import HexBytes
 from web3 import EthereumTesterProvider, Web3
+from web3.contract import Contract
 from web3.datastructures import NamedElementOnion
 from web3.types import RPCEndpoint, RPCResponse, TxReceipt, Wei
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 CONTRACTS_DIR = Path(__file__).resolve().parent / "contracts"
+NATIVE_COIN = "0x0000000000000000000000000000000000000000"
+"""What ``TestSwapRouter`` calls the chain's native coin (its ``fromToken`` for ETH)."""
+
+logger = logging.getLogger(__name__)
 
 
 def load_artifact(name: str) -> dict[str, Any]:
@@ -123,10 +129,13 @@ class LocalChain:
     """A fresh eth-tester chain with funded accounts, served on ``rpc_url`` until ``stop()``.
 
     ``accounts`` are the chain's funded accounts (1,000,000 ETH each) with their keys, so
-    tests can also sign with them; helpers take and return checksummed addresses.
+    tests can also sign with them; helpers take and return checksummed addresses. Every
+    transaction is mined at once, in a block of its own; ``start_block_timer`` adds empty
+    blocks over time so that confirmations advance, and ``snapshot``/``reorg`` replace blocks.
+    ``port`` 0 serves on a free port.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         backend = PyEVMBackend()
         self._tester = EthereumTester(backend)
         self.provider = _SerializedTesterProvider(self._tester)
@@ -136,19 +145,74 @@ class LocalChain:
         # Only the provider's own eth-tester translation, none of Web3's client-side middleware:
         # the HTTP client brings its own.
         request_fn = self.provider.request_func(self.w3, NamedElementOnion([]))
+        # Threaded: under make run the web, the worker and the swap simulator poll at once;
+        # the provider's lock still lets only one request at a time into eth-tester.
         self._server: BaseWSGIServer = make_server(
-            "127.0.0.1", 0, JsonRpcApp(request_fn), request_handler=_QuietRequestHandler
+            "127.0.0.1", port, JsonRpcApp(request_fn), threaded=True, request_handler=_QuietRequestHandler
         )
         self.rpc_url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="local-chain-rpc", daemon=True
         )
         self._thread.start()
+        self._block_timer: threading.Thread | None = None
+        self._block_timer_stop = threading.Event()
 
     def stop(self) -> None:
+        self.stop_block_timer()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+    def start_block_timer(self, seconds: float) -> None:
+        """Mine an empty block every ``seconds`` in the background until ``stop_block_timer()``.
+
+        On a real chain blocks come without transactions; here they make confirmations advance.
+        """
+        if seconds <= 0:
+            raise ValueError("seconds must be positive")
+        self.stop_block_timer()
+        self._block_timer_stop.clear()
+        self._block_timer = threading.Thread(
+            target=self._mine_every, args=(seconds,), name="local-chain-blocks", daemon=True
+        )
+        self._block_timer.start()
+
+    def stop_block_timer(self) -> None:
+        if self._block_timer is None:
+            return
+        self._block_timer_stop.set()
+        self._block_timer.join(timeout=5)
+        self._block_timer = None
+
+    def _mine_every(self, seconds: float) -> None:
+        while not self._block_timer_stop.wait(seconds):
+            try:
+                self.mine()
+            except Exception:  # a missed block is no reason to stop the clock
+                logger.exception("local chain: mining a timed block failed")
+
+    def snapshot(self) -> int:
+        """Remember the chain as it is (its latest block); ``reorg`` goes back to it."""
+        with self.provider.lock:
+            snapshot_id: int = self._tester.take_snapshot()
+        return snapshot_id
+
+    def reorg(self, snapshot_id: int, new_blocks: int) -> int:
+        """Replace every block after ``snapshot_id`` by ``new_blocks`` empty ones.
+
+        The transactions mined after the snapshot are gone (no receipt, not pending), and
+        the blocks at their heights get other hashes. Pass at least as many blocks as were
+        dropped for the usual reorg, where the new branch is as long or longer. Returns the
+        new latest block number.
+        """
+        if new_blocks < 0:
+            raise ValueError("new_blocks must not be negative")
+        with self.provider.lock:
+            self._tester.revert_to_snapshot(snapshot_id)
+            if new_blocks:
+                self._tester.mine_blocks(new_blocks)
+        return int(self.w3.eth.block_number)
 
     @property
     def deployer(self) -> ChecksumAddress:
@@ -164,11 +228,51 @@ class LocalChain:
         """Deploy a ``TestContractWallet``: EIP-1271 accepts exactly the signatures ``owner`` makes."""
         return self._deploy("TestContractWallet", Web3.to_checksum_address(owner))
 
+    def deploy_swap_router(self, output_token: str) -> ChecksumAddress:
+        """Deploy a ``TestSwapRouter`` paying out ``output_token``, owned by ``deployer``.
+
+        It pays from its own balance: transfer it ``output_token`` liquidity, and set a rate
+        per input token with ``set_swap_rate``, before swapping.
+        """
+        return self._deploy("TestSwapRouter", Web3.to_checksum_address(output_token))
+
+    def set_swap_rate(self, router: str, from_token: str, rate_e18: int) -> None:
+        """Set how many output base units one base unit of ``from_token`` buys, times 1e18.
+
+        ``from_token`` ``NATIVE_COIN`` is the native coin; a rate of 0 removes the route.
+        """
+        contract = self.contract("TestSwapRouter", router)
+        self._mined(
+            contract.functions.setRate(Web3.to_checksum_address(from_token), rate_e18).transact(
+                {"from": self.deployer}
+            )
+        )
+
+    def approve(self, token: str, owner: str, spender: str, amount_raw: int) -> str:
+        """Mine an ERC-20 ``approve`` by ``owner`` (one of ``accounts``); returns its transaction hash."""
+        contract = self.contract("TestToken", token)
+        tx_hash = contract.functions.approve(Web3.to_checksum_address(spender), amount_raw).transact(
+            {"from": Web3.to_checksum_address(owner)}
+        )
+        self._mined(tx_hash)
+        return Web3.to_hex(tx_hash)
+
+    def token_balance(self, token: str, holder: str) -> int:
+        """``holder``'s ERC-20 balance in base units."""
+        balance: int = (
+            self.contract("TestToken", token).functions.balanceOf(Web3.to_checksum_address(holder)).call()
+        )
+        return balance
+
+    def contract(self, artifact_name: str, address: str) -> Contract:
+        """A web3 contract at ``address`` with the ABI of ``contracts/<artifact_name>.json``."""
+        return self.w3.eth.contract(
+            address=Web3.to_checksum_address(address), abi=load_artifact(artifact_name)["abi"]
+        )
+
     def transfer_token(self, token: str, sender: str, recipient: str, amount_raw: int) -> str:
         """Mine an ERC-20 ``transfer``; returns its 0x-hex transaction hash."""
-        contract = self.w3.eth.contract(
-            address=Web3.to_checksum_address(token), abi=load_artifact("TestToken")["abi"]
-        )
+        contract = self.contract("TestToken", token)
         tx_hash = contract.functions.transfer(Web3.to_checksum_address(recipient), amount_raw).transact(
             {"from": Web3.to_checksum_address(sender)}
         )
