@@ -180,7 +180,7 @@ class LifiSimulator:
             )
             self.port = self._server.server_port
             self._thread = threading.Thread(
-                target=self._server.serve_forever, name="lifi-simulator", daemon=True
+                target=self._server.serve_forever, args=(0.05,), name="lifi-simulator", daemon=True
             )
             self._thread.start()
         return self.base_url
