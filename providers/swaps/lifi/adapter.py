@@ -107,24 +107,25 @@ class LifiSwapProvider(SwapProvider):
         return _QuoteReader(self.name, answer, requested_to_address=to_address).read()
 
     def status(self, *, tx_hash: str, from_chain_id: int, to_chain_id: int) -> SwapStatus:
-        """``not_found`` whether LI-FI answers 200 ``{"status": "NOT_FOUND"}`` or HTTP 404
-        (both have been seen; the docs do not say which)."""
+        """``not_found`` whether LI-FI answers 200 ``{"status": "NOT_FOUND"}`` or HTTP 404 with
+        its JSON error body (the docs do not say which). A 404 without one (an HTML page, a
+        wrong base URL) stays an error: reading it as "not found yet" would hide the mistake
+        behind polls that never end."""
         params = {"txHash": tx_hash, "fromChain": str(from_chain_id), "toChain": str(to_chain_id)}
         try:
             answer = self._client.status(params)
         except ProviderError as exc:
-            if exc.status_code == 404:
-                raw = exc.response if isinstance(exc.response, dict) else {"message": exc.response}
+            if exc.status_code == 404 and isinstance(exc.response, dict):
                 return SwapStatus(
                     status="not_found",
                     substatus=None,
-                    substatus_message=_optional_str(raw.get("message")),
+                    substatus_message=_optional_str(exc.response.get("message")),
                     sending_tx_hash=None,
                     receiving_tx_hash=None,
                     received_amount_raw=None,
                     received_token=None,
                     received_chain_id=None,
-                    raw=raw,
+                    raw=exc.response,
                 )
             raise
         return _read_status(self.name, answer)

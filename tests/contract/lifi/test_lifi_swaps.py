@@ -364,6 +364,17 @@ def test_an_unknown_hash_is_not_found_whether_lifi_answers_200_or_404(
     assert len(simulator.requests) == 1
 
 
+def test_a_404_that_is_not_lifis_json_error_stays_an_error(
+    simulator: LifiSimulator, make_provider: MakeProvider
+) -> None:
+    simulator.script("/status", [ScriptedResponse(status_code=404, body="<html>Not Found</html>")])
+
+    with pytest.raises(ProviderError) as caught:
+        status(make_provider())
+
+    assert (caught.value.status_code, caught.value.retryable) == (404, False)
+
+
 def test_a_pending_transfer_shows_its_substatus_and_no_receipt_yet(
     simulator: LifiSimulator, make_provider: MakeProvider
 ) -> None:
