@@ -428,6 +428,13 @@ class PriceStreaming(ABC):
 
 @dataclass(frozen=True)
 class SwapQuote:
+    """A route from one token (and chain) to another, with the transaction that starts it.
+
+    Amounts are in base units. Tokens and addresses are EIP-55; the chain's native coin is
+    ``0x0000000000000000000000000000000000000000``. ``raw`` is the provider's answer as
+    received, kept for the record.
+    """
+
     provider_quote_id: str  # the step's "id"
     tool: str
     from_chain_id: int
@@ -438,32 +445,37 @@ class SwapQuote:
     to_address: str
     to_amount_raw: int
     to_amount_min_raw: int
-    slippage: Decimal  # fraction, as in the quote's action
+    slippage: Decimal  # a fraction: 0.005 = 0.5 %
     from_amount_usd: Decimal | None
     to_amount_usd: Decimal | None
-    fee_costs_usd: Decimal  # sum of estimate.feeCosts[].amountUSD
-    gas_costs_usd: Decimal  # sum of estimate.gasCosts[].amountUSD
+    fee_costs_usd: Decimal
+    gas_costs_usd: Decimal
     execution_duration_seconds: int | None
-    transaction: EvmTransaction  # from transactionRequest (hex strings -> ints)
-    approval_address: str | None  # estimate.approvalAddress; None when from_token is the native coin
-    raw: dict[str, Any]  # the quote JSON as received (stored for the record)
+    transaction: EvmTransaction
+    approval_address: str | None  # the ERC-20 spender to approve first; None for the native coin
+    raw: dict[str, Any]
 
 
 @dataclass(frozen=True)
 class SwapStatus:
-    status: str  # "not_found" | "invalid" | "pending" | "done" | "failed" (unknown values -> "pending")
-    substatus: str | None  # WAIT_DESTINATION_TRANSACTION, COMPLETED, PARTIAL, REFUNDED, SLIPPAGE_EXCEEDED...
+    """Where a swap stands. ``status`` is one of "not_found", "invalid", "pending", "done",
+    "failed" (a value the provider adds later reads as "pending"); ``substatus`` is the
+    provider's own detail (``WAIT_DESTINATION_TRANSACTION``, ``COMPLETED``, ``PARTIAL``,
+    ``REFUNDED``, ``SLIPPAGE_EXCEEDED``, ...)."""
+
+    status: str
+    substatus: str | None
     substatus_message: str | None
     sending_tx_hash: str | None
     receiving_tx_hash: str | None
-    received_amount_raw: int | None  # receiving.amount
-    received_token: str | None  # receiving.token.address (EIP-55)
+    received_amount_raw: int | None
+    received_token: str | None  # EIP-55
     received_chain_id: int | None
     raw: dict[str, Any]
 
 
 class SwapProvider(ProviderAdapter):
-    """Converts any token on any chain into USDC on Arbitrum (LI-FI)."""
+    """Converts any token on any chain into another (for us: USDC on Arbitrum), e.g. LI-FI."""
 
     kind = ProviderKind.SWAP
 
@@ -480,8 +492,20 @@ class SwapProvider(ProviderAdapter):
         to_address: str,
         slippage: Decimal,
     ) -> SwapQuote:
-        """A route and the transaction that starts it."""
+        """The best route for ``from_amount_raw`` of ``from_token`` sent by ``from_address``,
+        paid out to ``to_address``, with the transaction that starts it.
+
+        ``slippage`` is a fraction (0.005 = 0.5 %); ``to_amount_min_raw`` is what the route
+        guarantees. Quotes expire quickly: quote again right before signing. Raises
+        ProviderError: not retryable when there is no route (LI-FI code 1002) or the request
+        is refused, retryable for rate limits (with ``retry_after``), timeouts and 5xx.
+        """
 
     @abstractmethod
     def status(self, *, tx_hash: str, from_chain_id: int, to_chain_id: int) -> SwapStatus:
-        """Where the swap started by ``tx_hash`` stands."""
+        """Where the swap started by the source transaction ``tx_hash`` stands.
+
+        A hash the provider does not know (yet) is status "not_found", not an error: the
+        provider indexes transactions some time after they are mined. Raises ProviderError
+        when the provider cannot answer.
+        """

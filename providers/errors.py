@@ -9,8 +9,10 @@ class ProviderError(Exception):
     """A call to an external provider failed; carries what the provider answered.
 
     ``retryable`` is true for timeouts, connection errors, 429 and 5xx: the same call may
-    succeed later. Services translate these into domain errors; a raw vendor error never
-    reaches an API client.
+    succeed later, no sooner than ``retry_after`` seconds from now when the provider said so
+    (``Retry-After``, a rate-limit reset). ``code`` is the provider's own error code when it
+    sent one (LI-FI's 1002 "no quote", ...). Services translate these into domain errors; a
+    raw vendor error never reaches an API client.
     """
 
     def __init__(
@@ -21,6 +23,8 @@ class ProviderError(Exception):
         status_code: int | None = None,
         response: Any = None,
         retryable: bool = False,
+        retry_after: float | None = None,
+        code: str | int | None = None,
     ) -> None:
         super().__init__(f"{provider}: {message}")
         self.provider = provider
@@ -28,6 +32,8 @@ class ProviderError(Exception):
         self.status_code = status_code
         self.response = response
         self.retryable = retryable
+        self.retry_after = retry_after
+        self.code = code
 
 
 class ProviderUnavailable(ProviderError):
@@ -37,8 +43,8 @@ class ProviderUnavailable(ProviderError):
     """
 
     def __init__(self, provider: str, *, retry_after: float = 0.0) -> None:
-        super().__init__(provider, "circuit open", retryable=True)
-        self.retry_after = retry_after
+        super().__init__(provider, "circuit open", retryable=True, retry_after=retry_after)
+        self.retry_after: float = retry_after
 
 
 class NoVenueAvailable(ApplicationError):

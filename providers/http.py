@@ -70,9 +70,11 @@ class ProviderHttpClient:
     ``timeout`` bounds each attempt (connect at most 5 s of it), so a call that is retried
     can take up to ``max_attempts`` times as long plus the waits in between. Waits grow
     exponentially from ``backoff_seconds`` (randomised between zero and the current bound,
-    capped at ``max_backoff_seconds``). A ``Retry-After`` on a 429 or 5xx answer of at most
-    ``max_retry_after`` seconds replaces the computed wait; a longer one ends the call at once
-    with a retryable error so that the caller (typically a Celery task) can come back later.
+    capped at ``max_backoff_seconds``). A ``Retry-After`` on a 429 or 5xx answer (on a 429
+    without one, ``RateLimit-Reset``) of at most ``max_retry_after`` seconds replaces the
+    computed wait; a longer one ends the call at once with a retryable error so that the
+    caller (typically a Celery task) can come back later. The error of a 429 or 5xx carries
+    that wait as ``retry_after``.
 
     Thread-safe: one instance may be shared; it pools connections until ``close()``.
     """
@@ -194,12 +196,17 @@ class ProviderHttpClient:
             payload = _scrub(_payload(response), secrets)
             detail = _error_detail(payload)
             retryable = status == 429 or status >= 500
-            retry_after = _retry_after_seconds(response.headers.get("Retry-After")) if retryable else None
+            retry_after = _retry_after(response) if retryable else None
             message = f"{target} answered HTTP {status}" + (f": {detail}" if detail else "")
             if retry_after is not None and retry_after > self.max_retry_after:
                 message += f" (retry after {retry_after:.0f} s)"
             error = ProviderError(
-                self.provider, message, status_code=status, response=payload, retryable=retryable
+                self.provider,
+                message,
+                status_code=status,
+                response=payload,
+                retryable=retryable,
+                retry_after=retry_after,
             )
             raise _AttemptFailed(error, retry_after=retry_after)
         if not response.content:
@@ -337,6 +344,16 @@ def _error_detail(payload: Any) -> str | None:
             if isinstance(value, str) and value:
                 return _truncate(value, _DETAIL_LIMIT)
     return None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds the vendor asks us to wait: ``Retry-After``, else on a 429 the reset of its
+    rate-limit window (``RateLimit-Reset``, delta-seconds, as LI-FI sends it); None if neither."""
+    retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+    if retry_after is None and response.status_code == 429:
+        reset = response.headers.get("RateLimit-Reset")
+        retry_after = _retry_after_seconds(reset) if reset and reset.strip().isdigit() else None
+    return retry_after
 
 
 def _retry_after_seconds(value: str | None) -> float | None:

@@ -151,6 +151,8 @@ def wallet_provider(name: str) -> WalletProvider:
 
 
 def swap_provider(name: str = "lifi") -> SwapProvider:
+    """The swap adapter for ``name``; ``ProviderNotConfigured`` if it is not a swap provider
+    (or cannot be built, as ``adapter``)."""
     if provider_kind(name) != "swap":
         raise ProviderNotConfigured(name, "not a swap provider")
     built = adapter(name)

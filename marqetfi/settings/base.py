@@ -512,6 +512,18 @@ PROVIDERS: dict[str, dict[str, Any]] = {
         },
         "secret_fields": [],
     },
+    # Swaps. LI-FI works without an API key (lower rate limits, per IP).
+    "lifi": {
+        "kind": "swap",
+        "class": "providers.swaps.lifi.adapter.LifiSwapProvider",
+        "options": {
+            "base_url": env.str("LIFI_API_URL", default="https://li.quest/v1"),
+            "api_key": env.str("LIFI_API_KEY", default=""),
+            "integrator": env.str("LIFI_INTEGRATOR", default="marqetfi"),
+            "timeout": "10",
+        },
+        "secret_fields": ["api_key"],
+    },
 }
 # Venues per category when no routing rule matches (primary first); operators add rules in the admin.
 ROUTING_DEFAULTS: dict[str, list[str]] = {
@@ -532,6 +544,7 @@ PROVIDER_OPTIONAL_OPTIONS = frozenset(
         "stream_backoff_seconds",
         "stream_max_backoff_seconds",
         "stream_refresh_seconds",
+        "api_key",
     }
 )
 # Circuit breaker per provider (providers.health): consecutive failures that open it, how long

@@ -28,3 +28,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # suites running at once on a machine never share it.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 OIDC_JWKS_REFETCH_COOLDOWN_SECONDS = 0  # key rotation tests refetch at once
+# The suite never reaches the real LI-FI (a beat probe in an e2e run would): nothing listens
+# here, so a call fails at once; tests that talk to LI-FI start demo.lifi_simulator.
+PROVIDERS["lifi"]["options"]["base_url"] = os.environ.get("LIFI_API_URL") or "http://127.0.0.1:9/v1"

@@ -152,7 +152,24 @@ def test_429_with_a_long_retry_after_gives_up_at_once_as_retryable(
 
     assert len(httpserver.log) == 1
     assert caught.value.status_code == 429 and caught.value.retryable
+    assert caught.value.retry_after == 120
     assert "retry after 120 s" in str(caught.value)
+
+
+def test_429_without_retry_after_waits_for_the_rate_limit_reset(
+    httpserver: HTTPServer, make_client: MakeClient
+) -> None:
+    httpserver.expect_request("/v1/things").respond_with_json(
+        {"message": "Rate limit exceeded", "code": 1005},
+        status=429,
+        headers={"ratelimit-limit": "75", "ratelimit-remaining": "0", "ratelimit-reset": "7200"},
+    )
+
+    with pytest.raises(ProviderError) as caught:
+        make_client(max_retry_after=5.0).request("GET", "/v1/things")
+
+    assert len(httpserver.log) == 1
+    assert caught.value.retryable and caught.value.retry_after == 7200
 
 
 def test_a_timeout_is_a_retryable_provider_error(slow_server: HTTPServer, make_client: MakeClient) -> None:
