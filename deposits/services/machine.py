@@ -195,14 +195,12 @@ def _fail(
         fields=("failure_code", "failure_reason", *fields),
     )
     if alert:
-        transaction.on_commit(
-            lambda: operator_alert_raise(
-                source="deposits",
-                code=code,
-                reference=f"deposit:{deposit.pk}",
-                message=f"Deposit {deposit.pk} of user {deposit.user_id} {status}: {reason}",
-                details={"chain_id": deposit.chain_id, "tx_hash": deposit.tx_hash},
-            )
+        operator_alert_raise(
+            source="deposits",
+            code=code,
+            reference=f"deposit:{deposit.pk}",
+            message=f"Deposit {deposit.pk} of user {deposit.user_id} {status}: {reason}",
+            details={"chain_id": deposit.chain_id, "tx_hash": deposit.tx_hash},
         )
 
 

@@ -30,6 +30,7 @@ from deposits.services import intake, machine
 from ledger.checks import ledger_check
 from marqetfi.core.models import Event, OperatorAlert
 from providers import registry
+from providers.breaker import breaker_reset
 from tests.accounts.factories import UserFactory
 from tests.deposits.chain_setup import CONFIRMATIONS, DepositChain, deposit_chain_configured
 
@@ -59,9 +60,14 @@ def world(local_chain: LocalChain) -> Iterator[SwapWorld]:
         local_chain.set_swap_rate(router, "0x0000000000000000000000000000000000000000", 3000 * 10**6)
         lifi = LifiSimulator(local_chain.rpc_url, router, setup.usdc, delay_seconds=0)
         providers = copy.deepcopy(django_settings.PROVIDERS)
-        providers["lifi"]["options"] = {**providers["lifi"]["options"], "base_url": lifi.start(), "timeout": "1"}
+        providers["lifi"]["options"] = {
+            **providers["lifi"]["options"],
+            "base_url": lifi.start(),
+            "timeout": "1",
+        }
         with override_settings(PROVIDERS=providers):
             registry.reset_cache()
+            breaker_reset("lifi")  # earlier tests may have found LI-FI unreachable
             setup.policy(max_swap_attempts=2, poll_base_seconds=1, max_slippage="0.01")
             try:
                 yield SwapWorld(setup=setup, router=router, lifi=lifi)
@@ -92,7 +98,12 @@ def _step(deposit: Deposit) -> Deposit:
     return deposit
 
 
-def _run(deposit: Deposit, *, steps: int = 30, until: frozenset[str] = frozenset({"completed", "failed", "refunded"})) -> Deposit:
+def _run(
+    deposit: Deposit,
+    *,
+    steps: int = 30,
+    until: frozenset[str] = frozenset({"completed", "failed", "refunded"}),
+) -> Deposit:
     for _ in range(steps):
         deposit = _step(deposit)
         if deposit.status in until:
@@ -144,7 +155,9 @@ def test_a_usdt_deposit_is_swapped_and_the_received_amount_credited_once(world):
 
 def test_a_collection_address_receives_the_usdc_when_configured(world):
     collection = world.chain.accounts[7].address
-    world.setup.policy(collection_address=collection, max_swap_attempts=2, poll_base_seconds=1, max_slippage="0.01")
+    world.setup.policy(
+        collection_address=collection, max_swap_attempts=2, poll_base_seconds=1, max_slippage="0.01"
+    )
     user, wallet = _funded_trader(world)
     before = world.chain.token_balance(world.setup.usdc, collection)
     deposit = _run(_deposit_usdt(world, user, wallet))
@@ -190,7 +203,8 @@ def test_a_failed_transfer_is_retried_with_a_fresh_quote_and_only_the_second_is_
     )
     world.lifi.script("/status", [failed])
     user, wallet = _funded_trader(world)
-    deposit = _run(_deposit_usdt(world, user, wallet), until=frozenset({"quoting", "failed"}))
+    deposit = _run(_deposit_usdt(world, user, wallet), until=frozenset({"bridging"}))
+    deposit = _step(deposit)  # LI-FI: FAILED
     # The first attempt failed after the transaction; LI-FI refunds the sender, so the wallet
     # holds the USDT again for the second attempt (the test gives it back).
     deposit.refresh_from_db()
@@ -202,7 +216,9 @@ def test_a_failed_transfer_is_retried_with_a_fresh_quote_and_only_the_second_is_
     assert [s.status for s in swaps] == [SwapStatus.FAILED, SwapStatus.DONE]
     assert swaps[0].failure_code == "swap_slippage_exceeded"
     assert swaps[0].quote_id != swaps[1].quote_id
-    assert deposit.credited_amount == Decimal(int(swaps[1].received_amount_raw)).scaleb(-6) == _available(user)
+    assert (
+        deposit.credited_amount == Decimal(int(swaps[1].received_amount_raw)).scaleb(-6) == _available(user)
+    )
     assert Event.objects.filter(user=user, type="swap.failed").count() == 1
     assert ledger_check() == []
 
