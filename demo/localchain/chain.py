@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -78,11 +79,50 @@ def _revert_error(exc: TransactionFailed) -> dict[str, Any]:
     return {"code": 3, "message": str(exc.args[0]) if exc.args else "execution reverted"}
 
 
+@dataclass
+class _Hold:
+    skip: int
+    waiting: int = 0
+    gate: threading.Event = field(default_factory=threading.Event)
+
+
 class JsonRpcApp:
     """WSGI app answering JSON-RPC 2.0 (single and batch requests) from a request function."""
 
     def __init__(self, request_fn: Callable[[RPCEndpoint, Any], RPCResponse]) -> None:
         self.request_fn = request_fn
+        self._holds: dict[str, _Hold] = {}
+        self._holds_lock = threading.Lock()
+
+    def hold(self, method: str, *, skip: int = 0) -> None:
+        """Keep requests for ``method`` waiting (after letting ``skip`` through) until ``release``:
+        a node that has the request but has not answered yet, for crash tests."""
+        with self._holds_lock:
+            self._holds[method] = _Hold(skip=skip)
+
+    def held(self, method: str) -> int:
+        """How many requests for ``method`` are waiting now."""
+        with self._holds_lock:
+            hold = self._holds.get(method)
+            return hold.waiting if hold else 0
+
+    def release(self, method: str) -> None:
+        """Let the waiting requests for ``method`` go on (they are then processed) and stop holding."""
+        with self._holds_lock:
+            hold = self._holds.pop(method, None)
+        if hold is not None:
+            hold.gate.set()
+
+    def _wait_if_held(self, method: str) -> None:
+        with self._holds_lock:
+            hold = self._holds.get(method)
+            if hold is None:
+                return
+            if hold.skip > 0:
+                hold.skip -= 1
+                return
+            hold.waiting += 1
+        hold.gate.wait(timeout=120)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
@@ -101,6 +141,7 @@ class JsonRpcApp:
         if not isinstance(item, dict) or not isinstance(item.get("method"), str):
             return _invalid(item.get("id") if isinstance(item, dict) else None)
         request_id = item.get("id")
+        self._wait_if_held(item["method"])
         try:
             response = self.request_fn(RPCEndpoint(item["method"]), item.get("params", []))
         except TransactionFailed as exc:
@@ -147,8 +188,9 @@ class LocalChain:
         request_fn = self.provider.request_func(self.w3, NamedElementOnion([]))
         # Threaded: under make run the web, the worker and the swap simulator poll at once;
         # the provider's lock still lets only one request at a time into eth-tester.
+        self.rpc_app = JsonRpcApp(request_fn)
         self._server: BaseWSGIServer = make_server(
-            "127.0.0.1", port, JsonRpcApp(request_fn), threaded=True, request_handler=_QuietRequestHandler
+            "127.0.0.1", port, self.rpc_app, threaded=True, request_handler=_QuietRequestHandler
         )
         self.rpc_url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(

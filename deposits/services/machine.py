@@ -54,8 +54,6 @@ from providers.errors import ProviderError, ProviderNotConfigured
 
 logger = logging.getLogger(__name__)
 
-# How long one step may hold a deposit before another worker may take it over.
-STEP_LEASE = timedelta(seconds=120)
 # A quote older than this is not sent: LI-FI quotes expire quickly, and a stale one reverts.
 QUOTE_MAX_AGE = timedelta(seconds=90)
 CONFIRMATION_POLL_SECONDS = 3
@@ -157,7 +155,7 @@ def _claim(deposit_id: Any) -> Deposit | None:
     now = timezone.now()
     claimed = Deposit.objects.filter(
         pk=deposit_id, next_action_at__lte=now, status__in=[s.value for s in ACTIVE_STATUSES]
-    ).update(next_action_at=now + STEP_LEASE)
+    ).update(next_action_at=now + timedelta(seconds=settings.DEPOSIT_STEP_LEASE_SECONDS))
     if not claimed:
         return None
     return Deposit.objects.get(pk=deposit_id)

@@ -422,6 +422,9 @@ DEPOSIT_SCAN_MAX_BLOCKS_PER_RUN = env.int("DEPOSIT_SCAN_MAX_BLOCKS_PER_RUN", def
 DEPOSIT_ADVANCE_BATCH = env.int("DEPOSIT_ADVANCE_BATCH", default=200)
 # A deposit whose transaction has vanished (reorganised away) for this long is dropped.
 DEPOSIT_DROP_AFTER_SECONDS = env.int("DEPOSIT_DROP_AFTER_SECONDS", default=600)
+# How long one step may hold a deposit before another worker may take it over (a worker that
+# died mid-step leaves it for this long); above the slowest step (provider timeouts and retries).
+DEPOSIT_STEP_LEASE_SECONDS = env.int("DEPOSIT_STEP_LEASE_SECONDS", default=120)
 
 # Wallet providers for MPC wallets: the default when the app does not name one.
 MPC_WALLET_DEFAULT_PROVIDER = env.str("MPC_WALLET_DEFAULT_PROVIDER", default="local")
