@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import factory
 from django.utils import timezone
 
@@ -66,3 +68,7 @@ class DepositTransitionFactory(factory.django.DjangoModelFactory):
     from_status = ""
     to_status = DepositStatus.DETECTED
     reason = "found by scan"
+
+
+def new_deposit(**fields: Any) -> Deposit:
+    return cast(Deposit, DepositFactory(**fields))

@@ -14,7 +14,7 @@ from deposits.models import ChainScanCursor, Deposit, DepositStatus
 from ledger.checks import ledger_check
 from ledger.selectors import user_balances
 from marqetfi.core.models import AuditEntry
-from tests.deposits.factories import DepositFactory, DepositTransitionFactory, SwapFactory
+from tests.deposits.factories import DepositTransitionFactory, SwapFactory, new_deposit
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +42,7 @@ def messages_of(response: Any) -> list[str]:
 
 
 def test_every_deposits_page_loads_for_an_operator(operator_client):
-    deposit = DepositFactory(swap_attempts=1)
+    deposit = new_deposit(swap_attempts=1)
     swap = SwapFactory(deposit=deposit, attempt=1)
     DepositTransitionFactory(deposit=deposit)
     cursor = ChainScanCursor.objects.create(chain_id=deposit.chain_id, last_block=120)
@@ -67,7 +67,7 @@ def test_every_deposits_page_loads_for_an_operator(operator_client):
 
 
 def test_deposit_rows_cannot_be_added_edited_or_deleted(operator_client):
-    deposit = DepositFactory()
+    deposit = new_deposit()
     change = operator_client.get(reverse("admin:deposits_deposit_change", args=[deposit.pk])).content.decode()
     assert 'name="status"' not in change and 'name="amount_raw"' not in change
     assert operator_client.get(reverse("admin:deposits_deposit_add")).status_code == 403
@@ -76,8 +76,8 @@ def test_deposit_rows_cannot_be_added_edited_or_deleted(operator_client):
 
 
 def test_retry_sends_failed_deposits_back_and_refuses_the_others_with_a_message(operator_client):
-    failed = DepositFactory(swap_attempts=3)
-    completed = DepositFactory(status=DepositStatus.COMPLETED, credited_amount="25")
+    failed = new_deposit(swap_attempts=3)
+    completed = new_deposit(status=DepositStatus.COMPLETED, credited_amount="25")
 
     response = act(operator_client, "retry_failed_swap", [failed, completed])
 
@@ -95,7 +95,7 @@ def test_retry_sends_failed_deposits_back_and_refuses_the_others_with_a_message(
 
 
 def test_resolve_asks_for_a_reason_and_an_amount_first(operator_client):
-    deposit = DepositFactory()
+    deposit = new_deposit()
     page = act(operator_client, "resolve_manually", [deposit])
     html = page.content.decode()
     assert page.status_code == 200
@@ -105,7 +105,7 @@ def test_resolve_asks_for_a_reason_and_an_amount_first(operator_client):
 
 
 def test_resolve_with_a_credit_credits_the_user_once(operator_client):
-    deposit = DepositFactory()
+    deposit = new_deposit()
     form = {"apply": "yes", "reason": "recovered by hand", "credit_amount": "24.5"}
 
     response = act(operator_client, "resolve_manually", [deposit], **form)
@@ -122,7 +122,7 @@ def test_resolve_with_a_credit_credits_the_user_once(operator_client):
 
 
 def test_resolve_refuses_deposits_under_way_without_a_form(operator_client):
-    deposit = DepositFactory(status=DepositStatus.BRIDGING)
+    deposit = new_deposit(status=DepositStatus.BRIDGING)
     response = act(operator_client, "resolve_manually", [deposit])
     assert response.status_code == 200
     assert 'name="credit_amount"' not in response.content.decode()
@@ -132,7 +132,7 @@ def test_resolve_refuses_deposits_under_way_without_a_form(operator_client):
 
 
 def test_a_credit_amount_is_for_one_deposit_at_a_time(operator_client):
-    deposits = [DepositFactory(), DepositFactory()]
+    deposits = [new_deposit(), new_deposit()]
     form = {"apply": "yes", "reason": "recovered", "credit_amount": "10"}
     response = act(operator_client, "resolve_manually", deposits, **form)
     assert response.status_code == 200
