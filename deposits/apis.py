@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from accounts.models import User
 from deposits import tasks
-from deposits.models import ACTIVE_STATUSES, Deposit
+from deposits.models import ACTIVE_STATUSES, Deposit, DepositStatus
 from deposits.presenters import deposit_detail_data, deposits_data
 from deposits.selectors import deposit_get_for_user, deposits_for_user
 from deposits.serializers import (
@@ -33,6 +33,8 @@ from deposits.services import addresses, intake, machine
 from marqetfi.core.api import CursorPagination
 
 TAGS = ["deposits"]
+# The states whose step is reading the transaction's receipt: cheap enough to take in a request.
+RECEIPT_STEP_STATUSES = frozenset({DepositStatus.DETECTED, DepositStatus.CONFIRMING})
 
 REPORT_DESCRIPTION = """Report a transaction that paid your deposit address, so it is picked up
 without waiting for the chain scanner. The transaction is read from the chain and verified.
@@ -104,10 +106,12 @@ class DepositListCreateApi(ListAPIView):
             chain_id=serializer.validated_data["chain_id"],
             tx_hash=serializer.validated_data["tx_hash"],
         )
-        # One step each now (a receipt read): a confirmed deposit in the settlement token is
-        # credited before the answer. A deposit not due yet, or held by a worker, is skipped.
+        # One confirmation step each now (a receipt read): a confirmed deposit in the settlement
+        # token is credited before the answer. Later steps (quotes, sending a swap) are slow and
+        # belong to a worker; a deposit not due yet, or held by a worker, is skipped.
         for deposit in reported:
-            machine.deposit_advance(deposit_id=deposit.pk)
+            if deposit.status in RECEIPT_STEP_STATUSES:
+                machine.deposit_advance(deposit_id=deposit.pk)
         fresh = {d.pk: d for d in deposits_for_user(user=user).filter(pk__in=[d.pk for d in reported])}
         deposits = [fresh[d.pk] for d in reported]
         deposits_advance_later(deposits)

@@ -257,7 +257,8 @@ def test_a_report_takes_one_step_of_each_deposit_and_queues_those_still_under_wa
 
     def report(**kwargs: Any) -> Any:
         reports.append(kwargs)
-        return [native, token], len(reports) == 1
+        model = type(native)
+        return [model.objects.get(pk=native.pk), model.objects.get(pk=token.pk)], len(reports) == 1
 
     def step(*, deposit_id: Any) -> None:
         steps.append(deposit_id)
@@ -286,6 +287,22 @@ def test_a_report_takes_one_step_of_each_deposit_and_queues_those_still_under_wa
     assert queued == [str(native.pk)]
     assert again.status_code == 200
     assert [d["id"] for d in again.json()["deposits"]] == [str(native.pk), str(token.pk)]
+    assert steps == [native.pk, token.pk, native.pk]  # a completed deposit takes no step
+
+
+def test_a_report_leaves_the_swap_steps_to_a_worker(client, owner, monkeypatch):
+    quoting = DepositFactory(user=owner, status=DepositStatus.QUOTING)
+    steps: list[Any] = []
+    monkeypatch.setattr("deposits.apis.intake.deposit_report", lambda **kwargs: ([quoting], False))
+    monkeypatch.setattr(
+        "deposits.apis.machine.deposit_advance", lambda *, deposit_id: steps.append(deposit_id)
+    )
+    response = client.post(
+        "/api/v1/deposits", {"chain_id": TEST_CHAIN_ID, "tx_hash": quoting.tx_hash}, format="json"
+    )
+    assert response.status_code == 200
+    assert response.json()["deposits"][0]["status"] == "quoting"
+    assert steps == []
 
 
 # --- address ----------------------------------------------------------------------------
