@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from channels.db import database_sync_to_async
+from django.db import connections
 
 from deposits.models import DepositStatus
 from streams.selectors import deposits_pending_snapshot
@@ -48,3 +49,5 @@ async def test_subscribing_to_deposits_sends_the_pending_ones_as_the_snapshot():
     assert (snapshot["channel"], snapshot["snapshot"]) == ("deposits", True)
     assert [d["id"] for d in snapshot["data"]] == [str(pending.pk)]
     await ws.disconnect()
+    # The database thread's connection would otherwise still be open when the test database goes.
+    await database_sync_to_async(connections.close_all)()
