@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from deposits.models import NATIVE_TOKEN, Deposit, Swap
+from deposits.app_settings import DEPOSIT_POLICY
+from deposits.models import NATIVE_TOKEN, Deposit, DepositTransition, Swap
+from marqetfi.core.app_settings.cache import app_setting
 from marqetfi.core.formats import decimal_text, timestamp_text
 from providers import registry
 
@@ -88,3 +91,44 @@ def deposit_data(
         "updated_at": timestamp_text(deposit.updated_at),
         "completed_at": timestamp_text(deposit.completed_at) if deposit.completed_at else None,
     }
+
+
+def _settlement_decimals() -> int:
+    return app_setting(DEPOSIT_POLICY).settlement_decimals
+
+
+def deposits_data(deposits: Iterable[Deposit]) -> list[dict[str, Any]]:
+    """``deposit_data`` of each, its swaps read from the prefetched ``swaps`` (the selectors
+    prefetch them by attempt): no query per deposit."""
+    decimals = _settlement_decimals()
+    return [
+        deposit_data(deposit, swaps=list(deposit.swaps.all()), settlement_decimals=decimals)
+        for deposit in deposits
+    ]
+
+
+def transition_data(transition: DepositTransition, *, with_actor: bool = False) -> dict[str, Any]:
+    """One step of the history. Users never see who did it; operators see the actor's email
+    and the step's details."""
+    data: dict[str, Any] = {
+        "from": transition.from_status or None,
+        "to": transition.to_status,
+        "reason": transition.reason,
+        "at": timestamp_text(transition.created_at),
+    }
+    if with_actor:
+        actor = transition.actor
+        data["actor_id"] = str(actor.pk) if actor is not None else None
+        data["actor_email"] = (actor.email or None) if actor is not None else None
+        data["details"] = transition.details
+    return data
+
+
+def deposit_detail_data(deposit: Deposit, *, with_actor: bool = False) -> dict[str, Any]:
+    """``deposit_data`` with the whole history under ``transitions``, oldest first (prefetched
+    by ``deposit_get_for_user`` / ``deposit_get``)."""
+    [data] = deposits_data([deposit])
+    data["transitions"] = [
+        transition_data(transition, with_actor=with_actor) for transition in deposit.transitions.all()
+    ]
+    return data

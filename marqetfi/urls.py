@@ -15,10 +15,12 @@ api_v1: list[URLPattern | URLResolver] = [
     path("admin/", include("backoffice.urls")),
     path("admin/", include("ledger.admin_urls")),
     path("admin/", include("trading.admin_urls")),
+    path("admin/", include("deposits.admin_urls")),
     path("", include("accounts.urls")),
     path("", include("pricing.urls")),
     path("", include("trading.urls")),
     path("", include("webhooks.urls")),
+    path("", include("deposits.urls")),
 ]
 
 urlpatterns = [

@@ -10,6 +10,8 @@ import logging
 from typing import Any
 
 from accounts.models import User
+from deposits.presenters import deposits_data
+from deposits.selectors import deposits_pending_for_user
 from marqetfi.core.errors import ApplicationError
 from marqetfi.core.events import event_payload
 from marqetfi.core.models import Event, EventStream
@@ -62,8 +64,8 @@ def positions_open_snapshot(*, user: User) -> list[dict[str, Any]]:
 
 
 def deposits_pending_snapshot(*, user: User) -> list[dict[str, Any]]:
-    """Pending deposits: none until the deposits app records them."""
-    return []
+    """The user's deposits still under way, oldest first, each as ``deposit_update`` carries it."""
+    return deposits_data(deposits_pending_for_user(user=user))
 
 
 def events_after(*, user_id: Any, after_seq: int, limit: int) -> list[dict[str, Any]]:

@@ -629,6 +629,9 @@ SPECTACULAR_SETTINGS = {
         "WebhookRecoveryStatusEnum": "webhooks.models.WebhookRecovery.Status",
         "WebhookDisabledReasonEnum": "webhooks.models.WebhookEndpoint.DisabledReason",
         "WebhookAttemptTriggerEnum": "webhooks.models.WebhookAttempt.Trigger",
+        "DepositStatusEnum": "deposits.models.DepositStatus",
+        "DepositSourceEnum": "deposits.models.DepositSource",
+        "SwapStatusEnum": "deposits.models.SwapStatus",
     },
 }
 
