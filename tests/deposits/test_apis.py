@@ -1,6 +1,7 @@
 """The deposits REST API of a user: the history with its filters, one deposit with its swaps and
-history, reporting a transaction (what is refused before any chain is read), and the deposit
-address. No user ever reaches another user's deposits."""
+history, reporting a transaction (what is refused before any chain is read; reports against a
+real chain are in test_report_api.py), and the deposit address. No user ever reaches another
+user's deposits."""
 
 from __future__ import annotations
 
@@ -242,67 +243,6 @@ def test_a_report_while_the_chains_rpc_is_down_is_a_503_to_retry(client):
         )
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "chain_unavailable"
-
-
-def test_a_report_takes_one_step_of_each_deposit_and_queues_those_still_under_way(
-    client, owner, monkeypatch, django_capture_on_commit_callbacks
-):
-    # The chain side (verification, the step itself) is the intake's and the machine's, tested
-    # against a real chain elsewhere; here: what the endpoint does with their answers.
-    native = DepositFactory(user=owner, status=DepositStatus.DETECTED, log_index=-1, confirmations=0)
-    token = DepositFactory(user=owner, status=DepositStatus.DETECTED, tx_hash=native.tx_hash, confirmations=0)
-    reports: list[Any] = []
-    steps: list[Any] = []
-    queued: list[str] = []
-
-    def report(**kwargs: Any) -> Any:
-        reports.append(kwargs)
-        model = type(native)
-        return [model.objects.get(pk=native.pk), model.objects.get(pk=token.pk)], len(reports) == 1
-
-    def step(*, deposit_id: Any) -> None:
-        steps.append(deposit_id)
-        if deposit_id == token.pk:  # already in the settlement token: credited at once
-            type(token).objects.filter(pk=deposit_id).update(
-                status=DepositStatus.COMPLETED, credited_amount=25
-            )
-
-    monkeypatch.setattr("deposits.apis.intake.deposit_report", report)
-    monkeypatch.setattr("deposits.apis.machine.deposit_advance", step)
-    monkeypatch.setattr("deposits.apis.tasks.deposit_advance.delay", queued.append)
-    body = {"chain_id": TEST_CHAIN_ID, "tx_hash": native.tx_hash}
-
-    with django_capture_on_commit_callbacks(execute=True):
-        first = client.post("/api/v1/deposits", body, format="json")
-    again = client.post("/api/v1/deposits", body, format="json")
-
-    assert first.status_code == 201, first.json()
-    assert reports[0] == {"user": owner, "chain_id": TEST_CHAIN_ID, "tx_hash": native.tx_hash}
-    assert steps[:2] == [native.pk, token.pk]
-    assert [(d["id"], d["status"]) for d in first.json()["deposits"]] == [
-        (str(native.pk), "detected"),
-        (str(token.pk), "completed"),
-    ]
-    assert first.json()["deposits"][1]["credited_amount"] == "25"
-    assert queued == [str(native.pk)]
-    assert again.status_code == 200
-    assert [d["id"] for d in again.json()["deposits"]] == [str(native.pk), str(token.pk)]
-    assert steps == [native.pk, token.pk, native.pk]  # a completed deposit takes no step
-
-
-def test_a_report_leaves_the_swap_steps_to_a_worker(client, owner, monkeypatch):
-    quoting = DepositFactory(user=owner, status=DepositStatus.QUOTING)
-    steps: list[Any] = []
-    monkeypatch.setattr("deposits.apis.intake.deposit_report", lambda **kwargs: ([quoting], False))
-    monkeypatch.setattr(
-        "deposits.apis.machine.deposit_advance", lambda *, deposit_id: steps.append(deposit_id)
-    )
-    response = client.post(
-        "/api/v1/deposits", {"chain_id": TEST_CHAIN_ID, "tx_hash": quoting.tx_hash}, format="json"
-    )
-    assert response.status_code == 200
-    assert response.json()["deposits"][0]["status"] == "quoting"
-    assert steps == []
 
 
 # --- address ----------------------------------------------------------------------------
