@@ -106,8 +106,8 @@ LOCAL_CHAIN_CONFIRMATIONS = 2
 
 
 def demo_deposits_configure(*, stack: DevStack) -> list[str]:
-    """Point deposits at ``make run``'s local chain: the ``chains`` provider (the chain, its RPC
-    and test tokens), LI-FI at the simulator, and the deposit policy settling in the chain's
+    """Point deposits at ``make run``'s local chain: the ``chains`` provider (the chain, its RPC,
+    test tokens and gas station), LI-FI at the simulator, and the deposit policy settling in the chain's
     test USDC. Idempotent: a configuration already in effect is not written again. Returns
     what was changed."""
     changed: list[str] = []
@@ -123,8 +123,17 @@ def demo_deposits_configure(*, stack: DevStack) -> list[str]:
             },
         }
     }
-    if registry.provider_options("chains").get("chains") != chains:
-        provider_config_create(name="chains", values={"chains": chains}, comment="make run: local chain")
+    # The development wallet doubles as the chain's gas station: it sends deposit wallets the ETH
+    # their first swap needs (a public development key, as the local chain is).
+    stations = {str(stack.chain_id): stack.developer_key}
+    current = registry.provider_options("chains")
+    if current.get("chains") != chains or current.get("gas_station_keys") != stations:
+        provider_config_create(
+            name="chains",
+            values={"chains": chains},
+            secrets={"gas_station_keys": stations},
+            comment="make run: local chain",
+        )
         changed.append("chains")
     if stack.lifi_url and registry.provider_options("lifi").get("base_url") != stack.lifi_url:
         provider_config_create(
@@ -136,8 +145,8 @@ def demo_deposits_configure(*, stack: DevStack) -> list[str]:
         "settlement_token": stack.tokens["USDC"].address,
         "collection_address": "",
     }
-    current = app_setting(DEPOSIT_POLICY)
-    if (current.settlement_chain_id, current.settlement_token, current.collection_address) != tuple(
+    in_effect = app_setting(DEPOSIT_POLICY)
+    if (in_effect.settlement_chain_id, in_effect.settlement_token, in_effect.collection_address) != tuple(
         policy.values()
     ):
         app_setting_set(key=DEPOSIT_POLICY.key, value=policy, actor=None)

@@ -112,7 +112,7 @@ class Deposit(TimeStampedModel):
         indexes = [
             models.Index(
                 fields=("next_action_at",),
-                condition=Q(status__in=[s.value for s in ACTIVE_STATUSES]),
+                condition=Q(status__in=sorted(s.value for s in ACTIVE_STATUSES)),
                 name="deposit_due_idx",
             ),
             models.Index(fields=("user", "-created_at"), name="deposit_user_recent_idx"),
@@ -183,6 +183,8 @@ class Swap(TimeStampedModel):
     quoted_to_amount_min_raw = _raw()
     approval_address = models.CharField(max_length=42, blank=True, default="")
     approval_tx_hash = models.CharField(max_length=66, blank=True, default="")
+    # The gas station's native coin sent to the deposit wallet before its first transaction.
+    gas_topup_tx_hash = models.CharField(max_length=66, blank=True, default="")
     # Recorded before the transaction is handed to the wallet: with the nonce it had, a lost
     # answer is reconciled on chain instead of sending a second transaction.
     sender_address = models.CharField(max_length=42, blank=True, default="")

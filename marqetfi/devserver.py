@@ -99,7 +99,8 @@ def _print_urls(port: int, chain: DevStack | None) -> None:
             f"  Dev wallet {chain.developer_address}\n"
             f"             key {chain.developer_key}\n"
             "             DEVELOPMENT ONLY: a publicly known key, never use it on a real network.\n"
-            "  Test USDC  python manage.py localchain_send --to 0xYOUR_ADDRESS --token USDC --amount 100\n"
+            "  Test USDC  .venv/bin/python -m demo.localchain.send "
+            "--to 0xYOUR_ADDRESS --token USDC --amount 100\n"
         )
     print(
         "\nMarqetFi is starting:\n"

@@ -269,6 +269,12 @@ class ChainDirectory(ProviderAdapter):
     def client(self, chain_id: int) -> ChainClient:
         """A client for the chain's RPC; ``ProviderNotConfigured`` if it has none."""
 
+    @abstractmethod
+    def gas_topup(self, *, chain_id: int, to_address: str, wei: int) -> str | None:
+        """Send ``wei`` of the native coin from the chain's gas station (the platform's wallet
+        that pays users' first gas) to ``to_address``; the transaction hash, or None when the
+        chain has no gas station configured."""
+
 
 # --- Venues ----------------------------------------------------------------------------
 

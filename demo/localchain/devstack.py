@@ -21,7 +21,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
 from eth_account import Account
 from web3 import Web3
 from web3.middleware import SignAndSendRawMiddlewareBuilder
@@ -30,7 +29,9 @@ from web3.types import TxParams, Wei
 if TYPE_CHECKING:
     from demo.localchain.chain import LocalChain
 
-STATE_FILE: Path = settings.VAR_DIR / "localchain.json"
+# The project's var/ (settings.VAR_DIR), found without loading Django: ``demo.localchain.send``
+# runs in a newcomer's second terminal, where no REDIS_URL or settings are set.
+STATE_FILE: Path = Path(__file__).resolve().parents[2] / "var" / "localchain.json"
 """Where ``manage.py localchain`` describes the running chain (JSON of ``DevStack``); gone when it stops."""
 
 # Hardhat's and Anvil's account #0: its key is published in their documentation, so anything

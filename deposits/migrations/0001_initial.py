@@ -125,7 +125,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='deposit',
-            index=models.Index(condition=models.Q(('status__in', ['bridging', 'confirming', 'quoting', 'detected', 'swapping'])), fields=['next_action_at'], name='deposit_due_idx'),
+            index=models.Index(condition=models.Q(('status__in', ['bridging', 'confirming', 'detected', 'quoting', 'swapping'])), fields=['next_action_at'], name='deposit_due_idx'),
         ),
         migrations.AddIndex(
             model_name='deposit',

@@ -57,6 +57,10 @@ logger = logging.getLogger(__name__)
 # A quote older than this is not sent: LI-FI quotes expire quickly, and a stale one reverts.
 QUOTE_MAX_AGE = timedelta(seconds=90)
 CONFIRMATION_POLL_SECONDS = 3
+# Gas the deposit wallet's own transactions may use: an ERC-20 approval, and a swap (LI-FI's
+# routes stay well below this; the quote's own gas limit is used when it gives one).
+APPROVAL_GAS = 100_000
+SWAP_GAS = 400_000
 APPROVAL_POLL_SECONDS = 3
 _TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
 
@@ -181,7 +185,10 @@ def _fail(
     alert: bool = True,
     status: str = DepositStatus.FAILED,
     fields: tuple[str, ...] = (),
+    detail: str = "",
 ) -> None:
+    """End the deposit without a credit. ``reason`` is shown to the user; ``detail`` (what a
+    provider said, verbatim) goes to the history's details and the alert, for operators."""
     deposit.failure_code = code
     deposit.failure_reason = reason
     move(
@@ -189,7 +196,7 @@ def _fail(
         status,
         reason=reason,
         event="swap.failed" if deposit.swap_attempts else "deposit.failed",
-        details={"code": code},
+        details={"code": code, **({"provider_message": detail} if detail else {})},
         fields=("failure_code", "failure_reason", *fields),
     )
     if alert:
@@ -198,7 +205,7 @@ def _fail(
             code=code,
             reference=f"deposit:{deposit.pk}",
             message=f"Deposit {deposit.pk} of user {deposit.user_id} {status}: {reason}",
-            details={"chain_id": deposit.chain_id, "tx_hash": deposit.tx_hash},
+            details={"chain_id": deposit.chain_id, "tx_hash": deposit.tx_hash, "provider_message": detail},
         )
 
 
@@ -399,7 +406,13 @@ def _quote_problem(
 
 
 def _attempt_failed(
-    deposit: Deposit, *, code: str, reason: str, swap: Swap | None, refunded: bool = False
+    deposit: Deposit,
+    *,
+    code: str,
+    reason: str,
+    swap: Swap | None,
+    refunded: bool = False,
+    detail: str = "",
 ) -> None:
     """A quote step failed (refused quote, failed or refunded swap): retry with a fresh quote
     until ``max_swap_attempts``, then the deposit fails and operators are alerted."""
@@ -417,6 +430,7 @@ def _attempt_failed(
             reason=f"{reason} (after {deposit.swap_attempts} attempts)",
             status=DepositStatus.REFUNDED if refunded else DepositStatus.FAILED,
             fields=("swap_attempts",),
+            detail=detail,
         )
         return
     delay = min(policy.poll_base_seconds * 2 ** (deposit.swap_attempts - 1), policy.poll_max_seconds)
@@ -425,7 +439,11 @@ def _attempt_failed(
         DepositStatus.QUOTING,
         reason=f"{reason}; retrying with a fresh quote",
         event="swap.failed" if swap is not None else None,
-        details={"code": code, "attempt": deposit.swap_attempts},
+        details={
+            "code": code,
+            "attempt": deposit.swap_attempts,
+            **({"provider_message": detail} if detail else {}),
+        },
         next_in=delay,
         fields=("swap_attempts",),
     )
@@ -437,11 +455,19 @@ def _wallet(deposit: Deposit) -> Wallet:
     return deposit.wallet
 
 
+def _native_reserve(deposit: Deposit, policy: DepositPolicy) -> int:
+    """What a native deposit keeps back for its swap's gas: the policy's reserve, or more when
+    the chain's fees now ask for more."""
+    client = registry.chain_client(deposit.chain_id)
+    fee = client.max_fee_per_gas() if isinstance(client, EvmChainClient) else 0
+    return max(policy.native_gas_reserve_wei, SWAP_GAS * fee)
+
+
 def _step_quote(deposit: Deposit) -> None:
     policy = _policy()
     amount_raw = int(deposit.amount_raw)
     if deposit.token_address == NATIVE_TOKEN:
-        amount_raw -= policy.native_gas_reserve_wei
+        amount_raw -= _native_reserve(deposit, policy)
         if amount_raw <= 0:
             with transaction.atomic():
                 _fail(
@@ -472,7 +498,11 @@ def _step_quote(deposit: Deposit) -> None:
             return
         with transaction.atomic():
             _attempt_failed(
-                _locked(deposit.pk), code="no_quote", reason=f"LI-FI gave no quote: {exc.message}", swap=None
+                _locked(deposit.pk),
+                code="no_quote",
+                reason="No swap route to USDC was found for this token and amount.",
+                swap=None,
+                detail=exc.message,
             )
         return
     problem = _quote_problem(quote, deposit, policy, amount_raw, to_address)
@@ -552,6 +582,42 @@ def _send(swap: Swap, wallet: Wallet, transaction_to_send: EvmTransaction, *, ki
     return sent.tx_hash.lower()
 
 
+def _gas_ready(deposit: Deposit, swap: Swap, wallet: Wallet, client: EvmChainClient) -> bool:
+    """The wallet holds the native coin its approval and swap cost: a native deposit keeps its
+    reserve; a token deposit gets a top-up from the chain's gas station once. False means:
+    look again later (top-up on its way) or the deposit failed for want of gas."""
+    if swap.from_token == NATIVE_TOKEN:
+        return True
+    swap_gas = _quote_transaction(swap).gas_limit or SWAP_GAS
+    needed = max(_policy().native_gas_reserve_wei, (APPROVAL_GAS + swap_gas) * client.max_fee_per_gas())
+    balance = client.balances(address=wallet.address, tokens=[])[0].raw
+    if balance >= needed:
+        return True
+    if swap.gas_topup_tx_hash:
+        if client.receipt(tx_hash=swap.gas_topup_tx_hash) is None:
+            _wait(deposit.pk, APPROVAL_POLL_SECONDS)
+            return False
+        return True  # mined: go on (the send itself says if gas is still short)
+    topup = registry.chain_directory().gas_topup(
+        chain_id=deposit.chain_id, to_address=wallet.address, wei=needed - balance
+    )
+    if topup is None:
+        with transaction.atomic():
+            _fail(
+                _locked(deposit.pk),
+                code="insufficient_gas",
+                reason=(
+                    "The deposit wallet holds no ETH for the swap's gas and this chain has no gas "
+                    "station: send a little ETH to the deposit address; support can then retry the swap."
+                ),
+                detail=f"balance {balance} wei, {needed} wei needed",
+            )
+        return False
+    Swap.objects.filter(pk=swap.pk).update(gas_topup_tx_hash=topup)
+    _wait(deposit.pk, APPROVAL_POLL_SECONDS)
+    return False
+
+
 def _approval_ready(deposit: Deposit, swap: Swap, wallet: Wallet, client: EvmChainClient) -> bool:
     """Whether the quote's spender may take the amount; sends the approval when it may not.
     False means: look again later (approval pending) or the attempt failed."""
@@ -583,6 +649,7 @@ def _approval_ready(deposit: Deposit, swap: Swap, wallet: Wallet, client: EvmCha
         chain_id=deposit.chain_id,
         to=swap.from_token,
         data=client.erc20_approve_data(spender=swap.approval_address, amount_raw=int(swap.from_amount_raw)),
+        gas_limit=APPROVAL_GAS,  # fixed: the gas the wallet was topped up for
     )
     Swap.objects.filter(pk=swap.pk).update(status=SwapStatus.APPROVING)
     # An approval sent twice only sets the same allowance twice: no reconciliation needed.
@@ -614,7 +681,8 @@ def _send_swap(deposit: Deposit, swap: Swap, wallet: Wallet, client: EvmChainCli
                 _attempt_failed(
                     _locked(deposit.pk),
                     code="send_refused",
-                    reason=f"The wallet refused the swap transaction: {exc.message}",
+                    reason="The wallet refused to send the swap transaction.",
+                    detail=exc.message,
                     swap=swap,
                 )
             return
@@ -663,7 +731,7 @@ def _step_swap(deposit: Deposit) -> None:
         return
     wallet = _wallet(deposit)
     try:
-        if _approval_ready(deposit, swap, wallet, client):
+        if _gas_ready(deposit, swap, wallet, client) and _approval_ready(deposit, swap, wallet, client):
             _send_swap(deposit, swap, wallet, client)
     except ProviderError as exc:
         if exc.retryable:
@@ -673,7 +741,8 @@ def _step_swap(deposit: Deposit) -> None:
             _attempt_failed(
                 _locked(deposit.pk),
                 code="send_refused",
-                reason=f"The wallet or chain refused: {exc.message}",
+                reason="The wallet or the chain refused the swap's transactions.",
+                detail=exc.message,
                 swap=swap,
             )
 

@@ -437,7 +437,7 @@ PROVIDERS: dict[str, dict[str, Any]] = {
         "kind": "chain",
         "class": "providers.chains.evm.chains.EvmChains",
         "options": {"chains": EVM_CHAINS, "timeout": "10"},
-        "secret_fields": ["rpc_urls"],
+        "secret_fields": ["rpc_urls", "gas_station_keys"],
         "validate": "providers.chains.evm.chains.chain_options_check",
     },
     "local": {
@@ -539,6 +539,7 @@ ROUTING_DEFAULTS: dict[str, list[str]] = {
 PROVIDER_OPTIONAL_OPTIONS = frozenset(
     {
         "rpc_urls",
+        "gas_station_keys",
         "timeout",
         "max_attempts",
         "backoff_seconds",

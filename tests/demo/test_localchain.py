@@ -179,7 +179,27 @@ def test_localchain_serves_until_sigterm_and_localchain_send_uses_it(tmp_path: P
         over_http = Web3(Web3.HTTPProvider(stack.rpc_url))
         first_block = over_http.eth.block_number
 
-        call_command("localchain_send", f"--state-file={state_file}", f"--to={recipient}", "--amount=100")
+        call_command("localchain_send", f"--state-file={state_file}", f"--to={recipient}", "--amount=60")
+        # The command the banner prints, in a newcomer's second terminal: no Django settings, no Redis.
+        bare_env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DJANGO_SETTINGS_MODULE")}
+        sent = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "demo.localchain.send",
+                f"--state-file={state_file}",
+                f"--to={recipient}",
+                "--amount=40",
+            ],
+            check=False,
+            cwd=settings.BASE_DIR,
+            env=bare_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert sent.returncode == 0, sent.stderr
+        assert sent.stdout.strip().startswith("0x") and len(sent.stdout.strip()) == 66
 
         usdc = over_http.eth.contract(
             address=Web3.to_checksum_address(stack.tokens["USDC"].address),
@@ -204,7 +224,7 @@ def test_localchain_serves_until_sigterm_and_localchain_send_uses_it(tmp_path: P
     assert stack.rpc_url in output
     assert DEVELOPER_KEY in output
     assert "DEVELOPMENT ONLY" in output
-    assert "localchain_send" in output
+    assert "demo.localchain.send" in output
     assert not state_file.exists()
 
 

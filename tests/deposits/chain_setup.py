@@ -36,7 +36,9 @@ class DepositChain:
 
 
 @contextmanager
-def deposit_chain_configured(chain: LocalChain, **chain_options: Any) -> Iterator[DepositChain]:
+def deposit_chain_configured(
+    chain: LocalChain, *, gas_station_key: str | None = None, **chain_options: Any
+) -> Iterator[DepositChain]:
     usdc = chain.deploy_token("USDC", 6, 10**18, name="Test USD Coin")
     usdt = chain.deploy_token("USDT", 6, 10**18, name="Test Tether")
     chains = {
@@ -49,7 +51,8 @@ def deposit_chain_configured(chain: LocalChain, **chain_options: Any) -> Iterato
             **chain_options,
         }
     }
-    with chains_configured(chains):
+    options = {"gas_station_keys": {str(chain.chain_id): gas_station_key} if gas_station_key else {}}
+    with chains_configured(chains, options=options):
         setup = DepositChain(chain=chain, chain_id=chain.chain_id, usdc=usdc, usdt=usdt)
         setup.policy()
         try:

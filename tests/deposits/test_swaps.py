@@ -51,9 +51,13 @@ class SwapWorld:
         return self.setup.chain
 
 
+GAS_STATION = 8  # index of the local chain's funded account that plays the gas station
+
+
 @pytest.fixture
 def world(local_chain: LocalChain) -> Iterator[SwapWorld]:
-    with deposit_chain_configured(local_chain) as setup:
+    station_key = "0x" + bytes(local_chain.accounts[GAS_STATION].key).hex()
+    with deposit_chain_configured(local_chain, gas_station_key=station_key) as setup:
         router = local_chain.deploy_swap_router(setup.usdc)
         local_chain.transfer_token(setup.usdc, local_chain.deployer, router, 10**15)
         local_chain.set_swap_rate(router, setup.usdt, USDT_TO_USDC_RATE)
@@ -79,7 +83,7 @@ def world(local_chain: LocalChain) -> Iterator[SwapWorld]:
 def _funded_trader(world: SwapWorld) -> tuple[Any, Wallet]:
     user = UserFactory()
     wallet, _ = wallet_mpc_create(user=user, provider="local")
-    world.chain.send_eth(world.chain.deployer, wallet.address, 10**18)  # gas for approve + swap
+    world.chain.send_eth(world.chain.deployer, wallet.address, 10**18)  # its own gas: no top-up
     return user, wallet
 
 
@@ -290,8 +294,47 @@ def test_a_native_deposit_keeps_gas_and_swaps_the_rest(world):
     deposit = _run(deposit)
     assert deposit.status == DepositStatus.COMPLETED, deposit.failure_reason
     (swap,) = Swap.objects.filter(deposit=deposit)
-    reserve = 2 * 10**15
-    assert int(swap.from_amount_raw) == 10**17 - reserve
+    kept_for_gas = 10**17 - int(swap.from_amount_raw)
+    assert 2 * 10**15 <= kept_for_gas < 10**17  # at least the policy's reserve, more if fees ask
     assert not swap.approval_tx_hash  # the native coin needs no approval
-    assert deposit.credited_amount == Decimal((10**17 - reserve) * 3000 * 10**6 // 10**18).scaleb(-6)
+    assert deposit.credited_amount == Decimal(int(swap.from_amount_raw) * 3000 * 10**6 // 10**18).scaleb(-6)
     assert ledger_check() == []
+
+
+def test_a_token_deposit_without_gas_is_topped_up_by_the_gas_station_once(world):
+    user = UserFactory()
+    wallet, _ = wallet_mpc_create(user=user, provider="local")  # no ETH at all
+    station = world.chain.accounts[GAS_STATION].address
+    station_nonce = world.chain.w3.eth.get_transaction_count(station)
+    deposit = _run(_deposit_usdt(world, user, wallet))
+    history = list(deposit.transitions.values_list("reason", "details"))
+    assert deposit.status == DepositStatus.COMPLETED, history
+    (swap,) = Swap.objects.filter(deposit=deposit)
+    topup = world.chain.w3.eth.get_transaction(swap.gas_topup_tx_hash)
+    assert topup["from"] == station and topup["to"] == wallet.address and topup["value"] >= 2 * 10**15
+    assert world.chain.w3.eth.get_transaction_count(station) == station_nonce + 1
+    assert _available(user) == Decimal(_expected_usdc()).scaleb(-6)
+
+
+def test_without_gas_or_a_gas_station_the_deposit_fails_clearly_and_nothing_is_sent(world, local_chain):
+    user = UserFactory()
+    wallet, _ = wallet_mpc_create(user=user, provider="local")
+    with deposit_chain_configured(local_chain) as setup:  # the same kind of chain, no gas station
+        world.setup.usdt, world.setup.usdc = setup.usdt, setup.usdc
+        router = local_chain.deploy_swap_router(setup.usdc)
+        local_chain.set_swap_rate(router, setup.usdt, USDT_TO_USDC_RATE)
+        lifi = LifiSimulator(local_chain.rpc_url, router, setup.usdc, delay_seconds=0)
+        providers = copy.deepcopy(django_settings.PROVIDERS)
+        providers["lifi"]["options"] = {**providers["lifi"]["options"], "base_url": lifi.start()}
+        try:
+            with override_settings(PROVIDERS=providers):
+                registry.reset_cache()
+                deposit = _run(_deposit_usdt(world, user, wallet))
+        finally:
+            lifi.stop()
+    history = list(deposit.transitions.values_list("reason", "details"))
+    assert deposit.status == DepositStatus.FAILED and deposit.failure_code == "insufficient_gas", history
+    assert "gas" in deposit.failure_reason and "0x" not in deposit.failure_reason
+    assert local_chain.w3.eth.get_transaction_count(wallet.address) == 0
+    assert OperatorAlert.objects.filter(code="insufficient_gas", reference=f"deposit:{deposit.pk}").exists()
+    assert _available(user) == 0 and ledger_check() == []

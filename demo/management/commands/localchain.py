@@ -18,6 +18,7 @@ from demo.localchain.devstack import (
     devstack_deploy,
     devstack_state_write,
 )
+from demo.localchain.send import SEND_COMMAND
 
 LIFI_SIMULATOR_MODULE = "demo.lifi_simulator"
 
@@ -82,7 +83,7 @@ class Command(BaseCommand):
             f"  Developer  {stack.developer_address}\n"
             f"  Key        {stack.developer_key}\n"
             "             DEVELOPMENT ONLY: a publicly known key; never send real funds to it.\n"
-            f"  Send test USDC: python manage.py localchain_send{state_arg} --to 0xYOUR_ADDRESS "
+            f"  Send test USDC: {SEND_COMMAND}{state_arg} --to 0xYOUR_ADDRESS "
             "--token USDC --amount 100\n"
             f"  State      {state_file}",
         )

@@ -9,6 +9,8 @@ Its options are one JSON object keyed by chain id, edited like any provider conf
 
 An RPC URL that embeds an API key goes in the secret ``rpc_urls`` instead
 (``{"42161": "https://arb-mainnet.g.alchemy.com/v2/<key>"}``), which overrides ``rpc_url``.
+The secret ``gas_station_keys`` (``{"42161": "0x<private key>"}``) names, per chain, the
+platform wallet that sends users' deposit wallets the native coin their first swap needs.
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from django_redis import get_redis_connection
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
 
-from providers.base import ChainClient, ChainDirectory, ChainSpec, TokenSpec
+from providers.base import ChainClient, ChainDirectory, ChainSpec, EvmTransaction, TokenSpec
 from providers.chains.evm.client import EvmChainClient
 from providers.errors import InvalidProviderConfig, ProviderError, ProviderNotConfigured
 
@@ -83,6 +88,16 @@ def chain_specs_parse(chains: Any) -> dict[int, ChainSpec]:
 def chain_options_check(options: dict[str, Any]) -> None:
     """Refuse a configuration version the adapter could not be built from."""
     chain_specs_parse(options.get("chains") or {})
+    keys = options.get("gas_station_keys") or {}
+    if not isinstance(keys, dict):
+        raise InvalidProviderConfig(details={"gas_station_keys": ["An object of chain id to private key."]})
+    for chain_id, key in keys.items():
+        try:
+            Account.from_key(key)
+        except (ValueError, TypeError):
+            raise InvalidProviderConfig(
+                details={f"gas_station_keys.{chain_id}": ["Not a private key."]}
+            ) from None
     rpc_urls = options.get("rpc_urls") or {}
     if not isinstance(rpc_urls, dict) or not all(isinstance(url, str) for url in rpc_urls.values()):
         raise InvalidProviderConfig(details={"rpc_urls": ["An object of chain id to RPC URL."]})
@@ -94,12 +109,18 @@ class EvmChains(ChainDirectory):
 
     name = "chains"
 
-    def __init__(self, chains: Any = None, rpc_urls: Any = "", timeout: Any = "") -> None:
+    def __init__(
+        self, chains: Any = None, rpc_urls: Any = "", timeout: Any = "", gas_station_keys: Any = ""
+    ) -> None:
         self._specs = chain_specs_parse(chains or {})
         self._entries: dict[int, dict[str, Any]] = {int(k): v for k, v in (chains or {}).items()}
         urls = rpc_urls if isinstance(rpc_urls, dict) else {}
         self._rpc_urls: dict[int, str] = {int(k): str(v) for k, v in urls.items()}
         self._timeout = float(timeout) if timeout not in ("", None) else DEFAULT_TIMEOUT_SECONDS
+        keys = gas_station_keys if isinstance(gas_station_keys, dict) else {}
+        self._gas_stations: dict[int, LocalAccount] = {
+            int(k): Account.from_key(v) for k, v in keys.items() if v
+        }
         self._clients: dict[int, EvmChainClient] = {}
         self._lock = threading.Lock()
 
@@ -128,6 +149,25 @@ class EvmChains(ChainDirectory):
             client = EvmChainClient(chain_id=chain_id, rpc_url=url, timeout=timeout)
             self._clients[chain_id] = client
             return client
+
+    def gas_topup(self, *, chain_id: int, to_address: str, wei: int) -> str | None:
+        """Signed here with the station's key (never logged), one top-up at a time per chain
+        across processes (a Redis lock), so two never take the same nonce."""
+        station = self._gas_stations.get(chain_id)
+        if station is None:
+            return None
+        if wei <= 0:
+            raise ValueError("a top-up sends a positive amount")
+        client = self.evm_client(chain_id)
+        with get_redis_connection("default").lock(
+            f"marqetfi:gas-station:{chain_id}", timeout=60, blocking_timeout=30
+        ):
+            unsigned = client.fill_transaction(
+                from_address=station.address,
+                transaction=EvmTransaction(chain_id=chain_id, to=to_address, value=wei),
+            )
+            signed = station.sign_transaction(unsigned)
+            return client.send_raw_transaction(bytes(signed.raw_transaction))
 
     def health_check(self) -> None:
         """Every chain with an RPC must answer for its own chain id."""

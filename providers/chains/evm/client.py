@@ -448,6 +448,20 @@ class EvmChainClient(ChainClient):
                 fields["maxFeePerGas"] = 2 * int(base_fee) + priority_fee
         return fields
 
+    def max_fee_per_gas(self) -> int:
+        """The most a transaction filled now may pay per gas (as ``fill_transaction`` sets it):
+        what a sender must hold per unit of gas limit, on top of the value it sends."""
+        self._check_chain_id()
+        w3 = self._web3
+        with self._translate_errors():
+            base_fee = w3.eth.get_block("latest").get("baseFeePerGas")
+            if base_fee is None:
+                return int(w3.eth.gas_price)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                priority_fee = int(w3.eth.max_priority_fee)
+        return 2 * int(base_fee) + priority_fee
+
     def send_raw_transaction(self, raw: bytes) -> str:
         """Broadcast a signed transaction; returns its 0x-hex hash.
 
