@@ -140,10 +140,11 @@ def demo_deposits_configure(*, stack: DevStack) -> list[str]:
             name="lifi", values={"base_url": stack.lifi_url}, comment="make run: simulated LI-FI"
         )
         changed.append("lifi")
+    # Swapped USDC is collected by the development wallet (the platform's collection address).
     policy = {
         "settlement_chain_id": stack.chain_id,
         "settlement_token": stack.tokens["USDC"].address,
-        "collection_address": "",
+        "collection_address": stack.developer_address,
     }
     in_effect = app_setting(DEPOSIT_POLICY)
     if (in_effect.settlement_chain_id, in_effect.settlement_token, in_effect.collection_address) != tuple(

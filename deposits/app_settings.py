@@ -42,7 +42,8 @@ class DepositPolicy:
 
     ``settlement_chain_id`` / ``settlement_token``: USDC on Arbitrum in production (the local
     chain's test USDC under ``make run``); a deposit already in it is credited without a swap.
-    ``collection_address``: where swaps deliver; empty means the user's own deposit wallet.
+    ``collection_address``: the platform's address swaps deliver to (on the settlement chain);
+    while it is empty, deposits that need a swap wait (and operators are alerted).
     ``max_slippage``: the fraction sent to LI-FI and the most a quote's minimum may lie below
     its estimate. ``max_fee_fraction``: fees and gas (USD) over the amount sent (USD).
     """

@@ -32,6 +32,14 @@ class UnsupportedToken(ApplicationError):
     default_message = "The transaction sends a token this chain does not accept for deposits."
 
 
+class PlatformTransaction(ApplicationError):
+    code = "platform_transaction"
+    default_message = (
+        "This transaction is the platform's own (a swap of an earlier deposit or a gas top-up), "
+        "not a deposit."
+    )
+
+
 class ChainUnavailable(ApplicationError):
     code = "chain_unavailable"
     status_code = 503

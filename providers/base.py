@@ -270,6 +270,10 @@ class ChainDirectory(ProviderAdapter):
         """A client for the chain's RPC; ``ProviderNotConfigured`` if it has none."""
 
     @abstractmethod
+    def gas_station_address(self, chain_id: int) -> str | None:
+        """The chain's gas station address (its top-ups are not deposits), or None."""
+
+    @abstractmethod
     def gas_topup(self, *, chain_id: int, to_address: str, wei: int) -> str | None:
         """Send ``wei`` of the native coin from the chain's gas station (the platform's wallet
         that pays users' first gas) to ``to_address``; the transaction hash, or None when the

@@ -28,6 +28,7 @@ from deposits.models import (
     DepositSource,
     DepositStatus,
     DepositTransition,
+    Swap,
 )
 from deposits.presenters import deposit_data
 from marqetfi.core.alerts import operator_alert_raise
@@ -69,6 +70,31 @@ def deposit_chain_spec(chain_id: int) -> ChainSpec:
     if not spec.deposits_enabled:
         raise errors.UnsupportedChain(details={"chain_id": chain_id})
     return spec
+
+
+def _platform_transactions(chain_id: int, tx_hashes: set[str]) -> set[str]:
+    """Which of ``tx_hashes`` are the platform's own on this chain (a swap's transaction or its
+    delivery): what they pay to a deposit address is not a deposit."""
+    if not tx_hashes:
+        return set()
+    sent = Swap.objects.filter(from_chain_id=chain_id, tx_hash__in=tx_hashes).values_list(
+        "tx_hash", flat=True
+    )
+    delivered = Swap.objects.filter(to_chain_id=chain_id, receiving_tx_hash__in=tx_hashes).values_list(
+        "receiving_tx_hash", flat=True
+    )
+    return set(sent) | set(delivered)
+
+
+def _not_deposits(chain_id: int, transfers: list[FoundTransfer]) -> list[FoundTransfer]:
+    """Drop what the platform itself sent: gas station top-ups, swap transactions and deliveries."""
+    station = registry.chain_directory().gas_station_address(chain_id)
+    ours = _platform_transactions(chain_id, {transfer.tx_hash for transfer in transfers})
+    return [
+        transfer
+        for transfer in transfers
+        if transfer.tx_hash not in ours and not (station and transfer.from_address.lower() == station.lower())
+    ]
 
 
 def deposit_record(
@@ -226,7 +252,7 @@ def deposits_scan_chain(*, chain_id: int) -> ScanResult | None:
                 transfers.append(
                     _native_found(spec, native, _block_hash(client, hashes, native.block_number))
                 )
-        for found in transfers:
+        for found in _not_deposits(chain_id, transfers):
             wallet = wallets[found.to_address.lower()]
             _, was_created = deposit_record(
                 user_id=wallet.user_id,
@@ -263,28 +289,14 @@ def deposits_scan_all() -> list[ScanResult]:
     return results
 
 
-def deposit_report(*, user: User, chain_id: int, tx_hash: str) -> tuple[list[Deposit], bool]:
-    """Verify a transaction the user says paid their deposit address; record what it paid.
-
-    Refused with a clear code: an unsupported chain, an unknown or unmined hash, a reverted
-    transaction, one paying nothing to the caller's address, or only tokens the chain does
-    not accept. Returns the deposits (one per transfer to the caller) and whether any is new.
-    An unconfirmed transaction is accepted and waits in ``confirming``.
-    """
-    if not isinstance(tx_hash, str) or not _TX_HASH.fullmatch(tx_hash):
-        raise errors.TransactionNotFound(
-            "Not a transaction hash (0x and 64 hex digits).", details={"tx_hash": ["Not a transaction hash."]}
-        )
-    tx_hash = tx_hash.lower()
-    spec = deposit_chain_spec(chain_id)
-    user_wallets = {
-        wallet.address.lower(): wallet
-        for wallet in Wallet.objects.filter(user=user, kind=WalletKind.MPC, chain_type="ethereum")
-    }
+def _reported_transfers(
+    spec: ChainSpec, tx_hash: str, user_wallets: dict[str, Wallet]
+) -> list[FoundTransfer]:
+    """The transfers of the mined transaction ``tx_hash`` to the caller's addresses in tokens
+    the chain accepts; the refusals of ``deposit_report`` otherwise."""
+    chain_id = spec.chain_id
     try:
-        client = registry.chain_client(chain_id)
-        moved = client.transaction_transfers(tx_hash=tx_hash)
-        block_hash = moved.receipt.block_hash if moved else ""
+        moved = registry.chain_client(chain_id).transaction_transfers(tx_hash=tx_hash)
     except ProviderNotConfigured:
         raise errors.UnsupportedChain(details={"chain_id": chain_id}) from None
     except ProviderError as exc:
@@ -293,6 +305,7 @@ def deposit_report(*, user: User, chain_id: int, tx_hash: str) -> tuple[list[Dep
         raise errors.TransactionNotFound(details={"chain_id": chain_id, "tx_hash": tx_hash})
     if not moved.receipt.success:
         raise errors.TransactionFailed(details={"chain_id": chain_id, "tx_hash": tx_hash})
+    block_hash = moved.receipt.block_hash
     found: list[FoundTransfer] = []
     to_caller = False
     if moved.native is not None and moved.native.to_address.lower() in user_wallets:
@@ -311,6 +324,32 @@ def deposit_report(*, user: User, chain_id: int, tx_hash: str) -> tuple[list[Dep
         raise errors.UnsupportedToken(
             details={"chain_id": chain_id, "accepted": [token.symbol for token in spec.tokens]}
         )
+    return found
+
+
+def deposit_report(*, user: User, chain_id: int, tx_hash: str) -> tuple[list[Deposit], bool]:
+    """Verify a transaction the user says paid their deposit address; record what it paid.
+
+    Refused with a clear code: an unsupported chain, an unknown or unmined hash, a reverted
+    transaction, one paying nothing to the caller's address, only tokens the chain does not
+    accept, or the platform's own transaction (a swap's delivery, a gas top-up). Returns the
+    deposits (one per transfer to the caller) and whether any is new.
+    An unconfirmed transaction is accepted and waits in ``confirming``.
+    """
+    if not isinstance(tx_hash, str) or not _TX_HASH.fullmatch(tx_hash):
+        raise errors.TransactionNotFound(
+            "Not a transaction hash (0x and 64 hex digits).", details={"tx_hash": ["Not a transaction hash."]}
+        )
+    tx_hash = tx_hash.lower()
+    spec = deposit_chain_spec(chain_id)
+    user_wallets = {
+        wallet.address.lower(): wallet
+        for wallet in Wallet.objects.filter(user=user, kind=WalletKind.MPC, chain_type="ethereum")
+    }
+    found = _reported_transfers(spec, tx_hash, user_wallets)
+    found = _not_deposits(chain_id, found)
+    if not found:
+        raise errors.PlatformTransaction(details={"chain_id": chain_id, "tx_hash": tx_hash})
     deposits = []
     any_new = False
     for transfer_found in found:

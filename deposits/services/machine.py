@@ -365,10 +365,6 @@ def _step_confirm(deposit: Deposit) -> None:
             move(deposit, DepositStatus.QUOTING, reason="confirmed; converting to USDC")
 
 
-def _swap_destination(deposit: Deposit, policy: DepositPolicy) -> str:
-    return policy.collection_address or deposit.to_address
-
-
 def _quote_problem(
     quote: SwapQuote, deposit: Deposit, policy: DepositPolicy, amount_raw: int, to_address: str
 ) -> tuple[str, str] | None:
@@ -476,7 +472,18 @@ def _step_quote(deposit: Deposit) -> None:
                     reason="The deposit does not cover the gas its swap needs.",
                 )
             return
-    to_address = _swap_destination(deposit, policy)
+    if not policy.collection_address:
+        # Swapped USDC is the platform's: it goes to the collection address. Delivered to the
+        # user's own deposit address it would look like a second deposit.
+        operator_alert_raise(
+            source="deposits",
+            code="no_collection_address",
+            reference="deposit_policy",
+            message="Deposits that need a swap wait: set deposit_policy.collection_address.",
+        )
+        _wait(deposit.pk, policy.poll_max_seconds)
+        return
+    to_address = policy.collection_address
     wallet = _wallet(deposit)
     try:
         provider = registry.swap_provider()

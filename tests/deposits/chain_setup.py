@@ -24,11 +24,16 @@ class DepositChain:
     usdc: str
     usdt: str
 
+    @property
+    def collection(self) -> str:
+        """The platform's collection address, where swaps deliver."""
+        return str(self.chain.accounts[9].address)
+
     def policy(self, **overrides: Any) -> None:
         values = {
             "settlement_chain_id": self.chain_id,
             "settlement_token": self.usdc,
-            "collection_address": "",
+            "collection_address": self.collection,
             **overrides,
         }
         app_setting_set(key=DEPOSIT_POLICY.key, value=values, actor=None)

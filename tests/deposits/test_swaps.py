@@ -25,6 +25,7 @@ from accounts.services.wallets import wallet_mpc_create
 from conftest import bearer_client
 from demo.lifi_simulator import LifiSimulator, ScriptedResponse
 from demo.localchain.chain import LocalChain
+from deposits.errors import PlatformTransaction
 from deposits.models import Deposit, DepositStatus, Swap, SwapStatus
 from deposits.services import intake, machine
 from ledger.checks import ledger_check
@@ -134,6 +135,7 @@ def _expected_usdc(raw: int = DEPOSIT_RAW) -> int:
 
 def test_a_usdt_deposit_is_swapped_and_the_received_amount_credited_once(world):
     user, wallet = _funded_trader(world)
+    collected_before = world.chain.token_balance(world.setup.usdc, world.setup.collection)
     deposit = _run(_deposit_usdt(world, user, wallet))
 
     assert deposit.status == DepositStatus.COMPLETED, deposit.failure_reason
@@ -141,8 +143,10 @@ def test_a_usdt_deposit_is_swapped_and_the_received_amount_credited_once(world):
     assert swap.status == SwapStatus.DONE and swap.approval_tx_hash and swap.tx_hash
     (on_chain,) = _swaps_from(world, wallet)
     assert on_chain["toAmount"] == _expected_usdc() == int(swap.received_amount_raw)
-    # Delivered to the user's own wallet (no collection address configured), credited exactly.
-    assert world.chain.token_balance(world.setup.usdc, wallet.address) == _expected_usdc()
+    assert on_chain["recipient"] == world.setup.collection == swap.to_address
+    # Delivered to the platform's collection address, credited exactly what was received.
+    collected = world.chain.token_balance(world.setup.usdc, world.setup.collection) - collected_before
+    assert collected == _expected_usdc()
     assert deposit.credited_amount == Decimal(_expected_usdc()).scaleb(-6) == _available(user)
     types = [t for t in Event.objects.filter(user=user).values_list("type", flat=True) if "." in t]
     assert [t for t in types if t.split(".")[0] in ("deposit", "swap")] == [
@@ -153,20 +157,21 @@ def test_a_usdt_deposit_is_swapped_and_the_received_amount_credited_once(world):
         "deposit.completed",
     ]
     _run(deposit)  # nothing more to do
+    intake.deposits_scan_chain(chain_id=world.setup.chain_id)  # the swap's own transfers are no deposit
+    assert Deposit.objects.filter(user=user).count() == 1
     assert _available(user) == deposit.credited_amount
     assert ledger_check() == []
 
 
-def test_a_collection_address_receives_the_usdc_when_configured(world):
-    collection = world.chain.accounts[7].address
-    world.setup.policy(
-        collection_address=collection, max_swap_attempts=2, poll_base_seconds=1, max_slippage="0.01"
-    )
+def test_without_a_collection_address_swaps_wait_and_operators_are_told(world):
+    world.setup.policy(collection_address="", max_swap_attempts=2, poll_base_seconds=1, max_slippage="0.01")
     user, wallet = _funded_trader(world)
-    before = world.chain.token_balance(world.setup.usdc, collection)
-    deposit = _run(_deposit_usdt(world, user, wallet))
-    assert deposit.status == DepositStatus.COMPLETED
-    assert world.chain.token_balance(world.setup.usdc, collection) - before == _expected_usdc()
+    deposit = _run(_deposit_usdt(world, user, wallet), steps=4)
+    assert deposit.status == DepositStatus.QUOTING and deposit.next_action_at > timezone.now()
+    assert not Swap.objects.filter(deposit=deposit).exists() and _swaps_from(world, wallet) == []
+    assert OperatorAlert.objects.filter(code="no_collection_address").exists()
+    world.setup.policy(max_swap_attempts=2, poll_base_seconds=1, max_slippage="0.01")
+    assert _run(deposit).status == DepositStatus.COMPLETED
 
 
 def _pending(substatus: str = "WAIT_DESTINATION_TRANSACTION") -> ScriptedResponse:
@@ -236,7 +241,7 @@ def test_a_quote_beyond_the_slippage_limit_is_refused_and_nothing_is_sent(world)
         "fromToken": world.setup.usdt,
         "toToken": world.setup.usdc,
         "fromAddress": wallet.address,
-        "toAddress": wallet.address,
+        "toAddress": world.setup.collection,
         "fromAmount": str(DEPOSIT_RAW),
         "slippage": "0.01",
     }
@@ -314,6 +319,11 @@ def test_a_token_deposit_without_gas_is_topped_up_by_the_gas_station_once(world)
     assert topup["from"] == station and topup["to"] == wallet.address and topup["value"] >= 2 * 10**15
     assert world.chain.w3.eth.get_transaction_count(station) == station_nonce + 1
     assert _available(user) == Decimal(_expected_usdc()).scaleb(-6)
+    # The top-up pays the deposit address, but it is the platform's, not a deposit.
+    intake.deposits_scan_chain(chain_id=world.setup.chain_id)
+    assert Deposit.objects.filter(user=user).count() == 1
+    with pytest.raises(PlatformTransaction):
+        intake.deposit_report(user=user, chain_id=world.setup.chain_id, tx_hash=swap.gas_topup_tx_hash)
 
 
 def test_without_gas_or_a_gas_station_the_deposit_fails_clearly_and_nothing_is_sent(world, local_chain):

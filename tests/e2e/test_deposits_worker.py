@@ -84,7 +84,7 @@ def world(local_chain: LocalChain, e2e_env: dict[str, str]) -> Iterator[World]:
         value={
             "settlement_chain_id": local_chain.chain_id,
             "settlement_token": usdc,
-            "collection_address": "",
+            "collection_address": local_chain.accounts[9].address,
             "poll_base_seconds": 1,
             "poll_max_seconds": 2,
         },

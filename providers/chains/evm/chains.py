@@ -150,6 +150,10 @@ class EvmChains(ChainDirectory):
             self._clients[chain_id] = client
             return client
 
+    def gas_station_address(self, chain_id: int) -> str | None:
+        station = self._gas_stations.get(chain_id)
+        return station.address if station is not None else None
+
     def gas_topup(self, *, chain_id: int, to_address: str, wei: int) -> str | None:
         """Signed here with the station's key (never logged), one top-up at a time per chain
         across processes (a Redis lock), so two never take the same nonce."""
