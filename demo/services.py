@@ -123,9 +123,9 @@ def demo_deposits_configure(*, stack: DevStack) -> list[str]:
             },
         }
     }
-    # The development wallet doubles as the chain's gas station: it sends deposit wallets the ETH
-    # their first swap needs (a public development key, as the local chain is).
-    stations = {str(stack.chain_id): stack.developer_key}
+    # The chain's gas station sends deposit wallets the ETH their first swap needs (one of the
+    # local chain's own funded accounts: not the developer's, whose sends are deposits).
+    stations = {str(stack.chain_id): stack.gas_station_key} if stack.gas_station_key else {}
     current = registry.provider_options("chains")
     if current.get("chains") != chains or current.get("gas_station_keys") != stations:
         provider_config_create(
@@ -140,11 +140,10 @@ def demo_deposits_configure(*, stack: DevStack) -> list[str]:
             name="lifi", values={"base_url": stack.lifi_url}, comment="make run: simulated LI-FI"
         )
         changed.append("lifi")
-    # Swapped USDC is collected by the development wallet (the platform's collection address).
     policy = {
         "settlement_chain_id": stack.chain_id,
         "settlement_token": stack.tokens["USDC"].address,
-        "collection_address": stack.developer_address,
+        "collection_address": stack.collection_address,
     }
     in_effect = app_setting(DEPOSIT_POLICY)
     if (in_effect.settlement_chain_id, in_effect.settlement_token, in_effect.collection_address) != tuple(

@@ -72,6 +72,11 @@ class DevStack:
     developer_key: str
     lifi_url: str | None = None
     native_symbol: str = field(default=NATIVE_SYMBOL)
+    # The platform's own accounts on the chain, apart from the developer's (what the developer
+    # sends must count as deposits): the gas station paying users' first gas, and the
+    # collection address swaps deliver to.
+    gas_station_key: str = ""
+    collection_address: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -113,6 +118,8 @@ def devstack_deploy(chain: LocalChain) -> DevStack:
         router=router,
         developer_address=DEVELOPER_ADDRESS,
         developer_key=DEVELOPER_KEY,
+        gas_station_key="0x" + bytes(chain.accounts[1].key).hex(),
+        collection_address=chain.accounts[2].address,
     )
 
 

@@ -63,6 +63,8 @@ def test_deposits_are_pointed_at_the_local_chain_once(settings):
         developer_address=DEVELOPER_ADDRESS,
         developer_key=DEVELOPER_KEY,
         lifi_url="http://127.0.0.1:8546/v1",
+        gas_station_key="0x" + "11" * 32,
+        collection_address="0x" + "22" * 20,
     )
     try:
         assert demo_deposits_configure(stack=stack) == ["chains", "lifi", "deposit_policy"]
@@ -71,7 +73,9 @@ def test_deposits_are_pointed_at_the_local_chain_once(settings):
         spec = registry.chain_spec(stack.chain_id)
         assert [t.symbol for t in spec.tokens] == ["USDC", "USDT"] and spec.deposits_enabled
         assert registry.provider_options("lifi")["base_url"] == stack.lifi_url
-        assert registry.provider_options("chains")["gas_station_keys"] == {str(stack.chain_id): DEVELOPER_KEY}
+        assert registry.provider_options("chains")["gas_station_keys"] == {
+            str(stack.chain_id): "0x" + "11" * 32
+        }
         policy = app_setting(DEPOSIT_POLICY)
         assert (policy.settlement_chain_id, policy.settlement_token) == (
             stack.chain_id,
@@ -79,7 +83,7 @@ def test_deposits_are_pointed_at_the_local_chain_once(settings):
         )
         # The gas station's key is a secret: stored encrypted, not among the plain options.
         config = ProviderConfig.objects.get(provider__name="chains", is_active=True)
-        assert "gas_station_keys" not in config.settings and DEVELOPER_KEY not in config.secrets_encrypted
+        assert "gas_station_keys" not in config.settings and "11" * 32 not in config.secrets_encrypted
     finally:
         registry.reset_cache()
         app_settings_cache.clear()
