@@ -117,6 +117,8 @@ def demo_deposits_configure(*, stack: DevStack) -> list[str]:
             "rpc_url": stack.rpc_url,
             "confirmations": LOCAL_CHAIN_CONFIRMATIONS,
             "scan_batch_blocks": 200,
+            # The chain is new on every start: scan it all, so nothing sent before the first scan is missed.
+            "scan_from_block": 0,
             "tokens": {
                 symbol: {"address": token.address, "decimals": token.decimals}
                 for symbol, token in stack.tokens.items()

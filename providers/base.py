@@ -246,6 +246,9 @@ class ChainSpec:
     scan_batch_blocks: int  # the widest block range one scan request covers
     deposits_enabled: bool
     tokens: tuple[TokenSpec, ...]
+    # Where the deposit scanner starts on a chain it has not scanned yet; None: at the head
+    # (a chain added to a running platform has no deposits before it was added).
+    scan_from_block: int | None = None
 
     def token(self, address: str) -> TokenSpec | None:
         wanted = address.lower()

@@ -211,8 +211,9 @@ def deposits_scan_chain(*, chain_id: int) -> ScanResult | None:
     spec = deposit_chain_spec(chain_id)
     client = registry.chain_client(chain_id)
     head = client.block_number()
+    first_block = spec.scan_from_block if spec.scan_from_block is not None else head - spec.confirmations + 1
     cursor, created = ChainScanCursor.objects.get_or_create(
-        chain_id=chain_id, defaults={"last_block": max(head - spec.confirmations, -1)}
+        chain_id=chain_id, defaults={"last_block": max(first_block - 1, -1)}
     )
     if created:
         logger.info("Deposit scanning of chain %s starts at block %s", chain_id, cursor.last_block + 1)
@@ -226,7 +227,7 @@ def deposits_scan_chain(*, chain_id: int) -> ScanResult | None:
                 "the chain was reset or reorganised deeper than expected. Scanning restarts below the head."
             ),
         )
-        cursor.last_block = max(head - spec.confirmations, -1)
+        cursor.last_block = max(min(first_block, head) - 1, -1)
         cursor.save(update_fields=["last_block", "updated_at"])
     start = max(cursor.last_block + 1 - spec.confirmations, 0)
     end = min(head, start + settings.DEPOSIT_SCAN_MAX_BLOCKS_PER_RUN - 1)

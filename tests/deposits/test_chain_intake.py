@@ -217,3 +217,15 @@ def test_a_transfer_mined_again_after_a_reorg_is_credited_once(setup, trader):
     assert Deposit.objects.filter(user=user).count() == 1
     assert _available(user) == Decimal(11)
     assert ledger_check() == []
+
+
+def test_a_first_scan_starts_at_the_configured_block_and_misses_nothing_sent_before(local_chain, settings):
+    start = local_chain.w3.eth.block_number + 1
+    with deposit_chain_configured(local_chain, scan_from_block=start) as setup:
+        user = UserFactory()
+        wallet, _ = wallet_mpc_create(user=user, provider="local")
+        setup.chain.transfer_token(setup.usdc, setup.chain.deployer, wallet.address, 2_000_000)
+        setup.chain.mine(10)  # long before the scanner's first run
+        result = intake.deposits_scan_chain(chain_id=setup.chain_id)
+        assert result is not None and result.from_block <= start and result.created == 1
+        assert Deposit.objects.get(user=user).amount == Decimal(2)

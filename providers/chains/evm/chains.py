@@ -5,6 +5,7 @@ Its options are one JSON object keyed by chain id, edited like any provider conf
 
     {"42161": {"name": "Arbitrum One", "rpc_url": "https://arb1.arbitrum.io/rpc",
                "confirmations": 20, "scan_batch_blocks": 500, "deposits": true,
+               "scan_from_block": 250000000,  (optional: where a first scan starts)
                "tokens": {"USDC": {"address": "0xaf88...", "decimals": 6}}}}
 
 An RPC URL that embeds an API key goes in the secret ``rpc_urls`` instead
@@ -81,6 +82,11 @@ def chain_specs_parse(chains: Any) -> dict[int, ChainSpec]:
             ),
             deposits_enabled=bool(entry.get("deposits", True)),
             tokens=tuple(tokens),
+            scan_from_block=(
+                _int(entry["scan_from_block"], field=f"{where}.scan_from_block", low=0, high=2**62)
+                if entry.get("scan_from_block") is not None
+                else None
+            ),
         )
     return specs
 
