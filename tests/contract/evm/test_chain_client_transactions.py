@@ -303,7 +303,10 @@ def test_token_transfers_to_finds_the_transfers_of_the_given_tokens_in_an_inclus
         == []
     )
     assert (
-        client.token_transfers_to(address=bystander, tokens=[other], from_block=0, to_block=last_block) == []
+        client.token_transfers_to(
+            address=bystander, tokens=[other], from_block=first_block, to_block=last_block
+        )
+        == []
     )
 
 
