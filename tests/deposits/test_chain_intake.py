@@ -21,8 +21,8 @@ from deposits.models import Deposit, DepositStatus, DepositTransition
 from deposits.services import intake, machine
 from ledger.checks import ledger_check
 from marqetfi.core.models import Event
-from tests.accounts.factories import UserFactory
 from tests.deposits.chain_setup import CONFIRMATIONS, DepositChain, deposit_chain_configured
+from tests.ledger.factories import new_user
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +36,7 @@ def setup(local_chain: LocalChain, settings: Any) -> Iterator[DepositChain]:
 
 @pytest.fixture
 def trader(setup: DepositChain) -> Any:
-    user = UserFactory()
+    user = new_user()
     wallet, _ = wallet_mpc_create(user=user, provider="local")
     intake.deposits_scan_chain(chain_id=setup.chain_id)  # the cursor starts here
     return user, wallet
@@ -148,7 +148,7 @@ def _reverted_transfer(chain: LocalChain, token: str, recipient: str) -> str:
 
 def test_refused_reports_have_clear_codes_and_record_nothing(setup, trader):
     user, wallet = trader
-    other = UserFactory()
+    other = new_user()
     other_wallet, _ = wallet_mpc_create(user=other, provider="local")
     to_other = setup.chain.transfer_token(setup.usdc, setup.chain.deployer, other_wallet.address, 5_000_000)
     reverted = _reverted_transfer(setup.chain, setup.usdc, wallet.address)
@@ -222,7 +222,7 @@ def test_a_transfer_mined_again_after_a_reorg_is_credited_once(setup, trader):
 def test_a_first_scan_starts_at_the_configured_block_and_misses_nothing_sent_before(local_chain, settings):
     start = local_chain.w3.eth.block_number + 1
     with deposit_chain_configured(local_chain, scan_from_block=start) as setup:
-        user = UserFactory()
+        user = new_user()
         wallet, _ = wallet_mpc_create(user=user, provider="local")
         setup.chain.transfer_token(setup.usdc, setup.chain.deployer, wallet.address, 2_000_000)
         setup.chain.mine(10)  # long before the scanner's first run

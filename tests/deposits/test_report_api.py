@@ -14,8 +14,8 @@ from conftest import bearer_client
 from demo.localchain.chain import LocalChain, load_artifact
 from deposits.models import Deposit
 from ledger.checks import ledger_check
-from tests.accounts.factories import UserFactory
 from tests.deposits.chain_setup import CONFIRMATIONS, DepositChain, deposit_chain_configured
+from tests.ledger.factories import new_user
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +28,7 @@ def setup(local_chain: LocalChain) -> Iterator[DepositChain]:
 
 @pytest.fixture
 def trader(setup: DepositChain) -> tuple[Any, str]:
-    user = UserFactory()
+    user = new_user()
     wallet, _ = wallet_mpc_create(user=user, provider="local")
     return user, wallet.address
 
@@ -100,7 +100,7 @@ def _reverted(chain: LocalChain, token: str, recipient: str) -> str:
 
 def test_refused_reports_answer_clear_codes_and_record_nothing(setup, trader):
     user, address = trader
-    other = UserFactory()
+    other = new_user()
     other_wallet, _ = wallet_mpc_create(user=other, provider="local")
     xyz = setup.chain.deploy_token("XYZ", 18, 10**24)
     cases = {

@@ -32,8 +32,8 @@ from ledger.checks import ledger_check
 from marqetfi.core.models import Event, OperatorAlert
 from providers import registry
 from providers.breaker import breaker_reset
-from tests.accounts.factories import UserFactory
 from tests.deposits.chain_setup import CONFIRMATIONS, DepositChain, deposit_chain_configured
+from tests.ledger.factories import new_user
 
 pytestmark = pytest.mark.django_db
 
@@ -82,7 +82,7 @@ def world(local_chain: LocalChain) -> Iterator[SwapWorld]:
 
 
 def _funded_trader(world: SwapWorld) -> tuple[Any, Wallet]:
-    user = UserFactory()
+    user = new_user()
     wallet, _ = wallet_mpc_create(user=user, provider="local")
     world.chain.send_eth(world.chain.deployer, wallet.address, 10**18)  # its own gas: no top-up
     return user, wallet
@@ -307,7 +307,7 @@ def test_a_native_deposit_keeps_gas_and_swaps_the_rest(world):
 
 
 def test_a_token_deposit_without_gas_is_topped_up_by_the_gas_station_once(world):
-    user = UserFactory()
+    user = new_user()
     wallet, _ = wallet_mpc_create(user=user, provider="local")  # no ETH at all
     station = world.chain.accounts[GAS_STATION].address
     station_nonce = world.chain.w3.eth.get_transaction_count(station)
@@ -327,7 +327,7 @@ def test_a_token_deposit_without_gas_is_topped_up_by_the_gas_station_once(world)
 
 
 def test_without_gas_or_a_gas_station_the_deposit_fails_clearly_and_nothing_is_sent(world, local_chain):
-    user = UserFactory()
+    user = new_user()
     wallet, _ = wallet_mpc_create(user=user, provider="local")
     with deposit_chain_configured(local_chain) as setup:  # the same kind of chain, no gas station
         world.setup.usdt, world.setup.usdc = setup.usdt, setup.usdc

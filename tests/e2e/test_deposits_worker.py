@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from rest_framework_simplejwt.tokens import AccessToken
+from web3 import Web3
 from websockets.sync.client import connect
 
 from accounts.models import Wallet
@@ -36,9 +37,9 @@ from marqetfi.core.app_settings.services import app_setting_set
 from providers import registry
 from providers.breaker import breaker_reset
 from providers.services.configs import provider_config_create
-from tests.accounts.factories import UserFactory
 from tests.e2e.conftest import DaphneServer, start_celery_worker
 from tests.e2e.test_webhooks_worker import endpoint_for, verified
+from tests.ledger.factories import new_user
 from tests.webhooks.receiver import running_receiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -108,7 +109,7 @@ def world(local_chain: LocalChain, e2e_env: dict[str, str]) -> Iterator[World]:
 
 
 def _trader(world: World) -> tuple[Any, Wallet]:
-    user = UserFactory()
+    user = new_user()
     wallet, _ = wallet_mpc_create(user=user, provider="local")
     world.chain.send_eth(world.chain.deployer, wallet.address, 10**18)  # gas
     return user, wallet
@@ -157,9 +158,15 @@ def test_a_worker_killed_while_sending_the_swap_resumes_without_a_second_transac
         first.process.stop(signal.SIGKILL)
     finally:
         first.process.stop()
-    nonce_before = world.chain.w3.eth.get_transaction_count(wallet.address)
+    nonce_before = world.chain.w3.eth.get_transaction_count(Web3.to_checksum_address(wallet.address))
     world.chain.rpc_app.release("eth_sendRawTransaction")  # the node processes it after all
-    _beat_until(lambda: world.chain.w3.eth.get_transaction_count(wallet.address) == nonce_before + 1, "mined")
+    _beat_until(
+        lambda: (
+            world.chain.w3.eth.get_transaction_count(Web3.to_checksum_address(wallet.address))
+            == nonce_before + 1
+        ),
+        "mined",
+    )
 
     second = start_celery_worker(world.env, e2e_log_dir)
     try:
@@ -177,7 +184,9 @@ def test_a_worker_killed_while_sending_the_swap_resumes_without_a_second_transac
     (swap,) = Swap.objects.filter(deposit=deposit)
     assert swap.status == SwapStatus.DONE and swap.tx_hash
     (on_chain,) = _swaps_on_chain(world, wallet.address)  # one swap transaction, not two
-    assert world.chain.w3.eth.get_transaction_count(wallet.address) == 2  # the approval and the swap
+    assert (
+        world.chain.w3.eth.get_transaction_count(Web3.to_checksum_address(wallet.address)) == 2
+    )  # the approval and the swap
     assert int(swap.received_amount_raw) == on_chain["toAmount"] == DEPOSIT_RAW * RATE // 10**18
     credits = LedgerTransaction.objects.filter(
         kind=TransactionKind.DEPOSIT, reference=f"deposit:{deposit.pk}"
