@@ -343,11 +343,26 @@ class VenueOrderRequest:
     take_profit: Decimal | None = None
 
 
+class VenueOrderStatus(StrEnum):
+    """Where an order stands at a venue. ``accepted`` / ``pending``: the venue has it and its
+    outcome comes later (a stream, or polling by client id); ``unknown``: no answer could be
+    had (never resend blindly: reconcile by client id)."""
+
+    ACCEPTED = "accepted"
+    PENDING = "pending"
+    OPEN = "open"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+    UNKNOWN = "unknown"
+
+
 @dataclass(frozen=True)
 class VenueOrder:
     venue_order_id: str
     client_order_id: str
-    status: str  # pending, open, filled, partially_filled, cancelled, rejected
+    status: VenueOrderStatus  # a StrEnum: compares equal to its value
     filled_size: Decimal = Decimal(0)
     avg_fill_price: Decimal | None = None
     reject_reason: str | None = None

@@ -49,6 +49,7 @@ from providers.base import (
     Venue,
     VenueOrder,
     VenueOrderRequest,
+    VenueOrderStatus,
     VenuePosition,
 )
 from providers.errors import ProviderError
@@ -316,7 +317,7 @@ class LighterVenue(Venue, PriceStreaming):
         return VenueOrder(
             venue_order_id=f"{market.market_id}:{index}",
             client_order_id=order.client_order_id,
-            status="pending",
+            status=VenueOrderStatus.PENDING,
         )
 
     def cancel_order(self, *, account_ref: str, venue_order_id: str) -> VenueOrder:
@@ -330,7 +331,7 @@ class LighterVenue(Venue, PriceStreaming):
                 key=self._signing_key(), nonce=nonce, market_index=market_id, order_index=order_index
             )
         )
-        return VenueOrder(venue_order_id=venue_order_id, client_order_id="", status="pending")
+        return VenueOrder(venue_order_id=venue_order_id, client_order_id="", status=VenueOrderStatus.PENDING)
 
     def close_position(
         self, *, account_ref: str, venue_position_id: str, size: Decimal | None = None
@@ -372,7 +373,9 @@ class LighterVenue(Venue, PriceStreaming):
             )
         )
         return VenueOrder(
-            venue_order_id=f"{market.market_id}:{index}", client_order_id=client_order_id, status="pending"
+            venue_order_id=f"{market.market_id}:{index}",
+            client_order_id=client_order_id,
+            status=VenueOrderStatus.PENDING,
         )
 
     def close(self) -> None:
@@ -582,7 +585,7 @@ def _venue_order(order: dict[str, Any], client_order_id: str) -> VenueOrder:
     return VenueOrder(
         venue_order_id=f"{order.get('market_index')}:{index}",
         client_order_id=client_order_id,
-        status=status,
+        status=VenueOrderStatus(status),
         filled_size=filled,
         avg_fill_price=filled_quote / filled if filled > 0 else None,
         reject_reason=reject_reason,

@@ -58,6 +58,7 @@ from providers.base import (
     Venue,
     VenueOrder,
     VenueOrderRequest,
+    VenueOrderStatus,
     VenuePosition,
 )
 from providers.errors import ProviderError
@@ -255,8 +256,8 @@ class OstiumVenue(Venue):
             raise ProviderError(PROVIDER, f"a trade has an unexpected shape: {exc!r}", response=data) from exc
 
     def open_orders(self, *, account_ref: str) -> list[VenueOrder]:
-        """The trader's resting limit / stop orders (``status="open"``) and market orders
-        still waiting for the keeper (``status="pending"``), in one subgraph query.
+        """The trader's resting limit / stop orders (``status=VenueOrderStatus.OPEN``) and market orders
+        still waiting for the keeper (``status=VenueOrderStatus.PENDING``), in one subgraph query.
 
         A limit's ``venue_order_id`` is the subgraph's ``{trader}_{pairIndex}_{index}``; a
         market order's is its order id. ``client_order_id`` is empty: Ostium stores none.
@@ -269,11 +270,15 @@ class OstiumVenue(Venue):
         try:
             return [
                 *(
-                    VenueOrder(venue_order_id=str(limit["id"]), client_order_id="", status="open")
+                    VenueOrder(
+                        venue_order_id=str(limit["id"]), client_order_id="", status=VenueOrderStatus.OPEN
+                    )
                     for limit in limits
                 ),
                 *(
-                    VenueOrder(venue_order_id=str(order["id"]), client_order_id="", status="pending")
+                    VenueOrder(
+                        venue_order_id=str(order["id"]), client_order_id="", status=VenueOrderStatus.PENDING
+                    )
                     for order in pending
                 ),
             ]
@@ -652,13 +657,13 @@ def _position(trade: dict[str, Any]) -> VenuePosition:
 def _order(order: dict[str, Any]) -> VenueOrder:
     order_id = str(order["id"])
     if order["isPending"]:
-        return VenueOrder(venue_order_id=order_id, client_order_id="", status="pending")
+        return VenueOrder(venue_order_id=order_id, client_order_id="", status=VenueOrderStatus.PENDING)
     if order["isCancelled"]:
         reason = order.get("cancelReason")
         return VenueOrder(
             venue_order_id=order_id,
             client_order_id="",
-            status="cancelled",
+            status=VenueOrderStatus.CANCELLED,
             reject_reason=str(reason) if reason is not None else None,
         )
     price = _units_to_decimal(order.get("priceAfterImpact") or order["price"], PRICE_DECIMALS)
@@ -668,7 +673,11 @@ def _order(order: dict[str, Any]) -> VenueOrder:
         price,
     )
     return VenueOrder(
-        venue_order_id=order_id, client_order_id="", status="filled", filled_size=size, avg_fill_price=price
+        venue_order_id=order_id,
+        client_order_id="",
+        status=VenueOrderStatus.FILLED,
+        filled_size=size,
+        avg_fill_price=price,
     )
 
 

@@ -18,7 +18,16 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from providers.base import Market, OrderType, Quote, Side, VenueOrder, VenueOrderRequest, VenuePosition
+from providers.base import (
+    Market,
+    OrderType,
+    Quote,
+    Side,
+    VenueOrder,
+    VenueOrderRequest,
+    VenueOrderStatus,
+    VenuePosition,
+)
 from providers.errors import ProviderError
 from providers.models import PaperOrder, PaperPosition
 from providers.venues.paper.markets import paper_pair
@@ -46,7 +55,7 @@ def _to_venue_order(order: PaperOrder) -> VenueOrder:
     return VenueOrder(
         venue_order_id=str(order.pk),
         client_order_id=order.client_order_id,
-        status=str(order.status),
+        status=VenueOrderStatus(str(order.status)),
         filled_size=_plain(order.filled_size),
         avg_fill_price=None if order.avg_fill_price is None else _plain(order.avg_fill_price),
         reject_reason=order.reject_reason or None,
@@ -174,7 +183,10 @@ def paper_order_place(*, order: VenueOrderRequest, quote_of: QuoteOf, slippage_b
     if reason is not None and max(len(order.account_ref), len(order.client_order_id)) > MAX_REF_LENGTH:
         # Too long to store, so it cannot be looked up again either: answered, not kept.
         return VenueOrder(
-            venue_order_id="", client_order_id=order.client_order_id, status="rejected", reject_reason=reason
+            venue_order_id="",
+            client_order_id=order.client_order_id,
+            status=VenueOrderStatus.REJECTED,
+            reject_reason=reason,
         )
     fill_price: Decimal | None = None
     size = Decimal(0)
@@ -355,7 +367,9 @@ def paper_positions_open(*, account_ref: str) -> list[VenuePosition]:
 
 
 def _close_rejected(reason: str) -> VenueOrder:
-    return VenueOrder(venue_order_id="", client_order_id="", status="rejected", reject_reason=reason)
+    return VenueOrder(
+        venue_order_id="", client_order_id="", status=VenueOrderStatus.REJECTED, reject_reason=reason
+    )
 
 
 @transaction.atomic
