@@ -306,6 +306,29 @@ class LocalChain:
         )
         return balance
 
+    def deploy_ostium(self, usdc: str, liquidity_raw: int = 0) -> tuple[ChecksumAddress, ChecksumAddress]:
+        """Deploy the Ostium stand-ins (``TestOstiumTradingStorage`` then ``TestOstiumTrading``),
+        wire them, and fund the storage with ``liquidity_raw`` USDC to pay profits from.
+        Returns (trading, storage). Set each pair's oracle price with ``set_ostium_price``."""
+        storage = self._deploy("TestOstiumTradingStorage", Web3.to_checksum_address(usdc))
+        trading = self._deploy("TestOstiumTrading", storage)
+        self._mined(
+            self.contract("TestOstiumTradingStorage", storage)
+            .functions.setTrading(trading)
+            .transact({"from": self.deployer})
+        )
+        if liquidity_raw:
+            self.transfer_token(usdc, self.deployer, storage, liquidity_raw)
+        return trading, storage
+
+    def set_ostium_price(self, trading: str, pair_index: int, price_e18: int) -> None:
+        """The oracle price (18 decimals) the stand-in's keeper settles ``pair_index`` at."""
+        self._mined(
+            self.contract("TestOstiumTrading", trading)
+            .functions.setPrice(pair_index, price_e18)
+            .transact({"from": self.deployer})
+        )
+
     def contract(self, artifact_name: str, address: str) -> Contract:
         """A web3 contract at ``address`` with the ABI of ``contracts/<artifact_name>.json``."""
         return self.w3.eth.contract(

@@ -9,10 +9,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-CONTRACTS = ("TestToken", "TestContractWallet", "TestSwapRouter")
+CONTRACTS = (
+    "TestToken",
+    "TestContractWallet",
+    "TestSwapRouter",
+    "TestOstiumTradingStorage",
+    "TestOstiumTrading",
+)
 EVM_VERSION = "cancun"
 
 
@@ -30,14 +37,19 @@ def standard_input() -> dict[str, object]:
 
 def main(solcjs: str) -> None:
     # A by-hand build step: the compiler is the one its caller names on the command line.
-    result = subprocess.run(  # noqa: S603
-        [solcjs, "--standard-json"],
-        input=json.dumps(standard_input()),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    output = json.loads(result.stdout[result.stdout.index("{") :])
+    # solcjs's stdout is written to a file, not a pipe: node exits before a pipe drains, and
+    # the answer of more than 64 KiB (several contracts) came back cut short.
+    with tempfile.TemporaryFile("w+") as answer:
+        subprocess.run(  # noqa: S603
+            [solcjs, "--standard-json"],
+            input=json.dumps(standard_input()),
+            stdout=answer,
+            text=True,
+            check=True,
+        )
+        answer.seek(0)
+        text = answer.read()
+    output = json.loads(text[text.index("{") :])
     errors = [e for e in output.get("errors", []) if e["severity"] == "error"]
     if errors:
         sys.exit("\n".join(e["formattedMessage"] for e in errors))
