@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
+from eth_typing import HexStr
 from web3 import Web3
 
 from demo.localchain.chain import LocalChain
@@ -39,9 +40,8 @@ class Ostium:
         sent = self.wallets.sign_and_send_transaction(
             provider_wallet_id=wallet.provider_wallet_id, transaction=transaction
         )
-        return dict(self.chain.w3.eth.wait_for_transaction_receipt(sent.tx_hash, timeout=10)) | {
-            "hash": sent.tx_hash
-        }
+        receipt = self.chain.w3.eth.wait_for_transaction_receipt(HexStr(sent.tx_hash), timeout=10)
+        return dict(receipt) | {"hash": sent.tx_hash}
 
     def price(self, value: Decimal) -> None:
         self.chain.set_ostium_price(self.trading, EURUSD, int(value.scaleb(18)))
