@@ -512,6 +512,8 @@ PROVIDERS: dict[str, dict[str, Any]] = {
             "usdc_address": env.str(
                 "OSTIUM_USDC_ADDRESS", default="0xaf88d065e77c8cC2239327C5EDb3A432268e5831"
             ),
+            # "day-trade": openTrade with isDayTrade (0x1365e4e4); "legacy": without it.
+            "abi_version": env.str("OSTIUM_ABI_VERSION", default="day-trade"),
         },
         "secret_fields": [],
     },

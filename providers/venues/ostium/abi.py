@@ -125,7 +125,30 @@ ERROR_BY_SELECTOR: Final[dict[str, str]] = {
     keccak(text=signature)[:4].hex(): signature.split("(", 1)[0] for signature in TRADING_ERRORS
 }
 
+# The trading contract before ``isDayTrade`` joined the trade struct (ostium-python-sdk before
+# 3.x): its ``openTrade`` has another selector (``OPEN_TRADE_SELECTORS``); the other entries are
+# unchanged.
+_TRADE_COMPONENTS: Final[list[dict[str, str]]] = _TRADE_STRUCT["components"]  # type: ignore[assignment]
+_LEGACY_TRADE_STRUCT: Final = {
+    **_TRADE_STRUCT,
+    "components": [c for c in _TRADE_COMPONENTS if c["name"] != "isDayTrade"],
+}
+TRADING_ABI_LEGACY: Final[list[dict[str, Any]]] = [
+    _function(
+        "openTrade",
+        [_LEGACY_TRADE_STRUCT, _BUILDER_FEE_STRUCT, _arg("orderType", "uint8"), _arg("slippageP", "uint256")],
+    ),
+    *TRADING_ABI[1:],
+]
+
 # Encoding needs no node: these contract objects are never given an address or a provider.
 _codec = Web3()
 TRADING: Final[type[Contract]] = _codec.eth.contract(abi=TRADING_ABI)
+TRADING_LEGACY: Final[type[Contract]] = _codec.eth.contract(abi=TRADING_ABI_LEGACY)
+# ``abi_version`` option of the ostium provider -> the contract ABI trades are encoded with.
+TRADING_BY_ABI_VERSION: Final[dict[str, type[Contract]]] = {"day-trade": TRADING, "legacy": TRADING_LEGACY}
+OPEN_TRADE_SELECTORS: Final[dict[str, str]] = {
+    version: "0x" + keccak(text=contract.get_function_by_name("openTrade").signature)[:4].hex()
+    for version, contract in TRADING_BY_ABI_VERSION.items()
+}
 ERC20: Final[type[Contract]] = _codec.eth.contract(abi=ERC20_ABI)

@@ -62,11 +62,20 @@ from providers.base import (
     VenuePosition,
 )
 from providers.errors import ProviderError
-from providers.venues.ostium.abi import ERC20, ERROR_BY_SELECTOR, TRADING, OpenOrderType
+from providers.venues.ostium.abi import (
+    ERC20,
+    ERROR_BY_SELECTOR,
+    OPEN_TRADE_SELECTORS,
+    TRADING,
+    TRADING_BY_ABI_VERSION,
+    OpenOrderType,
+)
 from providers.venues.ostium.client import PROVIDER, OstiumClient
 
 logger = logging.getLogger(__name__)
 
+# keccak256("eip1967.proxy.implementation") - 1: where a proxy keeps its implementation's address.
+EIP1967_IMPLEMENTATION_SLOT: Final = 0x360894A13BA1A3210667C828492DB98DCA3E2076CC3735A920A3CA505D382BBC
 USDC_DECIMALS: Final = 6
 PRICE_DECIMALS: Final = 18
 # Leverage, slippage and close percentages travel x100 (10x = 1000, 2 % = 200, 100 % = 10000).
@@ -156,10 +165,19 @@ class OstiumVenue(Venue):
         timeout: float | str = 10.0,
         max_attempts: int | str = 3,
         backoff_seconds: float | str = 0.2,
+        abi_version: str = "day-trade",
     ) -> None:
         """Options come from ``settings.PROVIDERS["ostium"]`` as strings; empty optional ones
-        keep their defaults. ``timeout`` bounds each HTTP or RPC attempt."""
+        keep their defaults. ``timeout`` bounds each HTTP or RPC attempt. ``abi_version``:
+        ``day-trade`` (the newest SDK's ``openTrade`` with ``isDayTrade``, selector
+        0x1365e4e4) or ``legacy`` (the struct without it); see the README to check which one
+        the deployed contract takes."""
         self.chain_id = int(chain_id)
+        abi = TRADING_BY_ABI_VERSION.get(abi_version or "day-trade")
+        if abi is None:
+            raise ValueError(f"abi_version is one of {', '.join(TRADING_BY_ABI_VERSION)}")
+        self._trading_abi = abi
+        self.abi_version = abi_version or "day-trade"
         self.trading_contract = _address(trading_contract, "trading_contract")
         self.trading_storage_contract = _address(trading_storage_contract, "trading_storage_contract")
         self.usdc_address = _address(usdc_address, "usdc_address")
@@ -317,6 +335,22 @@ class OstiumVenue(Venue):
             raise ProviderError(
                 PROVIDER, f"an order has an unexpected shape: {exc!r}", response=data
             ) from exc
+
+    def deployed_abi_version(self) -> str | None:
+        """Which ``abi_version`` the deployed trading contract takes: the one whose ``openTrade``
+        selector its bytecode dispatches on (behind an EIP-1967 proxy, the implementation's
+        code is read). None when neither selector is there (a contract we do not know)."""
+        code = self._client.code(address=self.trading_contract)
+        implementation = self._client.storage_word(
+            address=self.trading_contract, slot=EIP1967_IMPLEMENTATION_SLOT
+        )
+        if int.from_bytes(implementation, "big"):
+            code += self._client.code(address=to_checksum_address(implementation[-20:]))
+        for version, selector in OPEN_TRADE_SELECTORS.items():
+            # A Solidity dispatcher compares the calldata with PUSH4 <selector>.
+            if b"\x63" + bytes.fromhex(selector[2:]) in code:
+                return version
+        return None
 
     def usdc_allowance(self, *, owner: str) -> Decimal:
         """USDC that Ostium's TradingStorage may still take from ``owner`` (an ``eth_call``)."""
@@ -548,7 +582,10 @@ class OstiumVenue(Venue):
     def _trading_call(
         self, function: str, args: list[Any], trader: ChecksumAddress, via_delegate: bool
     ) -> EvmTransaction:
-        data = TRADING.encode_abi(function, args=args)
+        if function == "openTrade" and self.abi_version == "legacy":
+            trade = args[0]
+            args = [trade[:-1], *args[1:]]  # no isDayTrade in the legacy struct
+        data = self._trading_abi.encode_abi(function, args=args)
         if via_delegate:
             data = TRADING.encode_abi("delegatedAction", args=[trader, bytes.fromhex(data[2:])])
         return EvmTransaction(chain_id=self.chain_id, to=self.trading_contract, data=data)

@@ -99,6 +99,15 @@ class OstiumClient:
         with self._rpc_errors():
             return self._chain.eth_call(to=to, data=data)
 
+    def code(self, *, address: ChecksumAddress) -> bytes:
+        """The deployed bytecode at ``address`` (empty for an account without code)."""
+        with self._rpc_errors():
+            return bytes(self._chain.web3.eth.get_code(address))
+
+    def storage_word(self, *, address: ChecksumAddress, slot: int) -> bytes:
+        with self._rpc_errors():
+            return bytes(self._chain.web3.eth.get_storage_at(address, slot))
+
     def check_chain(self) -> None:
         """The RPC answers ``eth_chainId`` with the configured chain and ``eth_blockNumber``."""
         with self._rpc_errors():

@@ -238,3 +238,51 @@ def test_a_market_order_is_pending_until_the_keeper_settles_it(ostium: Ostium) -
     finally:
         trading.functions.setAutoExecute(True).transact({"from": ostium.chain.deployer})
     assert Web3.is_address(wallet.address)
+
+
+def test_the_deployed_contract_tells_which_abi_version_it_takes(ostium: Ostium) -> None:
+    assert ostium.venue.deployed_abi_version() == "day-trade"
+    assert ostium.venue.abi_version == "day-trade"
+    wallet = _trader(ostium)
+    legacy = OstiumVenue(
+        rpc_url=ostium.chain.rpc_url,
+        chain_id=ostium.chain.chain_id,
+        price_url="http://127.0.0.1:9/prices",
+        subgraph_url="http://127.0.0.1:9/subgraph",
+        trading_contract=ostium.trading,
+        trading_storage_contract=ostium.storage,
+        usdc_address=ostium.usdc,
+        abi_version="legacy",
+    )
+    try:
+        old = legacy.build_open_trade(
+            trader=wallet.address,
+            pair_index=EURUSD,
+            side=Side.LONG,
+            collateral=Decimal(100),
+            leverage=Decimal(10),
+            price=PRICE,
+        )
+    finally:
+        legacy.close()
+    new = ostium.venue.build_open_trade(
+        trader=wallet.address,
+        pair_index=EURUSD,
+        side=Side.LONG,
+        collateral=Decimal(100),
+        leverage=Decimal(10),
+        price=PRICE,
+    )
+    assert new.data.startswith("0x1365e4e4") and old.data.startswith("0x742088c0")
+    assert len(old.data) == len(new.data) - 64  # one 32-byte word fewer: no isDayTrade
+    with pytest.raises(ValueError, match="abi_version"):
+        OstiumVenue(
+            rpc_url=ostium.chain.rpc_url,
+            chain_id=ostium.chain.chain_id,
+            price_url="http://127.0.0.1:9/p",
+            subgraph_url="http://127.0.0.1:9/s",
+            trading_contract=ostium.trading,
+            trading_storage_contract=ostium.storage,
+            usdc_address=ostium.usdc,
+            abi_version="v9",
+        )
