@@ -463,8 +463,11 @@ PROVIDERS: dict[str, dict[str, Any]] = {
             "environment_id": DYNAMIC_ENVIRONMENT_ID,
             "api_token": env.str("DYNAMIC_API_TOKEN", default=""),
             "base_url": env.str("DYNAMIC_API_URL", default="https://app.dynamicauth.com/api/v0"),
+            # "waas" (POST .../waas/create) or "legacy" (POST .../embeddedWallets)
+            "wallet_api": env.str("DYNAMIC_WALLET_API", default="waas"),
         },
         "secret_fields": ["api_token"],
+        "validate": "providers.wallets.dynamic.adapter.dynamic_options_check",
     },
     # Venues. Each adapter's constructor takes exactly these options.
     "paper": {

@@ -120,13 +120,13 @@ def test_a_privy_timeout_is_a_503_and_no_wallet(user, providers_at):
 
 def test_dynamic_embedded_wallet_is_created_for_a_verified_email(user, providers_at):
     EmailAddress.objects.create(user=user, email=user.email, primary=True, verified=True)
-    providers_at.expect_request("/environments/env-1/embeddedWallets", method="POST").respond_with_json(
-        fixture("dynamic", "embedded_wallet_created"), status=201
+    providers_at.expect_request("/environments/env-1/waas/create", method="POST").respond_with_json(
+        fixture("dynamic", "waas_wallet_created"), status=201
     )
     response = bearer_client(user).post("/api/v1/wallets/mpc", {"provider": "dynamic"}, format="json")
     assert response.status_code == 201, response.content
-    assert response.json()["address"] == to_checksum_address("0xc9901aad25af20440b991307e673a7353094a4d8")
-    [request] = requests_to(providers_at, "/environments/env-1/embeddedWallets")
+    assert response.json()["address"] == to_checksum_address("0x4b0897b0513fdc7c541b6d9d7e929c4e5364d2db")
+    [request] = requests_to(providers_at, "/environments/env-1/waas/create")
     assert request.json["identifier"] == user.email
     assert request.headers["Authorization"] == f"Bearer {DYNAMIC_TOKEN}"
     assert DYNAMIC_TOKEN not in response.content.decode()
@@ -136,5 +136,5 @@ def test_dynamic_without_a_verified_email_is_refused_without_a_call(user, provid
     response = bearer_client(user).post("/api/v1/wallets/mpc", {"provider": "dynamic"}, format="json")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "verified_email_required"
-    assert requests_to(providers_at, "/environments/env-1/embeddedWallets") == []
+    assert requests_to(providers_at, "/environments/env-1/waas/create") == []
     assert not Wallet.objects.exists()

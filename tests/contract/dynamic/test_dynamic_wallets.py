@@ -1,4 +1,8 @@
-"""DynamicWalletProvider against a fake Dynamic answering in Dynamic's documented format."""
+"""DynamicWalletProvider against a fake Dynamic answering in Dynamic's documented format.
+
+Creation here goes through the legacy endpoint (``wallet_api="legacy"``); the current one,
+``waas/create``, and the fallback between them are in test_dynamic_waas_create.py.
+"""
 
 from __future__ import annotations
 
@@ -48,6 +52,7 @@ def make_provider(httpserver: HTTPServer) -> Iterator[MakeProvider]:
     providers: list[DynamicWalletProvider] = []
 
     def make(base_url: str | None = None, **options: Any) -> DynamicWalletProvider:
+        options.setdefault("wallet_api", "legacy")
         options.setdefault("timeout", 2.0)
         options.setdefault("backoff_seconds", 0.001)
         provider = DynamicWalletProvider(
