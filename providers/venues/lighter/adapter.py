@@ -804,8 +804,28 @@ class LighterVenue(Venue, PriceStreaming):
             ),
             account_index=account_index,
         )
+        self._wait_for(
+            lambda: self._key_registered(account_index), f"the API key of sub-account {account_index}"
+        )
         row.api_key_registered = True
         row.save(update_fields=["api_key_registered", "updated_at"])
+
+    def _key_registered(self, account_index: int) -> bool:
+        keys = self._client.api_keys(account_index=account_index, api_key_index=self._key.api_key_index)
+        wanted = self._api_public_key.lower().removeprefix("0x")
+        return any(str(k.get("public_key", "")).lower().removeprefix("0x") == wanted for k in keys)
+
+    def _wait_for(self, done: Callable[[], bool], what: str) -> None:
+        """Until ``done()``, for at most ``sub_account_wait_seconds`` (Lighter executes later)."""
+        deadline = time.monotonic() + self._sub_account_wait
+        while not done():
+            if time.monotonic() >= deadline:
+                raise ProviderError(
+                    self.name,
+                    f"Lighter has not executed {what} within {self._sub_account_wait} s",
+                    retryable=True,
+                )
+            time.sleep(min(0.5, max(0.01, self._sub_account_wait / 20)))
 
     def _market_table(self) -> dict[str, _LighterMarket]:
         with self._markets_lock:

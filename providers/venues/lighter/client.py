@@ -92,6 +92,11 @@ class LighterClient:
             raise
         return _list(answer, "sub_accounts")
 
+    def api_keys(self, *, account_index: int, api_key_index: int) -> list[dict[str, Any]]:
+        """GET apikeys: the public key registered in an account's key slot (empty if none)."""
+        answer = self._get("apikeys", params={"account_index": account_index, "api_key_index": api_key_index})
+        return _list(answer, "api_keys")
+
     def active_orders(self, *, account_index: int, auth: str, market_id: int | None = None) -> list[Any]:
         """GET accountActiveOrders (auth): the account's resting orders, of one market if given."""
         params: dict[str, Any] = {"account_index": account_index}
