@@ -554,6 +554,10 @@ PROVIDER_OPTIONAL_OPTIONS = frozenset(
         "stream_max_backoff_seconds",
         "stream_refresh_seconds",
         "api_key",
+        # Lighter: needed only with sub_accounts on, and checked by the adapter then.
+        "l1_address",
+        "l1_private_key",
+        "api_key_public_key",
     }
 )
 # Circuit breaker per provider (providers.health): consecutive failures that open it, how long
