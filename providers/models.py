@@ -185,3 +185,25 @@ class PaperOrder(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.account_ref} {self.client_order_id} {self.side} {self.symbol} ({self.status})"
+
+
+# --- The Lighter venue's sub-accounts (providers.venues.lighter) ---------------------------
+
+
+class LighterSubAccount(TimeStampedModel):
+    """The Lighter sub-account a user trades from, under the platform's master account.
+
+    Created on a user's first use (``LighterVenue.ensure_account``): Lighter assigns
+    ``account_index``; ``api_key_registered`` turns true once the platform's API key is
+    registered in the sub-account (ChangePubKey), after which orders can be signed for it.
+    """
+
+    user_ref = models.CharField(max_length=128, unique=True, help_text="Our user id")
+    account_index = models.BigIntegerField(unique=True)
+    api_key_registered = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ("created_at",)
+
+    def __str__(self) -> str:
+        return f"{self.user_ref} -> Lighter account {self.account_index}"

@@ -486,8 +486,13 @@ PROVIDERS: dict[str, dict[str, Any]] = {
             "api_key_private_key": env.str("LIGHTER_API_KEY_PRIVATE_KEY", default=""),
             # Empty: the REST base URL with wss:// and /stream.
             "ws_url": env.str("LIGHTER_WS_URL", default=""),
+            # Per-user sub-accounts under the master account (see providers/venues/lighter).
+            "sub_accounts": env.str("LIGHTER_SUB_ACCOUNTS", default="false"),
+            "l1_address": env.str("LIGHTER_L1_ADDRESS", default=""),
+            "l1_private_key": env.str("LIGHTER_L1_PRIVATE_KEY", default=""),
+            "api_key_public_key": env.str("LIGHTER_API_KEY_PUBLIC_KEY", default=""),
         },
-        "secret_fields": ["api_key_private_key"],
+        "secret_fields": ["api_key_private_key", "l1_private_key"],
     },
     "ostium": {
         "kind": "venue",
@@ -554,6 +559,10 @@ PROVIDER_OPTIONAL_OPTIONS = frozenset(
         "stream_max_backoff_seconds",
         "stream_refresh_seconds",
         "api_key",
+        # Lighter: needed only with sub_accounts on, and checked by the adapter then.
+        "l1_address",
+        "l1_private_key",
+        "api_key_public_key",
     }
 )
 # Circuit breaker per provider (providers.health): consecutive failures that open it, how long

@@ -1,8 +1,24 @@
 """Lighter (zkLighter order-book perps) behind our ``Venue`` interface.
 
-One configured Lighter account trades: ``account_index`` with the API key in slot
-``api_key_index``. Orders of another account would need that account's own API key, so
-``account_ref`` must be that account (or empty). Positions can be read for any account.
+Accounts. The configured ``account_index`` is the platform's master account, with the API
+key in slot ``api_key_index``. With ``sub_accounts`` on, every user trades from a Lighter
+sub-account of their own under it:
+
+- ``ensure_account(user_id=...)`` creates it on first use (CreateSubAccount, tx 9, signed by
+  the master's key; Lighter assigns the index, read back from ``accountsByL1Address``),
+  stores the index (``providers.models.LighterSubAccount``) and registers the platform's API
+  public key in the same slot of the sub-account (ChangePubKey, tx 8, which Lighter also wants
+  signed by the master's L1 Ethereum key, ``l1_private_key``). Idempotent: trading calls it
+  before a user's first order on Lighter and uses what it returns as ``account_ref``;
+  ``account_ref()`` then answers from the stored index without calling Lighter;
+- ``transfer_to_account(account_ref=..., amount=...)`` moves USDC from the master account to
+  the sub-account (Transfer, tx 12, also L1-signed). The ledger posting that mirrors it is
+  trading's;
+- orders are signed for the sub-account with the same private key (registered there), so no
+  per-user secret is held.
+
+With ``sub_accounts`` off, everyone trades from the master account (``account_ref`` "").
+Positions can be read for any account.
 
 Identifiers:
 - a market is Lighter's perp market id; our symbol is its base asset + "USD" ("ETH" -> "ETHUSD");
@@ -14,15 +30,24 @@ Identifiers:
 
 Transactions are asynchronous on Lighter: ``sendTx`` answering 200 means the sequencer took
 the transaction, not that it executed. ``place_order``, ``cancel_order`` and
-``close_position`` therefore return status "pending"; ``get_order`` tells what became of it.
+``close_position`` therefore return status "pending". What became of an order arrives
+through ``follow_orders`` (the account WebSocket channel ``account_all_orders``, with REST
+polling while it is down), ``order_updates`` (one REST pass) or ``get_order``; all three
+match Lighter's orders to ours by client order index.
+
+Stop loss and take profit are native (``STOP_EXECUTION_MODE`` "native"): Lighter's own
+reduce-only trigger orders (STOP_LOSS / TAKE_PROFIT, market orders sent when the mark price
+crosses the trigger), placed with the order (``VenueOrderRequest.stop_loss`` /
+``take_profit``) or later for a position (``place_stop``), and cancelled when the position
+is closed here.
 
 Prices stream too (``PriceStreaming``): ``stream_prices`` follows the ``order_book/{market}``
 channels of Lighter's WebSocket (``stream``), which is how a live feed stays within Lighter's
 REST limit of 60 requests a minute.
 
-Not done here: stop loss / take profit (Lighter's separate trigger orders) and the
-per-market leverage setting (an UpdateLeverage transaction): the order is sized with the
-requested leverage, while Lighter margins it with the account's setting for the market.
+Not done here: the per-market leverage setting (an UpdateLeverage transaction): the order is
+sized with the requested leverage, while Lighter margins it with the account's setting for
+the market.
 """
 
 from __future__ import annotations
@@ -33,10 +58,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_DOWN, ROUND_UP, Decimal, InvalidOperation
 from typing import Any, Final
 
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from providers.base import (
@@ -53,7 +79,9 @@ from providers.base import (
     VenuePosition,
 )
 from providers.errors import ProviderError
+from providers.models import LighterSubAccount
 from providers.venues.lighter import signer
+from providers.venues.lighter.account_stream import LighterAccountOrders, account_stream_url
 from providers.venues.lighter.client import DEFAULT_BASE_URL, LighterClient
 from providers.venues.lighter.stream import LighterPriceStream, StreamTimings, stream_url_for
 
@@ -64,6 +92,9 @@ USDC_STEP: Final = Decimal("0.000001")
 AUTH_TOKEN_SECONDS: Final = 10 * 60
 _AUTH_TOKEN_MARGIN: Final = 60
 _HUNDRED: Final = Decimal(100)
+STOP_EXECUTION_MODE: Final = "native"
+USDC_SCALE: Final = 6  # transfers carry USDC in 1e6 units
+_TRIGGER_TYPES: Final = frozenset({"stop-loss", "stop-loss-limit", "take-profit", "take-profit-limit"})
 
 # Lighter order status -> ours. "canceled-*" reasons other than these are decided by fills.
 _STATUSES: Final = {
@@ -97,6 +128,25 @@ def client_order_index(client_order_id: str) -> int:
     return value or 1
 
 
+def stop_client_order_id(client_order_id: str, kind: str) -> str:
+    """The client order id of an order's attached stop: ``<order id>/sl`` or ``<order id>/tp``."""
+    return f"{client_order_id}/{'sl' if kind == 'stop_loss' else 'tp'}"
+
+
+def _check_trigger(kind: str, trigger: Decimal, *, side: Side, reference: Decimal) -> None:
+    """A stop loss below the price for a long (above for a short), a take profit beyond it."""
+    if kind not in {"stop_loss", "take_profit"}:
+        raise ProviderError("lighter", f"not a stop kind: {kind!r}", status_code=400)
+    below = (kind == "stop_loss") == (side == Side.LONG)
+    if trigger <= 0 or (trigger >= reference if below else trigger <= reference):
+        where = "below" if below else "above"
+        raise ProviderError(
+            "lighter",
+            f"a {kind.replace('_', ' ')} of a {side} must be {where} {reference}, not {trigger}",
+            status_code=400,
+        )
+
+
 def chain_id_for(base_url: str) -> int:
     """The chain id signatures carry, inferred from the host as Lighter's SDK does (mainnet 304)."""
     if "testnet.zklighter" in base_url or "api.rh-testnet.lighter" in base_url:
@@ -127,6 +177,12 @@ class LighterVenue(Venue, PriceStreaming):
         stream_backoff_seconds: float | str = 1.0,
         stream_max_backoff_seconds: float | str = 30.0,
         stream_refresh_seconds: float | str = 1.0,
+        sub_accounts: bool | str = False,
+        l1_address: str = "",
+        l1_private_key: str = "",
+        api_key_public_key: str = "",
+        sub_account_wait_seconds: float | str = 10.0,
+        order_poll_seconds: float | str = 2.0,
     ) -> None:
         """Options arrive as strings from the provider configuration.
 
@@ -137,6 +193,13 @@ class LighterVenue(Venue, PriceStreaming):
         the stream reconnects after ``stream_backoff_seconds`` doubling up to
         ``stream_max_backoff_seconds``, and restamps an unchanged quote every
         ``stream_refresh_seconds``.
+
+        ``sub_accounts`` ("true") gives every user a sub-account of the master account;
+        that needs the master's L1 address and Ethereum key (``l1_address``,
+        ``l1_private_key``) and the public half of the API key (``api_key_public_key``), which
+        is registered in every sub-account. ``sub_account_wait_seconds`` bounds the wait for
+        Lighter to execute a CreateSubAccount; ``order_poll_seconds`` is the REST polling
+        period of ``follow_orders`` while its stream is down.
         """
         self._client = LighterClient(
             base_url=base_url,
@@ -160,7 +223,6 @@ class LighterVenue(Venue, PriceStreaming):
         # One transaction at a time per process: each takes the key's next nonce.
         self._tx_lock = threading.Lock()
         self._auth_lock = threading.Lock()
-        self._auth: tuple[str, float] | None = None
         self._ws_url = ws_url.strip() or stream_url_for(base_url)
         self._stream_timings = StreamTimings(
             backoff_seconds=float(stream_backoff_seconds),
@@ -168,6 +230,13 @@ class LighterVenue(Venue, PriceStreaming):
             refresh_seconds=float(stream_refresh_seconds),
         )
         self._closed = threading.Event()
+        self._sub_accounts = str(sub_accounts).strip().lower() in {"1", "true", "yes", "on"}
+        self._l1_address = l1_address.strip()
+        self._l1_private_key = l1_private_key
+        self._api_public_key = api_key_public_key.strip()
+        self._sub_account_wait = float(sub_account_wait_seconds)
+        self._order_poll_seconds = float(order_poll_seconds)
+        self._auths: dict[int, tuple[str, float]] = {}
 
     # --- market data ------------------------------------------------------------------
 
@@ -179,9 +248,9 @@ class LighterVenue(Venue, PriceStreaming):
         """The active perp markets from ``orderBookDetails``.
 
         Tick and size step are 10^-price_decimals and 10^-size_decimals. Max leverage is
-        1 / ``min_initial_margin_fraction`` (in 1e4 ticks). Min collateral is the smallest
-        order's notional, max(``min_quote_amount``, ``min_base_amount`` x last trade price),
-        which is enough at any leverage of 1 or more.
+        1 / ``min_initial_margin_fraction``, an integer in 1e4 ticks (10_000 / 400 = 25x).
+        Min collateral is the smallest order's notional, max(``min_quote_amount``,
+        ``min_base_amount`` x last trade price), which is enough at any leverage of 1 or more.
         """
         return [entry.market for entry in self._load_markets().values()]
 
@@ -226,13 +295,67 @@ class LighterVenue(Venue, PriceStreaming):
     # --- account ----------------------------------------------------------------------
 
     def account_ref(self, *, user_id: str, wallet_addresses: Iterable[str]) -> str:
-        """Every user trades from the configured account, which an empty ``account_ref`` names."""
-        return ""
+        """The user's sub-account index as stored by ``ensure_account`` (never calls Lighter);
+        "" (the master account) when sub-accounts are off. A user without one yet is a 409:
+        trading calls ``ensure_account`` first."""
+        if not self._sub_accounts:
+            return ""
+        row = LighterSubAccount.objects.filter(user_ref=str(user_id), api_key_registered=True).first()
+        if row is None:
+            raise ProviderError(
+                self.name,
+                f"user {user_id} has no Lighter sub-account yet: ensure_account creates it",
+                status_code=409,
+            )
+        return str(row.account_index)
+
+    def ensure_account(self, *, user_id: str) -> str:
+        """The ``account_ref`` of the user's sub-account, created on first use (see the
+        module). Idempotent: an account created or a key registered by an earlier call that
+        failed halfway is picked up where it stopped. "" when sub-accounts are off.
+
+        Blocks up to ``sub_account_wait_seconds`` while Lighter executes the CreateSubAccount;
+        a ``ProviderError`` (retryable when it is only late) leaves nothing half-stored.
+        """
+        if not self._sub_accounts:
+            return ""
+        user_ref = str(user_id)
+        row = LighterSubAccount.objects.filter(user_ref=user_ref).first()
+        if row is None:
+            row = self._create_sub_account(user_ref)
+        if not row.api_key_registered:
+            self._register_api_key(row)
+        return str(row.account_index)
+
+    def transfer_to_account(self, *, account_ref: str, amount: Decimal) -> str:
+        """Move ``amount`` USDC from the master account's perps balance to the sub-account
+        ``account_ref`` (Transfer, tx 12, L1-signed). Returns Lighter's transaction hash; like
+        every transaction it executes after the answer. The ledger entry is the caller's."""
+        signer.ensure_available()
+        target = self._account_of(account_ref, trading=True)
+        if target == self._account_index:
+            raise ProviderError(
+                self.name, "a transfer goes to a sub-account, not the master", status_code=400
+            )
+        units = _scaled(amount, USDC_SCALE, ROUND_DOWN)
+        if units <= 0:
+            raise ProviderError(self.name, "a transfer needs a positive amount", status_code=400)
+        answer = self._send(
+            lambda nonce: signer.with_l1_signature(
+                signer.sign_transfer(
+                    key=self._signing_key(), nonce=nonce, to_account_index=target, usdc_amount=units
+                ),
+                l1_private_key=self._l1_private_key,
+            )
+        )
+        return str(answer.get("tx_hash", ""))
 
     def positions(self, *, account_ref: str) -> list[VenuePosition]:
         """Non-zero positions of the account (``GET account?by=index``, public).
 
-        Leverage is 100 / the position's ``initial_margin_fraction`` (a percentage).
+        Leverage is 100 / the position's ``initial_margin_fraction``: unlike the market's, a
+        decimal string in percent ("20.00" = 5x; the SDK's AccountPosition declares it StrictStr
+        and captured answers read "20.00", "33.33").
         Collateral is the isolated margin, or for a cross position the initial margin it
         ties up (position value / leverage).
         """
@@ -243,17 +366,99 @@ class LighterVenue(Venue, PriceStreaming):
     def get_order(self, *, account_ref: str, client_order_id: str) -> VenueOrder | None:
         """Search the active orders, then the latest 100 inactive ones (both need an auth token
         signed with the API key). None while Lighter has not executed the CreateOrder yet."""
+        found = self.order_updates(account_ref=account_ref, client_order_ids=[client_order_id])
+        return found[0] if found else None
+
+    def order_updates(self, *, account_ref: str, client_order_ids: Iterable[str]) -> list[VenueOrder]:
+        """Where each of ``client_order_ids`` stands, from one read of the active and the
+        latest 100 inactive orders (REST, auth). Ids Lighter has not executed yet are left
+        out. This is the polling side of ``follow_orders``, callable on its own."""
         account_index = self._account_of(account_ref, trading=True)
-        wanted = client_order_index(client_order_id)
-        auth = self._auth_token()
-        for orders in (
-            self._client.active_orders(account_index=account_index, auth=auth),
-            self._client.inactive_orders(account_index=account_index, auth=auth),
-        ):
-            for order in orders:
-                if isinstance(order, dict) and order.get("client_order_index") == wanted:
-                    return _venue_order(order, client_order_id)
-        return None
+        ids = {client_order_index(cid): cid for cid in client_order_ids}
+        found: dict[str, VenueOrder] = {}
+        for raw in self._poll_orders(account_index):
+            cid = ids.get(raw.get("client_order_index"))  # type: ignore[arg-type]
+            if cid is not None and cid not in found:
+                found[cid] = _venue_order(raw, cid)
+        return [found[cid] for cid in ids.values() if cid in found]
+
+    def follow_orders(
+        self,
+        *,
+        account_ref: str,
+        client_order_ids: Callable[[], Iterable[str]],
+        on_order: Callable[[VenueOrder], None],
+        stop: threading.Event,
+        on_live: Callable[[bool], None] | None = None,
+    ) -> None:
+        """Push every change of the orders ``client_order_ids()`` names (read again at each
+        batch: the orders trading waits for) to ``on_order`` until ``stop`` is set or the venue
+        is closed. Blocks: run it in a thread of its own.
+
+        The account channel ``account_all_orders/{account}`` carries the changes; while it is
+        down, the REST order lists are polled every ``order_poll_seconds``. An order goes out
+        when its status or filled size changes, so a fill seen both ways goes out once.
+        ``on_live`` is told whether the stream (True) or polling (False) is the source.
+        """
+        account_index = self._account_of(account_ref, trading=True)
+        last: dict[str, tuple[str, Decimal]] = {}
+
+        def take(orders: list[dict[str, Any]]) -> None:
+            ids = {client_order_index(cid): cid for cid in client_order_ids()}
+            for raw in orders:
+                cid = ids.get(raw.get("client_order_index"))  # type: ignore[arg-type]
+                if cid is None:
+                    continue
+                venue_order = _venue_order(raw, cid)
+                state = (str(venue_order.status), venue_order.filled_size)
+                if last.get(cid) != state:
+                    last[cid] = state
+                    on_order(venue_order)
+
+        LighterAccountOrders(
+            url=account_stream_url(self._ws_url),
+            account_index=account_index,
+            auth=lambda: self._auth_token(account_index),
+            poll=lambda: self._poll_orders(account_index),
+            on_orders=take,
+            on_live=on_live,
+            stop=stop,
+            closed=self._closed,
+            timings=self._stream_timings,
+            poll_seconds=self._order_poll_seconds,
+        ).run()
+
+    def place_stop(
+        self,
+        *,
+        account_ref: str,
+        venue_position_id: str,
+        kind: str,
+        trigger_price: Decimal,
+        client_order_id: str,
+        size: Decimal | None = None,
+    ) -> VenueOrder:
+        """A native stop of an open position: ``kind`` "stop_loss" or "take_profit", a
+        reduce-only trigger order of all of the position (or ``size``) at ``trigger_price``.
+        Its execution mode is ``STOP_EXECUTION_MODE`` ("native"); "pending" like any order."""
+        signer.ensure_available()
+        account_index = self._account_of(account_ref, trading=True)
+        positions = {p.venue_position_id: p for p in self.positions(account_ref=str(account_index))}
+        position = positions.get(venue_position_id)
+        if position is None:
+            raise ProviderError(self.name, f"no open position {venue_position_id!r}", status_code=404)
+        market = self._market(position.symbol)
+        base_amount = _scaled(size or position.size, market.size_decimals, ROUND_DOWN)
+        return self._place_trigger(
+            account_index=account_index,
+            market=market,
+            side=position.side,
+            kind=kind,
+            trigger_price=trigger_price,
+            reference=position.entry_price,
+            base_amount=base_amount,
+            client_order_id=client_order_id,
+        )
 
     # --- orders -----------------------------------------------------------------------
 
@@ -269,11 +474,7 @@ class LighterVenue(Venue, PriceStreaming):
         error whose outcome is unknown, ``get_order`` says whether the order exists.
         """
         signer.ensure_available()
-        self._account_of(order.account_ref, trading=True)
-        if order.stop_loss is not None or order.take_profit is not None:
-            raise ProviderError(
-                self.name, "stop loss and take profit are not supported on Lighter yet", status_code=400
-            )
+        account_index = self._account_of(order.account_ref, trading=True)
         market = self._market(order.symbol)
         if not Decimal(0) < order.leverage <= market.market.max_leverage:
             raise ProviderError(
@@ -299,10 +500,13 @@ class LighterVenue(Venue, PriceStreaming):
         size = order.collateral * order.leverage / reference
         base_amount = _scaled(size, market.size_decimals, ROUND_DOWN)
         self._check_minimums(market, base_amount, reference)
+        for kind, trigger in (("stop_loss", order.stop_loss), ("take_profit", order.take_profit)):
+            if trigger is not None:
+                _check_trigger(kind, trigger, side=order.side, reference=reference)
         index = client_order_index(order.client_order_id)
         self._send(
             lambda nonce: signer.sign_create_order(
-                key=self._signing_key(),
+                key=self._signing_key(account_index),
                 nonce=nonce,
                 market_index=market.market_id,
                 client_order_index=index,
@@ -312,8 +516,21 @@ class LighterVenue(Venue, PriceStreaming):
                 order_type=order_type,
                 time_in_force=time_in_force,
                 order_expiry=expiry,
-            )
+            ),
+            account_index=account_index,
         )
+        for kind, trigger in (("stop_loss", order.stop_loss), ("take_profit", order.take_profit)):
+            if trigger is not None:
+                self._place_trigger(
+                    account_index=account_index,
+                    market=market,
+                    side=order.side,
+                    kind=kind,
+                    trigger_price=trigger,
+                    reference=reference,
+                    base_amount=base_amount,
+                    client_order_id=stop_client_order_id(order.client_order_id, kind),
+                )
         return VenueOrder(
             venue_order_id=f"{market.market_id}:{index}",
             client_order_id=order.client_order_id,
@@ -324,12 +541,16 @@ class LighterVenue(Venue, PriceStreaming):
         """A CancelOrder for ``"<market id>:<order index>"``; "pending" until Lighter executes it
         (an order that filled in between stays filled: ``get_order`` tells)."""
         signer.ensure_available()
-        self._account_of(account_ref, trading=True)
+        account_index = self._account_of(account_ref, trading=True)
         market_id, order_index = _parse_venue_order_id(venue_order_id)
         self._send(
             lambda nonce: signer.sign_cancel_order(
-                key=self._signing_key(), nonce=nonce, market_index=market_id, order_index=order_index
-            )
+                key=self._signing_key(account_index),
+                nonce=nonce,
+                market_index=market_id,
+                order_index=order_index,
+            ),
+            account_index=account_index,
         )
         return VenueOrder(venue_order_id=venue_order_id, client_order_id="", status=VenueOrderStatus.PENDING)
 
@@ -359,7 +580,7 @@ class LighterVenue(Venue, PriceStreaming):
         index = client_order_index(client_order_id)
         self._send(
             lambda nonce: signer.sign_create_order(
-                key=self._signing_key(),
+                key=self._signing_key(account_index),
                 nonce=nonce,
                 market_index=market.market_id,
                 client_order_index=index,
@@ -370,8 +591,11 @@ class LighterVenue(Venue, PriceStreaming):
                 time_in_force=signer.TIME_IN_FORCE_IMMEDIATE_OR_CANCEL,
                 reduce_only=True,
                 order_expiry=signer.IOC_ORDER_EXPIRY,
-            )
+            ),
+            account_index=account_index,
         )
+        if size is None:
+            self._cancel_triggers(account_index, market.market_id)
         return VenueOrder(
             venue_order_id=f"{market.market_id}:{index}",
             client_order_id=client_order_id,
@@ -384,15 +608,19 @@ class LighterVenue(Venue, PriceStreaming):
 
     # --- internals --------------------------------------------------------------------
 
-    def _send(self, sign: Callable[[int], signer.SignedTx]) -> dict[str, Any]:
-        """Take the key's next nonce, sign with it and send, one transaction at a time here.
+    def _send(
+        self, sign: Callable[[int], signer.SignedTx], *, account_index: int | None = None
+    ) -> dict[str, Any]:
+        """Take the key's next nonce in ``account_index`` (the master's by default), sign with
+        it and send, one transaction at a time here.
 
         Other processes may use the same key: a nonce taken twice ends in a retryable
         "invalid nonce" refusal, and the retry signs with a new one.
         """
         with self._tx_lock:
             nonce = self._client.next_nonce(
-                account_index=self._key.account_index, api_key_index=self._key.api_key_index
+                account_index=self._key.account_index if account_index is None else account_index,
+                api_key_index=self._key.api_key_index,
             )
             signed = sign(nonce)
             return self._client.send_tx(tx_type=signed.tx_type, tx_info=signed.tx_info)
@@ -408,29 +636,196 @@ class LighterVenue(Venue, PriceStreaming):
             account_index = int(ref)
         except ValueError:
             raise ProviderError(self.name, f"not a Lighter account index: {ref!r}", status_code=400) from None
-        if trading and account_index != self._account_index:
+        if trading and account_index != self._account_index and not self._is_sub_account(account_index):
             raise ProviderError(
                 self.name,
-                f"account {account_index} is not the configured Lighter account; only that one's API "
-                "key is held here",
+                f"account {account_index} is not the configured Lighter account nor one of its "
+                "sub-accounts; only their API key is held here",
                 status_code=400,
             )
         return account_index
 
-    def _signing_key(self) -> signer.ApiKey:
+    def _is_sub_account(self, account_index: int) -> bool:
+        return (
+            self._sub_accounts
+            and LighterSubAccount.objects.filter(
+                account_index=account_index, api_key_registered=True
+            ).exists()
+        )
+
+    def _signing_key(self, account_index: int | None = None) -> signer.ApiKey:
+        """The API key, for the master account or (registered there) a sub-account."""
         if self._account_index is None or self._key.api_key_index < 0 or not self._key.private_key:
             raise ProviderError(self.name, "no Lighter API key is configured")
-        return self._key
+        if account_index is None or account_index == self._account_index:
+            return self._key
+        return replace(self._key, account_index=account_index)
 
-    def _auth_token(self) -> str:
+    def _auth_token(self, account_index: int | None = None) -> str:
+        account = self._account_index if account_index is None else account_index
         with self._auth_lock:
             now = time.time()
-            if self._auth is not None and self._auth[1] - _AUTH_TOKEN_MARGIN > now:
-                return self._auth[0]
+            cached = self._auths.get(account) if account is not None else None
+            if cached is not None and cached[1] - _AUTH_TOKEN_MARGIN > now:
+                return cached[0]
             deadline = int(now) + AUTH_TOKEN_SECONDS
-            token = signer.create_auth_token(key=self._signing_key(), deadline=deadline)
-            self._auth = (token, float(deadline))
+            token = signer.create_auth_token(key=self._signing_key(account), deadline=deadline)
+            if account is not None:
+                self._auths[account] = (token, float(deadline))
             return token
+
+    def _poll_orders(self, account_index: int) -> list[dict[str, Any]]:
+        """The account's active orders, then its latest inactive ones (REST, auth)."""
+        auth = self._auth_token(account_index)
+        orders = [
+            *self._client.active_orders(account_index=account_index, auth=auth),
+            *self._client.inactive_orders(account_index=account_index, auth=auth),
+        ]
+        return [order for order in orders if isinstance(order, dict)]
+
+    def _place_trigger(
+        self,
+        *,
+        account_index: int,
+        market: _LighterMarket,
+        side: Side,
+        kind: str,
+        trigger_price: Decimal,
+        reference: Decimal,
+        base_amount: int,
+        client_order_id: str,
+    ) -> VenueOrder:
+        """A reduce-only STOP_LOSS / TAKE_PROFIT trigger order closing a ``side`` position.
+
+        Lighter's rules (lighter-go create_order.go): TIF IOC, a trigger price and an expiry
+        (28 days). The order's price is the worst accepted once triggered: ``max_slippage``
+        beyond the trigger."""
+        _check_trigger(kind, trigger_price, side=side, reference=reference)
+        if base_amount <= 0:
+            raise ProviderError(self.name, "the stop's size is below the size step", status_code=400)
+        is_ask = side == Side.LONG
+        order_type = signer.ORDER_TYPE_STOP_LOSS if kind == "stop_loss" else signer.ORDER_TYPE_TAKE_PROFIT
+        trigger = _scaled(trigger_price, market.price_decimals, ROUND_DOWN if is_ask else ROUND_UP)
+        price = self._worst_price(market, trigger_price, is_ask=is_ask)
+        index = client_order_index(client_order_id)
+        self._send(
+            lambda nonce: signer.sign_create_order(
+                key=self._signing_key(account_index),
+                nonce=nonce,
+                market_index=market.market_id,
+                client_order_index=index,
+                base_amount=base_amount,
+                price=price,
+                is_ask=is_ask,
+                order_type=order_type,
+                time_in_force=signer.TIME_IN_FORCE_IMMEDIATE_OR_CANCEL,
+                reduce_only=True,
+                trigger_price=trigger,
+                order_expiry=signer.DEFAULT_28_DAY_ORDER_EXPIRY,
+            ),
+            account_index=account_index,
+        )
+        return VenueOrder(
+            venue_order_id=f"{market.market_id}:{index}",
+            client_order_id=client_order_id,
+            status=VenueOrderStatus.PENDING,
+        )
+
+    def _cancel_triggers(self, account_index: int, market_id: int) -> None:
+        """Cancel the resting trigger orders of a market: the stops of a position being closed."""
+        auth = self._auth_token(account_index)
+        for raw in self._client.active_orders(account_index=account_index, auth=auth, market_id=market_id):
+            if not isinstance(raw, dict) or raw.get("type") not in _TRIGGER_TYPES:
+                continue
+            order_index = int(raw.get("order_index") or raw.get("client_order_index") or 0)
+            self._send(
+                self._cancel_signer(account_index, market_id, order_index), account_index=account_index
+            )
+
+    def _cancel_signer(
+        self, account_index: int, market_id: int, order_index: int
+    ) -> Callable[[int], signer.SignedTx]:
+        def sign(nonce: int) -> signer.SignedTx:
+            return signer.sign_cancel_order(
+                key=self._signing_key(account_index),
+                nonce=nonce,
+                market_index=market_id,
+                order_index=order_index,
+            )
+
+        return sign
+
+    def _create_sub_account(self, user_ref: str) -> LighterSubAccount:
+        """Send a CreateSubAccount and claim the index Lighter gives it (see ``ensure_account``).
+
+        Another process creating one at the same moment may see ours too: each claims the
+        lowest new index nobody stored, the unique index deciding, so each gets one."""
+        signer.ensure_available()
+        if not self._l1_address:
+            raise ProviderError(self.name, "sub-accounts need the master's l1_address configured")
+        before = self._sub_account_indexes()
+        self._send(lambda nonce: signer.sign_create_sub_account(key=self._signing_key(), nonce=nonce))
+        deadline = time.monotonic() + self._sub_account_wait
+        while True:
+            stored = set(LighterSubAccount.objects.values_list("account_index", flat=True))
+            for candidate in sorted(self._sub_account_indexes() - before - stored):
+                try:
+                    with transaction.atomic():
+                        return LighterSubAccount.objects.create(user_ref=user_ref, account_index=candidate)
+                except IntegrityError:
+                    existing = LighterSubAccount.objects.filter(user_ref=user_ref).first()
+                    if existing is not None:
+                        return existing
+            if time.monotonic() >= deadline:
+                raise ProviderError(
+                    self.name,
+                    f"Lighter has not shown the new sub-account within {self._sub_account_wait} s",
+                    retryable=True,
+                )
+            time.sleep(min(0.5, max(0.01, self._sub_account_wait / 20)))
+
+    def _sub_account_indexes(self) -> set[int]:
+        accounts = self._client.sub_accounts(l1_address=self._l1_address)
+        indexes = {int(a["index"]) for a in accounts if isinstance(a, dict) and a.get("index") is not None}
+        return indexes - ({self._account_index} if self._account_index is not None else set())
+
+    def _register_api_key(self, row: LighterSubAccount) -> None:
+        """Register the platform's API public key in the sub-account's key slot (ChangePubKey,
+        signed with that key for the sub-account, and L1-signed by the master's Ethereum key)."""
+        if not self._api_public_key:
+            raise ProviderError(self.name, "sub-accounts need api_key_public_key configured")
+        account_index = row.account_index
+        self._send(
+            lambda nonce: signer.with_l1_signature(
+                signer.sign_change_pub_key(
+                    key=self._signing_key(account_index), nonce=nonce, public_key=self._api_public_key
+                ),
+                l1_private_key=self._l1_private_key,
+            ),
+            account_index=account_index,
+        )
+        self._wait_for(
+            lambda: self._key_registered(account_index), f"the API key of sub-account {account_index}"
+        )
+        row.api_key_registered = True
+        row.save(update_fields=["api_key_registered", "updated_at"])
+
+    def _key_registered(self, account_index: int) -> bool:
+        keys = self._client.api_keys(account_index=account_index, api_key_index=self._key.api_key_index)
+        wanted = self._api_public_key.lower().removeprefix("0x")
+        return any(str(k.get("public_key", "")).lower().removeprefix("0x") == wanted for k in keys)
+
+    def _wait_for(self, done: Callable[[], bool], what: str) -> None:
+        """Until ``done()``, for at most ``sub_account_wait_seconds`` (Lighter executes later)."""
+        deadline = time.monotonic() + self._sub_account_wait
+        while not done():
+            if time.monotonic() >= deadline:
+                raise ProviderError(
+                    self.name,
+                    f"Lighter has not executed {what} within {self._sub_account_wait} s",
+                    retryable=True,
+                )
+            time.sleep(min(0.5, max(0.01, self._sub_account_wait / 20)))
 
     def _market_table(self) -> dict[str, _LighterMarket]:
         with self._markets_lock:
@@ -541,9 +936,13 @@ def _market(detail: dict[str, Any]) -> _LighterMarket | None:
     min_base = _decimal(detail.get("min_base_amount") or "0", "min_base_amount")
     min_quote = _decimal(detail.get("min_quote_amount") or "0", "min_quote_amount")
     last_price = _decimal(detail.get("last_trade_price") or "0", "last_trade_price")
-    margin_fraction = _decimal(
-        detail.get("min_initial_margin_fraction") or "0", "min_initial_margin_fraction"
-    )
+    # An integer of 1e4 ticks (lighter-go MarginFractionTick; the SDK's PerpsOrderBookDetail
+    # declares it StrictInt): 400 = 4 % = 25x. A fraction ("0.04") or a percentage ("4.00")
+    # here would be another unit, and reading it as ticks would give absurd leverage.
+    raw_fraction = detail.get("min_initial_margin_fraction") or 0
+    if isinstance(raw_fraction, bool) or not isinstance(raw_fraction, int) or not 0 <= raw_fraction <= 10_000:
+        raise ValueError(f"min_initial_margin_fraction {raw_fraction!r} is not an integer of 1e4 ticks")
+    margin_fraction = Decimal(raw_fraction)
     max_leverage = (
         (MARGIN_FRACTION_TICK / margin_fraction).quantize(Decimal("0.01"), ROUND_DOWN)
         if margin_fraction > 0

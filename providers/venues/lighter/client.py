@@ -81,6 +81,22 @@ class LighterClient:
             )
         return accounts[0]
 
+    def sub_accounts(self, *, l1_address: str) -> list[dict[str, Any]]:
+        """GET accountsByL1Address: every account of the L1 address (master and sub-accounts),
+        each with its ``index``. An address Lighter does not know is an empty list."""
+        try:
+            answer = self._get("accountsByL1Address", params={"l1_address": l1_address})
+        except ProviderError as exc:
+            if exc.status_code == 400 and "not found" in exc.message:
+                return []
+            raise
+        return _list(answer, "sub_accounts")
+
+    def api_keys(self, *, account_index: int, api_key_index: int) -> list[dict[str, Any]]:
+        """GET apikeys: the public key registered in an account's key slot (empty if none)."""
+        answer = self._get("apikeys", params={"account_index": account_index, "api_key_index": api_key_index})
+        return _list(answer, "api_keys")
+
     def active_orders(self, *, account_index: int, auth: str, market_id: int | None = None) -> list[Any]:
         """GET accountActiveOrders (auth): the account's resting orders, of one market if given."""
         params: dict[str, Any] = {"account_index": account_index}

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+import json
 import platform
 import threading
 from dataclasses import dataclass, field
@@ -28,17 +29,31 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Final
 
+from eth_account import Account
+from eth_account.messages import encode_defunct
+
 from providers.errors import ProviderError
 
 PROVIDER: Final = "lighter"
 SDK_DISTRIBUTION: Final = "lighter-sdk"
 SDK_VERSION: Final = "1.1.8"  # the C signatures below are those of this release's library
 
+# lighter-go types/txtypes/constants.go
+TX_TYPE_CHANGE_PUB_KEY: Final = 8
+TX_TYPE_CREATE_SUB_ACCOUNT: Final = 9
+TX_TYPE_TRANSFER: Final = 12
 TX_TYPE_CREATE_ORDER: Final = 14
 TX_TYPE_CANCEL_ORDER: Final = 15
 
 ORDER_TYPE_LIMIT: Final = 0
 ORDER_TYPE_MARKET: Final = 1
+# Trigger orders: a market order (IOC) sent when the mark price crosses ``trigger_price``.
+ORDER_TYPE_STOP_LOSS: Final = 2
+ORDER_TYPE_STOP_LOSS_LIMIT: Final = 3
+ORDER_TYPE_TAKE_PROFIT: Final = 4
+ORDER_TYPE_TAKE_PROFIT_LIMIT: Final = 5
+USDC_ASSET_INDEX: Final = 3  # lighter-go USDCAssetIndex; amounts in 1e6 (OneUSDC)
+ROUTE_PERPS: Final = 0  # AssetRouteType_Perps
 TIME_IN_FORCE_IMMEDIATE_OR_CANCEL: Final = 0
 TIME_IN_FORCE_GOOD_TILL_TIME: Final = 1
 # The library turns -1 into "now + 28 days"; IOC orders must carry 0.
@@ -68,10 +83,15 @@ class ApiKey:
 
 @dataclass(frozen=True)
 class SignedTx:
-    """What ``sendTx`` takes: the transaction type and the signed transaction as a JSON string."""
+    """What ``sendTx`` takes: the transaction type and the signed transaction as a JSON string.
+
+    ``message_to_sign`` is set for the transactions that also need an L1 (EIP-191) signature
+    of the account's Ethereum key (ChangePubKey, Transfer): see ``with_l1_signature``.
+    """
 
     tx_type: int
     tx_info: str
+    message_to_sign: str = ""
 
 
 class _SignedTxResponse(ctypes.Structure):
@@ -165,6 +185,61 @@ def sign_cancel_order(*, key: ApiKey, nonce: int, market_index: int, order_index
         return _signed(library, result, "CancelOrder")
 
 
+def sign_create_sub_account(*, key: ApiKey, nonce: int) -> SignedTx:
+    """A signed CreateSubAccount (tx type 9) of the master account ``key`` signs for. Lighter
+    assigns the new account's index; it is read back from ``accountsByL1Address``."""
+    with _lock:
+        library = _client_for(key)
+        result = library.SignCreateSubAccount(0, nonce, key.api_key_index, key.account_index)
+        return _signed(library, result, "CreateSubAccount")
+
+
+def sign_change_pub_key(*, key: ApiKey, nonce: int, public_key: str) -> SignedTx:
+    """A signed ChangePubKey (tx type 8) registering ``public_key`` (40-byte hex) in slot
+    ``key.api_key_index`` of ``key.account_index``, signed with ``key``'s private key (the one
+    that matches ``public_key``). Lighter also wants the L1 signature of ``message_to_sign``."""
+    with _lock:
+        library = _client_for(key)
+        result = library.SignChangePubKey(public_key.encode(), 0, nonce, key.api_key_index, key.account_index)
+        return _signed(library, result, "ChangePubKey")
+
+
+def sign_transfer(*, key: ApiKey, nonce: int, to_account_index: int, usdc_amount: int) -> SignedTx:
+    """A signed Transfer (tx type 12) of ``usdc_amount`` (1e6 units) of USDC from the perps
+    balance of ``key``'s account to the perps balance of ``to_account_index``, no fee, an
+    empty memo. Lighter also wants the L1 signature of ``message_to_sign``."""
+    with _lock:
+        library = _client_for(key)
+        result = library.SignTransfer(
+            to_account_index,
+            USDC_ASSET_INDEX,
+            ROUTE_PERPS,
+            ROUTE_PERPS,
+            usdc_amount,
+            0,  # USDC fee
+            b"0" * 64,  # memo: 32 zero bytes, hex
+            0,  # skip nonce: off
+            nonce,
+            key.api_key_index,
+            key.account_index,
+        )
+        return _signed(library, result, "Transfer")
+
+
+def with_l1_signature(signed: SignedTx, *, l1_private_key: str) -> SignedTx:
+    """``signed`` with the ``L1Sig`` field Lighter checks against the account's L1 address:
+    the EIP-191 signature of ``message_to_sign`` by the account's Ethereum key, 0x-hex, as
+    the SDK's ``change_api_key`` and ``transfer`` add it."""
+    if not signed.message_to_sign:
+        raise ProviderError(PROVIDER, "this transaction has no message for an L1 signature")
+    if not l1_private_key:
+        raise ProviderError(PROVIDER, "no L1 (Ethereum) key of the Lighter master account is configured")
+    signature = Account.sign_message(encode_defunct(text=signed.message_to_sign), private_key=l1_private_key)
+    tx_info = json.loads(signed.tx_info)
+    tx_info["L1Sig"] = "0x" + bytes(signature.signature).hex().removeprefix("0x")
+    return SignedTx(tx_type=signed.tx_type, tx_info=json.dumps(tx_info), message_to_sign="")
+
+
 def create_auth_token(*, key: ApiKey, deadline: int) -> str:
     """An auth token for the private read endpoints, valid until ``deadline`` (unix seconds,
     at most 8 hours ahead): ``"{deadline}:{account}:{key index}:{signature}"``."""
@@ -214,7 +289,11 @@ def _load_library() -> Any:
 
 
 def _declare(library: Any) -> None:
-    """The C signatures of the functions we call, as exported by the 1.1.8 library."""
+    """The C signatures of the functions we call, as exported by the 1.1.8 library.
+
+    SignCreateSubAccount, SignChangePubKey and SignTransfer follow ``sharedlib/main.go`` of
+    ``elliottech/lighter-go`` (whose SignCreateOrder matches the 1.1.8 library's); they have not
+    been run against the 1.1.8 wheel's build here."""
     c_int, c_longlong, c_uint8 = ctypes.c_int, ctypes.c_longlong, ctypes.c_uint8
     library.CreateClient.argtypes = [ctypes.c_char_p, ctypes.c_char_p, c_int, c_int, c_longlong]
     library.CreateClient.restype = ctypes.c_void_p
@@ -228,6 +307,16 @@ def _declare(library: Any) -> None:
     library.SignCreateOrder.restype = _SignedTxResponse
     library.SignCancelOrder.argtypes = [c_longlong, c_longlong, c_uint8, c_longlong, c_int, c_longlong]
     library.SignCancelOrder.restype = _SignedTxResponse
+    library.SignCreateSubAccount.argtypes = [c_uint8, c_longlong, c_int, c_longlong]
+    library.SignCreateSubAccount.restype = _SignedTxResponse
+    library.SignChangePubKey.argtypes = [ctypes.c_char_p, c_uint8, c_longlong, c_int, c_longlong]
+    library.SignChangePubKey.restype = _SignedTxResponse
+    library.SignTransfer.argtypes = [
+        *(c_longlong, ctypes.c_int16, c_uint8, c_uint8),  # to account, asset, from / to route
+        *(c_longlong, c_longlong, ctypes.c_char_p),  # amount, USDC fee, memo
+        *(c_uint8, c_longlong, c_int, c_longlong),  # skip nonce, nonce, api key index, account
+    ]
+    library.SignTransfer.restype = _SignedTxResponse
     library.CreateAuthToken.argtypes = [c_longlong, c_int, c_longlong]
     library.CreateAuthToken.restype = _StrOrErr
     library.Free.argtypes = [ctypes.c_void_p]
@@ -260,10 +349,10 @@ def _signed(library: Any, result: _SignedTxResponse, what: str) -> SignedTx:
     error = _take_string(library, result.err)
     tx_info = _take_string(library, result.txInfo)
     _take_string(library, result.txHash)
-    _take_string(library, result.messageToSign)
+    message = _take_string(library, result.messageToSign)
     if error or not tx_info:
         raise ProviderError(PROVIDER, f"the signer refused the {what}: {error or 'empty transaction'}")
-    return SignedTx(tx_type=int(result.txType), tx_info=tx_info)
+    return SignedTx(tx_type=int(result.txType), tx_info=tx_info, message_to_sign=message or "")
 
 
 def _take_string(library: Any, pointer: int | None) -> str | None:

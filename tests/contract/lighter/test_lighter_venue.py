@@ -22,7 +22,14 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from providers.base import MarketCategory, OrderType, Side, VenueOrder, VenueOrderRequest, VenueOrderStatus
+from providers.base import (
+    MarketCategory,
+    OrderType,
+    Side,
+    VenueOrder,
+    VenueOrderRequest,
+    VenueOrderStatus,
+)
 from providers.errors import ProviderError
 from providers.venues.lighter import signer
 from providers.venues.lighter.adapter import LighterVenue, chain_id_for, client_order_index
@@ -621,13 +628,16 @@ def test_close_position_sends_a_reduce_only_market_order_against_it(
     httpserver: HTTPServer, make_venue: MakeVenue, fake_signer: list[dict[str, Any]]
 ) -> None:
     httpserver.expect_request(f"{API}/account").respond_with_json(fixture("account.json"))
+    httpserver.expect_request(
+        f"{API}/accountActiveOrders", query_string={"account_index": "281", "market_id": "1"}
+    ).respond_with_json({"code": 200, "orders": []})  # no stop to cancel
     serve_markets(httpserver)
     serve_books(httpserver)
     serve_send(httpserver)
 
     closing = make_venue().close_position(account_ref="281", venue_position_id="1")
 
-    (call,) = fake_signer
+    (call,) = [call for call in fake_signer if call["tx"] == "create"]
     # short 0.01 BTC: buy it back, worst price 97013.4 x 1.01 = 97983.534 -> 97983.6
     assert (call["market_index"], call["base_amount"], call["is_ask"], call["reduce_only"]) == (
         1,
