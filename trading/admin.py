@@ -263,7 +263,6 @@ class ReconciliationDriftAdmin(ReadOnlyAdmin):
     list_filter = ("status", "venue", "kind")
     search_fields = ("account_ref", "our_ref", "venue_ref", "symbol", "user__email")
     date_hierarchy = "detected_at"
-    list_select_related = ("user", "resolved_by")
     actions = ("mark_resolved",)
 
     @admin.action(description="Mark resolved (looked into, put right)")

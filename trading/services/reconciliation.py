@@ -30,6 +30,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -185,19 +186,19 @@ def _position_observations(
             "our_entry_price": str(our_entry),
             "venue_entry_price": str(venue_entry),
         }
-        common = {"symbol": symbol, "our_ref": our_ref, "venue_ref": venue_ref, "user_id": user_id}
+        seen = partial(Observation, symbol=symbol, our_ref=our_ref, venue_ref=venue_ref, user_id=user_id)
         if not there:
-            found.append(Observation(kind=Kind.MISSING_AT_VENUE, details=facts, **common))
+            found.append(seen(kind=Kind.MISSING_AT_VENUE, details=facts))
             continue
         if not mine:
-            found.append(Observation(kind=Kind.EXTRA_AT_VENUE, details=facts, **common))
+            found.append(seen(kind=Kind.EXTRA_AT_VENUE, details=facts))
             continue
         if our_size != venue_size:
-            found.append(Observation(kind=Kind.SIZE_MISMATCH, details=facts, **common))
+            found.append(seen(kind=Kind.SIZE_MISMATCH, details=facts))
         apart_bps = abs(our_entry - venue_entry) / venue_entry * 10_000 if venue_entry else Decimal(0)
         if apart_bps > tolerance_bps:
             facts = {**facts, "apart_bps": str(apart_bps.quantize(Decimal("0.01")))}
-            found.append(Observation(kind=Kind.PRICE_MISMATCH, details=facts, **common))
+            found.append(seen(kind=Kind.PRICE_MISMATCH, details=facts))
     return found
 
 
@@ -222,29 +223,26 @@ def _order_observations(
         )
         if order.venue_order_id:
             accounted.add(order.venue_order_id)
-        common = {"symbol": order.symbol, "our_ref": ours, "user_id": order.user_id}
+        seen = partial(Observation, symbol=order.symbol, our_ref=ours, user_id=order.user_id)
         facts: dict[str, Any] = {"our_status": str(order.status), "side": str(order.side)}
         if answer is None:
-            found.append(Observation(kind=Kind.ORDER_MISSING_AT_VENUE, details=facts, **common))
+            found.append(seen(kind=Kind.ORDER_MISSING_AT_VENUE, details=facts))
             continue
         accounted.add(answer.venue_order_id)
         facts = {**facts, "venue_status": str(answer.status), "filled_size": str(answer.filled_size)}
         if answer.status == VenueOrderStatus.FILLED and answer.filled_size > 0:
             facts["avg_fill_price"] = str(answer.avg_fill_price)
             found.append(
-                Observation(
+                seen(
                     kind=Kind.ORDER_FILLED_AT_VENUE,
                     venue_ref=answer.venue_order_id,
                     details=facts,
                     fill=answer,
-                    **common,
                 )
             )
         elif answer.status in _VENUE_GONE:
             found.append(
-                Observation(
-                    kind=Kind.ORDER_MISSING_AT_VENUE, venue_ref=answer.venue_order_id, details=facts, **common
-                )
+                seen(kind=Kind.ORDER_MISSING_AT_VENUE, venue_ref=answer.venue_order_id, details=facts)
             )
     for venue_order in working:
         if venue_order.venue_order_id in accounted or venue_order.client_order_id in recent:
