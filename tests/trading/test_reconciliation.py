@@ -324,3 +324,14 @@ def test_resting_orders_are_compared_only_once_sent(btc_long, trader):
     assert PaperOrder.objects.filter(status="open").count() == 0
 
     assert run()["drifts_found"] == 0
+
+
+def test_a_position_drift_stays_open_while_its_market_has_an_order_in_flight(btc_long, trader):
+    PaperPosition.objects.filter(pk=paper_book(trader).pk).update(size=Decimal("0.2"))
+    run()
+
+    summary = reconciliation_run(order_grace=timedelta(minutes=5))  # btc_long's order is recent
+
+    assert summary.as_dict()["drifts_resolved"] == 0
+    [drift] = drifts()
+    assert (drift.kind, drift.status, drift.occurrences) == ("size_mismatch", "open", 1)

@@ -269,8 +269,10 @@ def _account_observations(
     user_ids: set[Any],
     grace_cutoff: Any,
     tolerance_bps: Decimal,
-) -> list[Observation]:
-    """Ask the venue about one account and compare; raises ProviderError if it does not answer."""
+) -> tuple[list[Observation], set[str]]:
+    """Ask the venue about one account and compare; raises ProviderError if it does not answer.
+
+    Returns the drifts seen and the symbols whose positions were not compared this time."""
     theirs = call_provider(provider, venue.positions, account_ref=account_ref)
     working = call_provider(provider, venue.open_orders, account_ref=account_ref)
     ours = list(
@@ -289,7 +291,7 @@ def _account_observations(
         orders.filter(Q(status__in=_WAITING) | Q(updated_at__gte=grace_cutoff)).values_list("symbol", "side")
     )
     compared = [position for position in theirs if (position.symbol, str(position.side)) not in in_flight]
-    return [
+    observations = [
         *_position_observations(
             [position for position in ours if (position.symbol, position.side) not in in_flight],
             compared,
@@ -299,6 +301,7 @@ def _account_observations(
             provider=provider, venue=venue, account_ref=account_ref, sent=sent, working=working, recent=recent
         ),
     ]
+    return observations, {symbol for symbol, _ in in_flight}
 
 
 # --- recording ------------------------------------------------------------------------------
@@ -388,9 +391,19 @@ def _alert(drift: ReconciliationDrift) -> None:
     )
 
 
+_POSITION_KINDS = (Kind.MISSING_AT_VENUE, Kind.EXTRA_AT_VENUE, Kind.SIZE_MISMATCH, Kind.PRICE_MISMATCH)
+
+
 def _account_apply(
-    *, provider: str, account_ref: str, observations: list[Observation], summary: VenueSummary
+    *,
+    provider: str,
+    account_ref: str,
+    observations: list[Observation],
+    not_compared: set[str],
+    summary: VenueSummary,
 ) -> None:
+    """Record what one account's comparison saw; open drifts it did not see are resolved,
+    except those of positions it did not compare (``not_compared`` symbols)."""
     now = timezone.now()
     kept: list[Any] = []
     for seen in observations:
@@ -411,6 +424,7 @@ def _account_apply(
             venue=provider, account_ref=account_ref, status=ReconciliationDrift.Status.OPEN
         )
         .exclude(pk__in=kept)
+        .exclude(kind__in=_POSITION_KINDS, symbol__in=not_compared)
         .update(
             status=ReconciliationDrift.Status.RESOLVED,
             resolved_at=now,
@@ -425,7 +439,7 @@ def _venue_reconcile(provider: str, *, since: Any, grace_cutoff: Any, tolerance_
     try:
         venue = registry.venue(provider)
         for account_ref, user_ids in sorted(_accounts_at(provider, since).items()):
-            observations = _account_observations(
+            observations, not_compared = _account_observations(
                 provider=provider,
                 venue=venue,
                 account_ref=account_ref,
@@ -434,7 +448,11 @@ def _venue_reconcile(provider: str, *, since: Any, grace_cutoff: Any, tolerance_
                 tolerance_bps=tolerance_bps,
             )
             _account_apply(
-                provider=provider, account_ref=account_ref, observations=observations, summary=summary
+                provider=provider,
+                account_ref=account_ref,
+                observations=observations,
+                not_compared=not_compared,
+                summary=summary,
             )
             summary.accounts += 1
     except ProviderError as exc:
