@@ -417,6 +417,18 @@ class Venue(ProviderAdapter):
         """Open positions of the account."""
 
     @abstractmethod
+    def open_orders(self, *, account_ref: str) -> list[VenueOrder]:
+        """The account's orders still working at the venue: resting (``open``, or
+        ``partially_filled`` while the rest still rests) or accepted and awaiting execution
+        (``pending``). Filled, cancelled and rejected orders are left out.
+
+        ``client_order_id`` is the venue's form of the client id: ours where the venue keeps it
+        as sent, the venue's own (a hash, an index) or "" where it does not; callers match an
+        order of theirs through ``get_order`` and its ``venue_order_id``, which is the same
+        here and there. Used by reconciliation.
+        """
+
+    @abstractmethod
     def close_position(
         self, *, account_ref: str, venue_position_id: str, size: Decimal | None = None
     ) -> VenueOrder:

@@ -7,14 +7,23 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
 from accounts.models import User
 from marqetfi.core.errors import ApplicationError
 from trading.errors import RiskLimitExists
-from trading.models import Fill, Order, Position, ProtectiveOrder, RiskLimit
+from trading.models import (
+    Fill,
+    Order,
+    Position,
+    ProtectiveOrder,
+    ReconciliationDrift,
+    RiskLimit,
+    VenueReconciliation,
+)
+from trading.services.reconciliation import reconciliation_drift_resolve
 from trading.services.risk_limits import (
     EDITABLE_FIELDS,
     risk_limit_create,
@@ -231,3 +240,67 @@ class RiskLimitAdmin(admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[RiskLimit]) -> None:
         for limit in queryset:
             risk_limit_delete(risk_limit_id=limit.pk, actor=cast(User, request.user))
+
+
+@admin.register(ReconciliationDrift)
+class ReconciliationDriftAdmin(ReadOnlyAdmin):
+    """Drifts between a venue's book and ours; open ones are closed by the action (audited)."""
+
+    list_display = (
+        "detected_at",
+        "venue",
+        "kind",
+        "status",
+        "account_ref",
+        "symbol",
+        "user",
+        "our_ref",
+        "venue_ref",
+        "occurrences",
+        "last_seen_at",
+        "resolved_at",
+    )
+    list_filter = ("status", "venue", "kind")
+    search_fields = ("account_ref", "our_ref", "venue_ref", "symbol", "user__email")
+    date_hierarchy = "detected_at"
+    actions = ("mark_resolved",)
+
+    @admin.action(description="Mark resolved (looked into, put right)")
+    def mark_resolved(self, request: HttpRequest, queryset: QuerySet[ReconciliationDrift]) -> None:
+        resolved = 0
+        for drift in queryset.order_by("detected_at"):
+            try:
+                reconciliation_drift_resolve(
+                    drift_id=drift.pk, actor=cast(User, request.user), reason="marked resolved in the admin"
+                )
+            except ApplicationError as exc:
+                self.message_user(request, f"{drift}: {exc}", messages.WARNING)
+            else:
+                resolved += 1
+        if resolved:
+            self.message_user(request, f"{resolved} drift(s) resolved.", messages.SUCCESS)
+
+
+@admin.register(VenueReconciliation)
+class VenueReconciliationAdmin(admin.ModelAdmin):
+    """The last reconciliation run of each venue."""
+
+    list_display = (
+        "venue",
+        "last_finished_at",
+        "last_ok_at",
+        "last_error",
+        "accounts_checked",
+        "drifts_found",
+        "drifts_repaired",
+        "runs",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

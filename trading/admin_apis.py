@@ -1,4 +1,5 @@
-"""Staff API of trading (under /api/v1/admin/): risk limits, and positions across users."""
+"""Staff API of trading (under /api/v1/admin/): risk limits, positions across users, and
+reconciliation with the venues (drifts, resolving them, a run on demand)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,11 @@ from marqetfi.core.apis import StaffApi
 from marqetfi.core.formats import timestamp_text
 from trading.apis import MAX_LEVERAGE, USDC_PLACES
 from trading.errors import RiskLimitNotFound
-from trading.models import Position, RiskLimit
+from trading.models import Position, ReconciliationDrift, RiskLimit
 from trading.presenters import position_data
 from trading.schemas import PositionSerializer
 from trading.selectors import positions_marked
+from trading.services.reconciliation import reconciliation_drift_resolve, reconciliation_run
 from trading.services.risk_limits import (
     risk_limit_create,
     risk_limit_delete,
@@ -256,3 +258,120 @@ class AdminPositionListApi(StaffApi, ListAPIView):
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(admin_positions_data(list(page or [])))
+
+
+# --- reconciliation -------------------------------------------------------------------------
+
+
+def drift_data(drift: ReconciliationDrift) -> dict[str, Any]:
+    return {
+        "id": str(drift.pk),
+        "venue": drift.venue,
+        "account_ref": drift.account_ref,
+        "kind": drift.kind,
+        "status": drift.status,
+        "symbol": drift.symbol,
+        "user_id": str(drift.user_id) if drift.user_id else None,
+        "our_ref": drift.our_ref,
+        "venue_ref": drift.venue_ref,
+        "details": drift.details,
+        "occurrences": drift.occurrences,
+        "detected_at": timestamp_text(drift.detected_at),
+        "last_seen_at": timestamp_text(drift.last_seen_at),
+        "resolved_at": timestamp_text(drift.resolved_at) if drift.resolved_at else None,
+        "resolved_by": str(drift.resolved_by_id) if drift.resolved_by_id else None,
+        "resolution": drift.resolution,
+    }
+
+
+class ReconciliationDriftSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    venue = serializers.CharField()
+    account_ref = serializers.CharField(help_text="The venue account compared")
+    kind = serializers.ChoiceField(choices=ReconciliationDrift.Kind.values)
+    status = serializers.ChoiceField(choices=ReconciliationDrift.Status.values)
+    symbol = serializers.CharField()
+    user_id = serializers.UUIDField(allow_null=True)
+    our_ref = serializers.CharField(help_text="Our position id(s) or order id; empty: none of ours")
+    venue_ref = serializers.CharField(help_text="The venue's position or order id; empty: none there")
+    details = serializers.DictField(help_text="Sizes, prices and statuses on both sides, as text")
+    occurrences = serializers.IntegerField(help_text="Runs that found it")
+    detected_at = serializers.DateTimeField()
+    last_seen_at = serializers.DateTimeField()
+    resolved_at = serializers.DateTimeField(allow_null=True)
+    resolved_by = serializers.UUIDField(allow_null=True, help_text="The operator; null: reconciliation")
+    resolution = serializers.CharField()
+
+
+class ReconciliationDriftListApi(StaffApi, ListAPIView):
+    """Drifts between the venues' books and ours, newest first."""
+
+    pagination_class = CursorPagination
+    serializer_class = ReconciliationDriftSerializer
+
+    class FilterSerializer(serializers.Serializer):
+        venue = serializers.CharField(max_length=40, required=False)
+        kind = serializers.ChoiceField(choices=ReconciliationDrift.Kind.values, required=False)
+        status = serializers.ChoiceField(choices=[*ReconciliationDrift.Status.values, "all"], default="all")
+        account_ref = serializers.CharField(max_length=128, required=False)
+        user = serializers.UUIDField(required=False)
+
+    @extend_schema(parameters=[FilterSerializer], operation_id="admin_reconciliation_drifts_list")
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self) -> QuerySet[ReconciliationDrift]:
+        filters = self.FilterSerializer(data=self.request.query_params.dict())
+        filters.is_valid(raise_exception=True)
+        wanted = filters.validated_data
+        drifts = ReconciliationDrift.objects.all()
+        if wanted["status"] != "all":
+            drifts = drifts.filter(status=wanted["status"])
+        for name in ("venue", "kind", "account_ref"):
+            if name in wanted:
+                drifts = drifts.filter(**{name: wanted[name]})
+        if "user" in wanted:
+            drifts = drifts.filter(user_id=wanted["user"])
+        return drifts
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response([drift_data(drift) for drift in page or []])
+
+
+class ReconciliationDriftResolveApi(StaffApi):
+    """Close an open drift by hand (looked into, put right at the venue or here); audited."""
+
+    class InputSerializer(serializers.Serializer):
+        reason = serializers.CharField(max_length=500)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: ReconciliationDriftSerializer},
+        operation_id="admin_reconciliation_drifts_resolve",
+    )
+    def post(self, request: Request, drift_id: Any) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        drift = reconciliation_drift_resolve(
+            drift_id=drift_id, actor=cast(User, request.user), reason=data.validated_data["reason"]
+        )
+        return Response(drift_data(drift))
+
+
+class ReconciliationRunApi(StaffApi):
+    """Reconcile every venue now (as the beat task does) and answer with what it found."""
+
+    class OutputSerializer(serializers.Serializer):
+        venues = serializers.ListField(
+            child=serializers.DictField(),
+            help_text="Per venue: venue, ok, error, accounts, found, opened, repaired, resolved",
+        )
+        drifts_found = serializers.IntegerField()
+        drifts_opened = serializers.IntegerField()
+        drifts_repaired = serializers.IntegerField()
+        drifts_resolved = serializers.IntegerField()
+
+    @extend_schema(request=None, responses={200: OutputSerializer}, operation_id="admin_reconciliation_run")
+    def post(self, request: Request) -> Response:
+        return Response(reconciliation_run().as_dict())

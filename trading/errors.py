@@ -135,3 +135,13 @@ class RiskLimitExists(ConflictError):
 class RiskLimitNotFound(NotFoundError):
     code = "risk_limit_not_found"
     default_message = "No such risk limit."
+
+
+class ReconciliationDriftNotFound(NotFoundError):
+    code = "reconciliation_drift_not_found"
+    default_message = "No such reconciliation drift."
+
+
+class ReconciliationDriftNotOpen(ConflictError):
+    code = "reconciliation_drift_not_open"
+    default_message = "The drift is already repaired or resolved."

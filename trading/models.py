@@ -318,3 +318,85 @@ class IdempotentRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} [{self.key}]"
+
+
+class ReconciliationDrift(TimeStampedModel):
+    """A difference between a venue's book and ours, found by reconciliation.
+
+    One open row per (venue, account, kind, symbol, our ref, venue ref): found again, it counts one
+    more ``occurrences``; no longer found, it is resolved by reconciliation itself. A drift
+    repaired on the spot (an order the venue filled while we still waited) is ``repaired``.
+    """
+
+    class Kind(models.TextChoices):
+        MISSING_AT_VENUE = "missing_at_venue", "Position missing at the venue"
+        EXTRA_AT_VENUE = "extra_at_venue", "Position at the venue only"
+        SIZE_MISMATCH = "size_mismatch", "Position size differs"
+        PRICE_MISMATCH = "price_mismatch", "Position entry price differs"
+        ORDER_MISSING_AT_VENUE = "order_missing_at_venue", "Order missing at the venue"
+        ORDER_EXTRA_AT_VENUE = "order_extra_at_venue", "Order at the venue only"
+        ORDER_FILLED_AT_VENUE = "order_filled_at_venue", "Order filled at the venue"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        REPAIRED = "repaired", "Repaired"
+        RESOLVED = "resolved", "Resolved"
+
+    venue = models.CharField(max_length=40)
+    account_ref = models.CharField(max_length=128, blank=True, default="")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.OPEN)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    symbol = models.CharField(max_length=32, blank=True, default="")
+    our_ref = models.CharField(max_length=128, blank=True, default="", help_text="Our position or order id.")
+    venue_ref = models.CharField(
+        max_length=128, blank=True, default="", help_text="The venue's position or order id."
+    )
+    details = models.JSONField(default=dict, blank=True)
+    occurrences = models.PositiveIntegerField(default=1)
+    detected_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolution = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        ordering = ("-detected_at",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=("venue", "account_ref", "kind", "symbol", "our_ref", "venue_ref"),
+                condition=Q(status="open"),
+                name="reconciliation_drift_one_open",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=("venue", "status")),
+            models.Index(fields=("status", "detected_at")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} at {self.venue} ({self.status})"
+
+
+class VenueReconciliation(models.Model):
+    """Where reconciliation of one venue stands: its last run and what that run found."""
+
+    venue = models.CharField(max_length=40, primary_key=True)
+    last_started_at = models.DateTimeField(null=True, blank=True)
+    last_finished_at = models.DateTimeField(null=True, blank=True)
+    last_ok_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    accounts_checked = models.PositiveIntegerField(default=0)
+    drifts_found = models.PositiveIntegerField(default=0)
+    drifts_repaired = models.PositiveIntegerField(default=0)
+    runs = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ("venue",)
+
+    def __str__(self) -> str:
+        return f"reconciliation of {self.venue}"

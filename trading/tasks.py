@@ -6,6 +6,7 @@ from celery import shared_task
 
 from trading import idempotency
 from trading.services.orders import orders_reconcile as reconcile
+from trading.services.reconciliation import reconciliation_run as reconcile_venues
 from trading.triggers.sweep import triggers_sweep as sweep
 
 
@@ -25,3 +26,9 @@ def orders_reconcile() -> int:
 def idempotent_requests_purge() -> int:
     """Beat, hourly: delete Idempotency-Key records past their lifetime."""
     return idempotency.idempotent_requests_purge()
+
+
+@shared_task(name="trading.tasks.reconciliation_run", ignore_result=True)
+def reconciliation_run() -> dict[str, Any]:
+    """Beat, every minute (RECONCILIATION_INTERVAL_SECONDS): every venue's book against ours."""
+    return reconcile_venues().as_dict()

@@ -260,6 +260,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("DEPOSIT_ADVANCE_INTERVAL_SECONDS", default=3.0),
         "options": {"expires": 5.0},
     },
+    # Reconciliation: every venue's positions and resting orders against ours (drifts, repairs).
+    "reconciliation-run": {
+        "task": "trading.tasks.reconciliation_run",
+        "schedule": env.float("RECONCILIATION_INTERVAL_SECONDS", default=60.0),
+        "options": {"expires": env.float("RECONCILIATION_INTERVAL_SECONDS", default=60.0)},
+    },
     "idempotent-requests-purge": {
         "task": "trading.tasks.idempotent_requests_purge",
         "schedule": 3600.0,
@@ -272,6 +278,13 @@ CELERY_BEAT_SCHEDULE = {
 # (above the slowest order placement, venue timeouts and fallbacks included).
 IDEMPOTENCY_KEY_TTL_SECONDS = env.int("IDEMPOTENCY_KEY_TTL_SECONDS", default=24 * 3600)
 IDEMPOTENCY_IN_PROGRESS_TIMEOUT_SECONDS = env.int("IDEMPOTENCY_IN_PROGRESS_TIMEOUT_SECONDS", default=60)
+# Reconciliation (trading.services.reconciliation): an entry price further than this from the
+# venue's is a drift; orders changed in the last grace seconds are left alone (the venue may
+# still be answering); positions closed within the lookback are compared too (the venue may
+# still hold them).
+RECONCILIATION_PRICE_TOLERANCE_BPS = env.float("RECONCILIATION_PRICE_TOLERANCE_BPS", default=10.0)
+RECONCILIATION_ORDER_GRACE_SECONDS = env.int("RECONCILIATION_ORDER_GRACE_SECONDS", default=30)
+RECONCILIATION_LOOKBACK_HOURS = env.int("RECONCILIATION_LOOKBACK_HOURS", default=24)
 # Trailing stops: at most one position.updated per position per interval (the last move of a
 # burst follows with the next move or the next trigger sweep).
 TRAILING_UPDATE_MIN_INTERVAL_MS = env.int("TRAILING_UPDATE_MIN_INTERVAL_MS", default=250)

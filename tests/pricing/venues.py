@@ -123,5 +123,8 @@ class CountingVenue(Venue):
     def positions(self, *, account_ref: str) -> list[VenuePosition]:
         return []
 
+    def open_orders(self, *, account_ref: str) -> list[VenueOrder]:
+        return []
+
     def close_position(self, *, account_ref: str, venue_position_id: str, size: Any = None) -> VenueOrder:
         return VenueOrder(venue_order_id="", client_order_id="", status=VenueOrderStatus.REJECTED)

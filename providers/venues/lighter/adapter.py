@@ -460,6 +460,20 @@ class LighterVenue(Venue, PriceStreaming):
             client_order_id=client_order_id,
         )
 
+    def open_orders(self, *, account_ref: str) -> list[VenueOrder]:
+        """The account's resting orders (``GET accountActiveOrders``, with an auth token).
+
+        ``client_order_id`` is Lighter's ``client_order_index`` as text (a hash of ours, see
+        ``client_order_index``); ``venue_order_id`` is the one ``get_order`` gives the same order.
+        """
+        account_index = self._account_of(account_ref, trading=True)
+        orders = self._client.active_orders(account_index=account_index, auth=self._auth_token())
+        return [
+            _venue_order(order, str(order.get("client_order_index") or ""))
+            for order in orders
+            if isinstance(order, dict)
+        ]
+
     # --- orders -----------------------------------------------------------------------
 
     def place_order(self, *, order: VenueOrderRequest) -> VenueOrder:

@@ -170,6 +170,9 @@ class PaperVenue(Venue):
     def positions(self, *, account_ref: str) -> list[VenuePosition]:
         return book.paper_positions_open(account_ref=account_ref)
 
+    def open_orders(self, *, account_ref: str) -> list[VenueOrder]:
+        return book.paper_orders_open(account_ref=account_ref)
+
     def close_position(
         self, *, account_ref: str, venue_position_id: str, size: Decimal | None = None
     ) -> VenueOrder:

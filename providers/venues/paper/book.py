@@ -361,6 +361,12 @@ def paper_order_get(*, account_ref: str, client_order_id: str) -> VenueOrder | N
     return None if order is None else _to_venue_order(order)
 
 
+def paper_orders_open(*, account_ref: str) -> list[VenueOrder]:
+    """The account's resting limit orders, oldest first."""
+    orders = PaperOrder.objects.filter(account_ref=account_ref, status=PaperOrder.Status.OPEN)
+    return [_to_venue_order(order) for order in orders.order_by("created_at")]
+
+
 def paper_positions_open(*, account_ref: str) -> list[VenuePosition]:
     positions = PaperPosition.objects.filter(account_ref=account_ref, status=PaperPosition.Status.OPEN)
     return [_to_venue_position(p) for p in positions.order_by("created_at")]

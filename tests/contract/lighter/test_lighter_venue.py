@@ -428,6 +428,32 @@ def test_get_order_maps_partial_fills_rejections_and_absence(
     assert len([call for call in fake_signer if call["tx"] == "auth"]) == 1  # the token is reused
 
 
+def test_open_orders_are_the_active_orders_under_the_ids_get_order_gives(
+    httpserver: HTTPServer, make_venue: MakeVenue, fake_signer: list[dict[str, Any]]
+) -> None:
+    httpserver.expect_request(
+        f"{API}/accountActiveOrders", query_string={"account_index": "281"}
+    ).respond_with_json(fixture("account_active_orders.json"))
+    httpserver.expect_request(f"{API}/accountInactiveOrders").respond_with_json(
+        fixture("account_inactive_orders.json")
+    )
+    venue = make_venue()
+
+    [resting] = venue.open_orders(account_ref="281")
+
+    assert resting == VenueOrder(
+        venue_order_id="0:158447448668375",
+        client_order_id="158447448668375",
+        status=VenueOrderStatus.PARTIALLY_FILLED,
+        filled_size=Decimal("0.1000"),
+        avg_fill_price=Decimal("2980.10"),
+    )
+    found = venue.get_order(account_ref="281", client_order_id="order-resting-1")
+    assert found is not None and found.venue_order_id == resting.venue_order_id
+    [request, _] = httpserver.log[0]
+    assert request.headers["Authorization"] == f"{fake_signer[0]['deadline']}:281:3:c0ffee"
+
+
 # --- orders ---------------------------------------------------------------------------
 
 

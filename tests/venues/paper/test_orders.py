@@ -228,6 +228,22 @@ def test_a_cancelled_limit_order_never_fills(btc):
     assert btc.positions(account_ref=ACCOUNT) == []
 
 
+def test_open_orders_are_the_account_s_resting_limits_only(btc):
+    first = btc.place_order(order=request("rest-1", type=OrderType.LIMIT, price="63000"))
+    second = btc.place_order(order=request("rest-2", type=OrderType.LIMIT, price="62000"))
+    btc.place_order(order=request("market-1"))
+    cancelled = btc.place_order(order=request("rest-3", type=OrderType.LIMIT, price="61000"))
+    btc.cancel_order(account_ref=ACCOUNT, venue_order_id=cancelled.venue_order_id)
+    btc.place_order(order=request("other", type=OrderType.LIMIT, price="63000", account_ref="paper:other"))
+
+    resting = btc.open_orders(account_ref=ACCOUNT)
+
+    assert resting == [first, second]
+    assert [(o.client_order_id, o.status) for o in resting] == [("rest-1", "open"), ("rest-2", "open")]
+    paper_match_resting_orders(symbol="BTCUSD", bid=Decimal("62990"), ask=Decimal("63000"))
+    assert btc.open_orders(account_ref=ACCOUNT) == [second]
+
+
 def test_cancelling_a_filled_order_returns_it_unchanged(btc):
     filled = btc.place_order(order=request())
     assert btc.cancel_order(account_ref=ACCOUNT, venue_order_id=filled.venue_order_id) == filled
