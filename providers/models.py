@@ -145,6 +145,7 @@ class PaperOrder(TimeStampedModel):
     """
 
     class Status(models.TextChoices):
+        PENDING = "pending", "Pending (accepted, executes later)"
         OPEN = "open", "Open"
         FILLED = "filled", "Filled"
         CANCELLED = "cancelled", "Cancelled"

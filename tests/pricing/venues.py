@@ -110,5 +110,7 @@ class CountingVenue(Venue):
     def positions(self, *, account_ref: str) -> list[VenuePosition]:
         return []
 
-    def close_position(self, *, account_ref: str, venue_position_id: str, size: Any = None) -> VenueOrder:
+    def close_position(
+        self, *, account_ref: str, venue_position_id: str, size: Any = None, client_order_id: str = ""
+    ) -> VenueOrder:
         return VenueOrder(venue_order_id="", client_order_id="", status="rejected")
