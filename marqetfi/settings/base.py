@@ -478,7 +478,7 @@ PROVIDERS: dict[str, dict[str, Any]] = {
             # "async": orders and closes answer pending, learnt by polling get_order.
             "answer_mode": env.str("PAPER_ANSWER_MODE", default="sync"),
             "answer_delay_seconds": "0",
-            "drop_answers": "",
+            "drop_answers": "false",
         },
         "secret_fields": [],
     },
