@@ -429,8 +429,9 @@ def order_venue_answer_record(
         if order.status not in (Order.Status.PENDING, Order.Status.UNKNOWN, Order.Status.OPEN):
             return order
         order.provider = provider
-        if attempts is not None:
-            order.routing = {**order.routing, "attempts": attempts}
+        if attempts is None:  # a later answer (a poll): the attempt that got through now says it
+            attempts = _attempts_answered(order, provider, str(venue_order.status))
+        order.routing = {**order.routing, "attempts": attempts}
         if venue_order.status in ("filled", "partially_filled") and venue_order.filled_size > 0:
             order.save(update_fields=["provider", "routing", "updated_at"])
             order_fill_open(order=order, venue_order=venue_order)
@@ -461,6 +462,15 @@ def order_venue_answer_record(
             ]
         )
         return order
+
+
+def _attempts_answered(order: Order, provider: str, status: str) -> list[dict[str, str]]:
+    """The routing attempts, the last one (the venue that took the order) with the venue's
+    latest ``status``, so that it reads what became of the order there."""
+    attempts: list[dict[str, str]] = [dict(a) for a in order.routing.get("attempts", [])]
+    if attempts and attempts[-1].get("provider") == provider and "status" in attempts[-1]:
+        attempts[-1]["status"] = status
+    return attempts
 
 
 def order_reject(
