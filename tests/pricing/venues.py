@@ -13,7 +13,16 @@ from typing import Any
 
 from django.utils import timezone
 
-from providers.base import Market, MarketCategory, Quote, Venue, VenueOrder, VenueOrderRequest, VenuePosition
+from providers.base import (
+    Market,
+    MarketCategory,
+    Quote,
+    Venue,
+    VenueOrder,
+    VenueOrderRequest,
+    VenueOrderStatus,
+    VenuePosition,
+)
 
 
 @dataclass
@@ -99,10 +108,14 @@ class CountingVenue(Venue):
         return ""
 
     def place_order(self, *, order: VenueOrderRequest) -> VenueOrder:
-        return VenueOrder(venue_order_id="", client_order_id=order.client_order_id, status="rejected")
+        return VenueOrder(
+            venue_order_id="", client_order_id=order.client_order_id, status=VenueOrderStatus.REJECTED
+        )
 
     def cancel_order(self, *, account_ref: str, venue_order_id: str) -> VenueOrder:
-        return VenueOrder(venue_order_id=venue_order_id, client_order_id="", status="cancelled")
+        return VenueOrder(
+            venue_order_id=venue_order_id, client_order_id="", status=VenueOrderStatus.CANCELLED
+        )
 
     def get_order(self, *, account_ref: str, client_order_id: str) -> VenueOrder | None:
         return None
@@ -113,4 +126,4 @@ class CountingVenue(Venue):
     def close_position(
         self, *, account_ref: str, venue_position_id: str, size: Any = None, client_order_id: str = ""
     ) -> VenueOrder:
-        return VenueOrder(venue_order_id="", client_order_id="", status="rejected")
+        return VenueOrder(venue_order_id="", client_order_id="", status=VenueOrderStatus.REJECTED)

@@ -9,7 +9,15 @@ from typing import Any
 
 from django.conf import settings
 
-from providers.base import Market, Quote, Venue, VenueOrder, VenueOrderRequest, VenuePosition
+from providers.base import (
+    Market,
+    Quote,
+    Venue,
+    VenueOrder,
+    VenueOrderRequest,
+    VenueOrderStatus,
+    VenuePosition,
+)
 
 
 class ListingNothingVenue(Venue):
@@ -31,10 +39,14 @@ class ListingNothingVenue(Venue):
         return ""
 
     def place_order(self, *, order: VenueOrderRequest) -> VenueOrder:
-        return VenueOrder(venue_order_id="", client_order_id=order.client_order_id, status="rejected")
+        return VenueOrder(
+            venue_order_id="", client_order_id=order.client_order_id, status=VenueOrderStatus.REJECTED
+        )
 
     def cancel_order(self, *, account_ref: str, venue_order_id: str) -> VenueOrder:
-        return VenueOrder(venue_order_id=venue_order_id, client_order_id="", status="cancelled")
+        return VenueOrder(
+            venue_order_id=venue_order_id, client_order_id="", status=VenueOrderStatus.CANCELLED
+        )
 
     def get_order(self, *, account_ref: str, client_order_id: str) -> VenueOrder | None:
         return None
@@ -45,7 +57,7 @@ class ListingNothingVenue(Venue):
     def close_position(
         self, *, account_ref: str, venue_position_id: str, size: Any = None, client_order_id: str = ""
     ) -> VenueOrder:
-        return VenueOrder(venue_order_id="", client_order_id="", status="rejected")
+        return VenueOrder(venue_order_id="", client_order_id="", status=VenueOrderStatus.REJECTED)
 
 
 def providers_with_venues(**options: dict[str, Any]) -> dict[str, dict[str, Any]]:

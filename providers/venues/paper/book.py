@@ -423,6 +423,8 @@ def _pending_execute(order: PaperOrder, *, quote_of: QuoteOf, slippage_bps: Deci
         PaperPosition.objects.select_for_update()
         .filter(pk=order.position_id, status=PaperPosition.Status.OPEN)
         .first()
+        if order.position_id is not None
+        else None
     )
     if position is None:
         _reject(order, "position_not_found")

@@ -22,7 +22,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from providers.base import MarketCategory, OrderType, Side, VenueOrder, VenueOrderRequest
+from providers.base import MarketCategory, OrderType, Side, VenueOrder, VenueOrderRequest, VenueOrderStatus
 from providers.errors import ProviderError
 from providers.venues.lighter import signer
 from providers.venues.lighter.adapter import LighterVenue, chain_id_for, client_order_index
@@ -388,7 +388,7 @@ def test_get_order_finds_a_filled_order_by_client_id_with_an_auth_token(
     assert order == VenueOrder(
         venue_order_id=f"1:{client_order_index('order-filled-1')}",
         client_order_id="order-filled-1",
-        status="filled",
+        status=VenueOrderStatus.FILLED,
         filled_size=Decimal("0.01000"),
         avg_fill_price=Decimal("97012.5"),
     )
@@ -458,7 +458,7 @@ def test_a_limit_order_is_signed_and_sent_as_a_create_order_transaction(
 
     index = client_order_index("order-limit-1")
     assert placed == VenueOrder(
-        venue_order_id=f"1:{index}", client_order_id="order-limit-1", status="pending"
+        venue_order_id=f"1:{index}", client_order_id="order-limit-1", status=VenueOrderStatus.PENDING
     )
     (sent,) = requests_to(httpserver, "sendTx")
     form = form_of(sent)
@@ -510,7 +510,7 @@ def test_a_market_order_is_sized_at_the_best_ask_with_a_worst_price_and_sent(
     form = form_of(requests_to(httpserver, "sendTx")[0])
     assert form["tx_type"] == "14" and json.loads(form["tx_info"])["base_amount"] == 1653
     assert placed == VenueOrder(
-        venue_order_id=f"0:{index}", client_order_id="order-market-1", status="pending"
+        venue_order_id=f"0:{index}", client_order_id="order-market-1", status=VenueOrderStatus.PENDING
     )
 
 

@@ -14,7 +14,16 @@ from django.conf import settings
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from providers.base import Market, MarketCategory, Quote, Side, VenueOrder, VenueOrderRequest, VenuePosition
+from providers.base import (
+    Market,
+    MarketCategory,
+    Quote,
+    Side,
+    VenueOrder,
+    VenueOrderRequest,
+    VenueOrderStatus,
+    VenuePosition,
+)
 from providers.base import OrderType as OurOrderType
 from providers.errors import ProviderError
 from providers.venues.ostium.abi import ERC20, TRADING
@@ -270,9 +279,11 @@ def test_open_orders_are_resting_limits_and_market_orders_awaiting_the_keeper(
 
     assert orders == [
         VenueOrder(
-            venue_order_id="0x5b38da6a701c568545dcfcb03fcb875f56beddc4_5_0", client_order_id="", status="open"
+            venue_order_id="0x5b38da6a701c568545dcfcb03fcb875f56beddc4_5_0",
+            client_order_id="",
+            status=VenueOrderStatus.OPEN,
         ),
-        VenueOrder(venue_order_id="912345", client_order_id="", status="pending"),
+        VenueOrder(venue_order_id="912345", client_order_id="", status=VenueOrderStatus.PENDING),
     ]
     (body,) = graphql_requests(httpserver)
     assert body["variables"] == {"trader": TRADER.lower()}
@@ -296,7 +307,7 @@ TX_HASH = "0x9c1e5d0b1f2a3e4d5c6b7a8f9e0d1c2b3a4f5e6d7c8b9a0f1e2d3c4b5a6f7E8D"
             VenueOrder(
                 venue_order_id="912345",
                 client_order_id="",
-                status="filled",
+                status=VenueOrderStatus.FILLED,
                 filled_size=Decimal("22067.261011563244770059"),  # 1250 USDC x 20 / 1.1329
                 avg_fill_price=Decimal("1.1329"),
             ),
@@ -304,10 +315,16 @@ TX_HASH = "0x9c1e5d0b1f2a3e4d5c6b7a8f9e0d1c2b3a4f5e6d7c8b9a0f1e2d3c4b5a6f7E8D"
         (
             "order_cancelled.json",
             VenueOrder(
-                venue_order_id="912346", client_order_id="", status="cancelled", reject_reason="SLIPPAGE"
+                venue_order_id="912346",
+                client_order_id="",
+                status=VenueOrderStatus.CANCELLED,
+                reject_reason="SLIPPAGE",
             ),
         ),
-        ("order_pending.json", VenueOrder(venue_order_id="912347", client_order_id="", status="pending")),
+        (
+            "order_pending.json",
+            VenueOrder(venue_order_id="912347", client_order_id="", status=VenueOrderStatus.PENDING),
+        ),
         ("order_none.json", None),
     ],
 )
