@@ -171,6 +171,11 @@ class PaperOrder(TimeStampedModel):
         PaperPosition, null=True, blank=True, on_delete=models.SET_NULL, related_name="orders"
     )
     filled_at = models.DateTimeField(null=True, blank=True)
+    executes_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Pending (asynchronous answers): executes when looked up from then on.",
+    )
 
     class Meta:
         ordering = ("created_at",)

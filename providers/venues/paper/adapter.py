@@ -181,9 +181,9 @@ class PaperVenue(Venue):
         """One paper book per user, named by the user's id."""
         return user_id
 
-    @property
-    def answers_later(self) -> bool:
-        return self.answer_mode == "async"
+    def _executes_at(self) -> datetime | None:
+        """When an order or close sent now executes: now (in the call) unless answers are async."""
+        return self.now() + self.answer_delay if self.answer_mode == "async" else None
 
     def _answer(self, answer: VenueOrder, what: str) -> VenueOrder:
         """``answer``, unless answers are dropped: then the venue has acted and we never hear."""
@@ -193,7 +193,10 @@ class PaperVenue(Venue):
 
     def place_order(self, *, order: VenueOrderRequest) -> VenueOrder:
         placed = book.paper_order_place(
-            order=order, quote_of=self._quote_of, slippage_bps=self.slippage_bps, defer=self.answers_later
+            order=order,
+            quote_of=self._quote_of,
+            slippage_bps=self.slippage_bps,
+            executes_at=self._executes_at(),
         )
         return self._answer(placed, "place_order")
 
@@ -206,7 +209,7 @@ class PaperVenue(Venue):
             client_order_id=client_order_id,
             quote_of=self._quote_of,
             slippage_bps=self.slippage_bps,
-            due_before=self.now() - self.answer_delay,
+            now=self.now(),
         )
 
     def positions(self, *, account_ref: str) -> list[VenuePosition]:
@@ -227,6 +230,6 @@ class PaperVenue(Venue):
             quote_of=self._quote_of,
             slippage_bps=self.slippage_bps,
             client_order_id=client_order_id,
-            defer=self.answers_later,
+            executes_at=self._executes_at(),
         )
         return self._answer(closed, "close_position")

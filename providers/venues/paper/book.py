@@ -172,13 +172,18 @@ def _order_by_client_id(account_ref: str, client_order_id: str) -> PaperOrder | 
 
 @transaction.atomic
 def paper_order_place(
-    *, order: VenueOrderRequest, quote_of: QuoteOf, slippage_bps: Decimal, defer: bool = False
+    *,
+    order: VenueOrderRequest,
+    quote_of: QuoteOf,
+    slippage_bps: Decimal,
+    executes_at: datetime | None = None,
 ) -> VenueOrder:
     """Accept, fill, rest or reject ``order``; a repeat of its ``client_order_id`` answers with
     the first result and changes nothing.
 
-    ``defer`` (the asynchronous answer mode): an accepted market order is kept ``pending`` and
-    executes later, at the price of that moment, when ``paper_order_get`` observes it due."""
+    ``executes_at`` (the asynchronous answer mode): an accepted market order is kept
+    ``pending`` and executes at the price of the moment ``paper_order_get`` finds it due."""
+    defer = executes_at is not None
     existing = _order_by_client_id(order.account_ref, order.client_order_id)
     if existing is not None:
         return _to_venue_order(existing)
@@ -224,6 +229,7 @@ def paper_order_place(
         stop_loss=order.stop_loss if accepted or _fits(order.stop_loss) else None,
         take_profit=order.take_profit if accepted or _fits(order.take_profit) else None,
         size=size,
+        executes_at=executes_at if defer and fill_price is not None else None,
     )
     try:
         with transaction.atomic():
@@ -372,10 +378,10 @@ def paper_order_get(
     client_order_id: str,
     quote_of: QuoteOf | None = None,
     slippage_bps: Decimal = Decimal(0),
-    due_before: datetime | None = None,
+    now: datetime | None = None,
 ) -> VenueOrder | None:
-    """The order with our ``client_order_id``. A ``pending`` one accepted before ``due_before``
-    executes first (the asynchronous answer mode: the venue works on it between our calls)."""
+    """The order with our ``client_order_id``. A ``pending`` one due by ``now`` executes first
+    (the asynchronous answer mode: the venue works on it between our calls)."""
     order = (
         PaperOrder.objects.select_for_update()
         .filter(account_ref=account_ref, client_order_id=client_order_id)
@@ -386,8 +392,8 @@ def paper_order_get(
     if (
         order.status == PaperOrder.Status.PENDING
         and quote_of is not None
-        and due_before is not None
-        and order.created_at <= due_before
+        and now is not None
+        and (order.executes_at is None or order.executes_at <= now)
     ):
         _pending_execute(order, quote_of=quote_of, slippage_bps=slippage_bps)
     return _to_venue_order(order)
@@ -500,14 +506,15 @@ def paper_position_close(  # noqa: PLR0911 - one return per refusal
     quote_of: QuoteOf,
     slippage_bps: Decimal,
     client_order_id: str = "",
-    defer: bool = False,
+    executes_at: datetime | None = None,
 ) -> VenueOrder:
     """Close ``size`` of the position (all of it when None or when ``size`` covers it) at market.
 
     Collateral is released in proportion to the size closed and the realised P&L is booked on
     the position; the close is recorded as a filled order that reduces the position, under
     ``client_order_id`` when given (a repeat answers with the first close) or ``close-<uuid>``.
-    ``defer``: the close is kept ``pending`` and executes when ``paper_order_get`` sees it due.
+    ``executes_at``: the close is kept ``pending`` and executes when ``paper_order_get`` finds
+    it due.
     """
     if client_order_id:
         existing = _order_by_client_id(account_ref, client_order_id)
@@ -545,8 +552,9 @@ def paper_position_close(  # noqa: PLR0911 - one return per refusal
         leverage=position.leverage,
         size=closing,
         position=position,
+        executes_at=executes_at,
     )
-    if defer:
+    if executes_at is not None:
         row.save(force_insert=True)
         return _to_venue_order(row)
     quote = quote_of(position.symbol)
