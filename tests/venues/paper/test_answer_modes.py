@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from providers import registry
-from providers.base import OrderType, Side, VenueOrderRequest
+from providers.base import OrderType, Side, VenueOrder, VenueOrderRequest
 from providers.errors import ProviderError
 from providers.models import PaperOrder, PaperPosition
 from providers.venues.paper.adapter import PaperVenue
@@ -21,6 +21,12 @@ ACCOUNT = "paper:trader-1"
 
 def venue_answering(clock: Clock, **options: str) -> PaperVenue:
     return PaperVenue(spread_bps="0", slippage_bps="0", volatility_bps="0", now=clock, **options)
+
+
+def looked_up(venue: PaperVenue, client_order_id: str) -> VenueOrder:
+    found = venue.get_order(account_ref=ACCOUNT, client_order_id=client_order_id)
+    assert found is not None
+    return found
 
 
 def market(client_order_id: str = "o-1") -> VenueOrderRequest:
@@ -42,17 +48,17 @@ def test_an_async_order_is_pending_until_looked_up_after_its_delay_then_fills_at
     placed = venue.place_order(order=market())
 
     assert (placed.status, placed.filled_size) == ("pending", Decimal(0))
-    assert venue.get_order(account_ref=ACCOUNT, client_order_id="o-1").status == "pending"
+    assert looked_up(venue, "o-1").status == "pending"
     assert venue.positions(account_ref=ACCOUNT) == []
     clock.advance(6)
     pin(venue, BTCUSD="62500")
-    filled = venue.get_order(account_ref=ACCOUNT, client_order_id="o-1")
+    filled = looked_up(venue, "o-1")
     assert (filled.status, filled.avg_fill_price, filled.filled_size) == (
         "filled",
         Decimal(62500),
         Decimal("0.16"),
     )
-    assert venue.get_order(account_ref=ACCOUNT, client_order_id="o-1") == filled  # executed once
+    assert looked_up(venue, "o-1") == filled  # executed once
     assert PaperPosition.objects.get().size == Decimal("0.16")
 
 
@@ -60,7 +66,7 @@ def test_an_async_close_under_our_client_id_is_followed_by_get_order(clock):
     venue = venue_answering(clock, answer_mode="async")
     pin(venue, BTCUSD="64000")
     venue.place_order(order=market())
-    venue.get_order(account_ref=ACCOUNT, client_order_id="o-1")
+    looked_up(venue, "o-1")
     [position] = venue.positions(account_ref=ACCOUNT)
 
     close = venue.close_position(
@@ -78,7 +84,7 @@ def test_an_async_close_under_our_client_id_is_followed_by_get_order(clock):
 
     assert (close.status, close.client_order_id) == ("pending", "c-1")
     assert again == close  # the same close, not a second one
-    done = venue.get_order(account_ref=ACCOUNT, client_order_id="c-1")
+    done = looked_up(venue, "c-1")
     assert (done.status, done.filled_size, done.avg_fill_price) == ("filled", Decimal("0.05"), Decimal(64000))
     assert venue.positions(account_ref=ACCOUNT)[0].size == Decimal("0.1062")
 
@@ -92,7 +98,7 @@ def test_a_pending_order_cancelled_at_the_venue_never_executes(clock):
     clock.advance(6)
 
     assert cancelled.status == "cancelled"
-    assert venue.get_order(account_ref=ACCOUNT, client_order_id="o-1").status == "cancelled"
+    assert looked_up(venue, "o-1").status == "cancelled"
     assert venue.positions(account_ref=ACCOUNT) == []
 
 
@@ -108,7 +114,7 @@ def test_a_dropped_answer_still_leaves_the_order_at_the_venue_once(clock, mode):
 
     assert lost.value.status_code == 504
     assert PaperOrder.objects.count() == 1
-    assert venue.get_order(account_ref=ACCOUNT, client_order_id="o-1").status == "filled"
+    assert looked_up(venue, "o-1").status == "filled"
 
 
 @pytest.mark.parametrize(
