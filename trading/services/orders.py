@@ -687,7 +687,11 @@ def orders_reconcile(*, older_than: timedelta = RECONCILE_AFTER) -> int:
         .order_by("created_at")
         .values_list("pk", flat=True)
     ):
-        polled = order_poll(order_id=order_id)
+        try:
+            polled = order_poll(order_id=order_id)
+        except ApplicationError as exc:  # this order stays for the next pass; the others still go
+            logger.warning("reconcile: order %s not settled: %s", order_id, exc, extra={"code": exc.code})
+            continue
         if polled.status not in (Order.Status.PENDING, Order.Status.UNKNOWN):
             settled += 1
     return settled
