@@ -410,7 +410,8 @@ class Venue(ProviderAdapter):
 
     @abstractmethod
     def get_order(self, *, account_ref: str, client_order_id: str) -> VenueOrder | None:
-        """Look an order up by our client id (used to reconcile orders whose submission timed out)."""
+        """Look an order (or a close) up by its client id: how a pending answer's outcome is
+        polled, and how an order whose answer was lost is reconciled (never resent blindly)."""
 
     @abstractmethod
     def positions(self, *, account_ref: str) -> list[VenuePosition]:
@@ -430,9 +431,16 @@ class Venue(ProviderAdapter):
 
     @abstractmethod
     def close_position(
-        self, *, account_ref: str, venue_position_id: str, size: Decimal | None = None
+        self,
+        *,
+        account_ref: str,
+        venue_position_id: str,
+        size: Decimal | None = None,
+        client_order_id: str = "",
     ) -> VenueOrder:
-        """Close all (or ``size`` of) a position at market."""
+        """Close all (or ``size`` of) a position at market. The close may come back pending; the
+        answer's ``client_order_id`` is what ``get_order`` follows it by: ``client_order_id``
+        when given (a venue that can carry ours), else one the venue chose."""
 
 
 class PriceStreaming(ABC):

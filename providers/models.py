@@ -145,6 +145,7 @@ class PaperOrder(TimeStampedModel):
     """
 
     class Status(models.TextChoices):
+        PENDING = "pending", "Pending (accepted, executes later)"
         OPEN = "open", "Open"
         FILLED = "filled", "Filled"
         CANCELLED = "cancelled", "Cancelled"
@@ -170,6 +171,11 @@ class PaperOrder(TimeStampedModel):
         PaperPosition, null=True, blank=True, on_delete=models.SET_NULL, related_name="orders"
     )
     filled_at = models.DateTimeField(null=True, blank=True)
+    executes_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Pending (asynchronous answers): executes when looked up from then on.",
+    )
 
     class Meta:
         ordering = ("created_at",)

@@ -259,7 +259,7 @@ def platform_figures(*, start: datetime | None, end: datetime) -> PlatformFigure
 def platform_exposure() -> PlatformExposure:
     """Open positions now and their open interest (size x entry price, USDC) by category and
     venue, with the balance of the platform's fees account."""
-    open_positions = Position.objects.filter(status=Position.Status.OPEN)
+    open_positions = Position.objects.filter(status__in=Position.LIVE)
     totals = open_positions.aggregate(count=Count("pk"), notional=_ENTRY_NOTIONAL)
 
     def grouped(field: str) -> dict[str, Decimal]:

@@ -263,7 +263,10 @@ class PositionListApi(ListAPIView):
     @extend_schema(
         parameters=[
             OpenApiParameter(
-                "status", str, enum=[*Position.Status.values, "all"], description="open by default"
+                "status",
+                str,
+                enum=[*Position.Status.values, "all"],
+                description="open by default (open includes closing: a close pending at the venue)",
             )
         ],
         operation_id="positions_list",
@@ -274,7 +277,7 @@ class PositionListApi(ListAPIView):
     def get_queryset(self) -> Any:
         wanted = self.request.query_params.get("status", Position.Status.OPEN)
         if wanted not in [*Position.Status.values, "all"]:
-            raise serializers.ValidationError({"status": "open, closed, liquidated or all."})
+            raise serializers.ValidationError({"status": "open, closing, closed, liquidated or all."})
         return positions_for_user(user=_user(self.request), status=None if wanted == "all" else wanted)
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:

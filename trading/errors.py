@@ -107,6 +107,11 @@ class PositionNotOpen(ConflictError):
     default_message = "The position is already closed."
 
 
+class PositionClosing(PositionNotOpen):
+    code = "position_closing"
+    default_message = "A close of this position is pending at the venue; wait for its outcome."
+
+
 class IdempotencyKeyReused(ConflictError):
     code = "idempotency_key_reused"
     default_message = "This Idempotency-Key was used with a different request."

@@ -83,6 +83,16 @@ class Order(TimeStampedModel):
     provider = models.CharField(max_length=40, blank=True, default="")
     routing = models.JSONField(default=dict, blank=True)
     venue_order_id = models.CharField(max_length=128, blank=True, default="")
+    venue_client_order_id = models.CharField(
+        max_length=128,
+        blank=True,
+        default="",
+        help_text="What the venue knows the order by, when not our id (a close it named itself).",
+    )
+    next_poll_at = models.DateTimeField(
+        null=True, blank=True, help_text="Pending at the venue: when to ask it about the order next."
+    )
+    poll_attempts = models.PositiveIntegerField(default=0)
     reject_code = models.CharField(max_length=64, blank=True, default="")
     reject_reason = models.TextField(blank=True, default="")
     filled_size = _price(default=Decimal(0))
@@ -109,6 +119,7 @@ class Order(TimeStampedModel):
         indexes = [
             models.Index(fields=("user", "status")),
             models.Index(fields=("symbol", "status")),
+            models.Index(fields=("status", "next_poll_at"), name="order_status_next_poll"),
         ]
 
     def __str__(self) -> str:
@@ -120,8 +131,11 @@ class Position(TimeStampedModel):
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"
+        CLOSING = "closing", "Closing (a close is pending at the venue)"
         CLOSED = "closed", "Closed"
         LIQUIDATED = "liquidated", "Liquidated"
+
+    LIVE = (Status.OPEN, Status.CLOSING)  # still held: a pending close may fail or be partial
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="positions")
     symbol = models.CharField(max_length=32)
@@ -151,7 +165,7 @@ class Position(TimeStampedModel):
         constraints = [
             models.UniqueConstraint(
                 fields=("user", "symbol", "side", "provider"),
-                condition=Q(status="open"),
+                condition=Q(status__in=("open", "closing")),
                 name="position_one_open_per_market",
             ),
             models.CheckConstraint(condition=Q(size__gte=0), name="position_size_not_negative"),

@@ -74,7 +74,10 @@ class PositionSerializer(serializers.Serializer):
     symbol = serializers.CharField()
     side = serializers.ChoiceField(choices=["long", "short"])
     provider = serializers.CharField()
-    status = serializers.ChoiceField(choices=["open", "closed", "liquidated"])
+    status = serializers.ChoiceField(
+        choices=["open", "closing", "closed", "liquidated"],
+        help_text="closing: a close is pending at the venue; a second close is refused until it is done.",
+    )
     size = decimal_output()
     entry_price = decimal_output()
     collateral = decimal_output(help_text="USDC")

@@ -35,7 +35,11 @@ class AccountSummary:
 
 
 def positions_for_user(*, user: User, status: str | None = Position.Status.OPEN) -> QuerySet[Position]:
+    """The user's positions with ``status`` (all when None); ``open`` includes those ``closing``
+    (still held until the venue has executed their pending close)."""
     positions = Position.objects.filter(user=user).prefetch_related(_ARMED_STOPS)
+    if status == Position.Status.OPEN:
+        return positions.filter(status__in=Position.LIVE)
     return positions.filter(status=status) if status else positions
 
 
@@ -58,11 +62,11 @@ def _prices(symbols: set[str]) -> dict[str, Price]:
 def positions_marked(positions: list[Position]) -> list[MarkedPosition]:
     """Open positions with the price they would close at now (bid for longs, ask for shorts) and
     their unrealized P&L; a position whose price is unavailable has neither."""
-    prices = _prices({p.symbol for p in positions if p.status == Position.Status.OPEN})
+    prices = _prices({p.symbol for p in positions if p.status in Position.LIVE})
     marked = []
     for position in positions:
         price = prices.get(position.symbol)
-        if position.status != Position.Status.OPEN or price is None:
+        if position.status not in Position.LIVE or price is None:
             marked.append(MarkedPosition(position, None, None))
             continue
         mark = terms.closing_price(side=position.side, bid=price.bid, ask=price.ask)

@@ -486,7 +486,16 @@ PROVIDERS: dict[str, dict[str, Any]] = {
     "paper": {
         "kind": "venue",
         "class": "providers.venues.paper.adapter.PaperVenue",
-        "options": {"spread_bps": "2", "slippage_bps": "1", "volatility_bps": "8", "mirror_venue": ""},
+        "options": {
+            "spread_bps": "2",
+            "slippage_bps": "1",
+            "volatility_bps": "8",
+            "mirror_venue": "",
+            # "async": orders and closes answer pending, learnt by polling get_order.
+            "answer_mode": env.str("PAPER_ANSWER_MODE", default="sync"),
+            "answer_delay_seconds": "0",
+            "drop_answers": "false",
+        },
         "secret_fields": [],
     },
     "lighter": {

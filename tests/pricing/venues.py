@@ -126,5 +126,7 @@ class CountingVenue(Venue):
     def open_orders(self, *, account_ref: str) -> list[VenueOrder]:
         return []
 
-    def close_position(self, *, account_ref: str, venue_position_id: str, size: Any = None) -> VenueOrder:
+    def close_position(
+        self, *, account_ref: str, venue_position_id: str, size: Any = None, client_order_id: str = ""
+    ) -> VenueOrder:
         return VenueOrder(venue_order_id="", client_order_id="", status=VenueOrderStatus.REJECTED)

@@ -33,14 +33,31 @@ def _forget_prices() -> None:
 
 
 @pytest.fixture
-def paper_market(db: Any) -> Iterator[None]:
-    catalogue = copy.deepcopy(settings.PROVIDERS)
-    catalogue["paper"]["options"] = {
+def paper_answer_mode() -> str:
+    """How the paper venue answers: ``sync`` here; the lifecycle modules run in both modes
+    (``answers_sync_and_async``)."""
+    return "sync"
+
+
+@pytest.fixture
+def paper_options(paper_answer_mode: str) -> dict[str, str]:
+    """The paper venue's options; a test changes them (a delay, lost answers) before the
+    first venue call, or calls ``registry.reset_cache()`` after changing them."""
+    return {
         "spread_bps": "0",
         "slippage_bps": "0",
         "volatility_bps": "0",
         "mirror_venue": "",
+        "answer_mode": paper_answer_mode,
+        "answer_delay_seconds": "0",
+        "drop_answers": "false",
     }
+
+
+@pytest.fixture
+def paper_market(db: Any, paper_options: dict[str, str]) -> Iterator[None]:
+    catalogue = copy.deepcopy(settings.PROVIDERS)
+    catalogue["paper"]["options"] = paper_options
     _forget_prices()
     with override_settings(PROVIDERS=catalogue):
         registry.reset_cache()

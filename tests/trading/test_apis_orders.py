@@ -10,6 +10,7 @@ import pytest
 from conftest import bearer_client
 from ledger.selectors import user_balances
 from marqetfi.core.models import Event
+from tests.trading.answer_modes import paper_answer_mode  # noqa: F401 - sync and async
 from trading.models import Fill, Order, Position
 
 pytestmark = pytest.mark.django_db

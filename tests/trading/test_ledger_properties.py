@@ -20,6 +20,7 @@ from ledger.services import balance_adjust
 from marqetfi.core.errors import ApplicationError
 from pricing.services.paper import paper_price_drive
 from tests.accounts.factories import UserFactory
+from tests.trading.answer_modes import paper_answer_mode  # noqa: F401 - sync and async
 from trading.models import Order, Position
 from trading.services.orders import OrderTerms, order_cancel, order_place
 from trading.services.positions import position_close

@@ -13,6 +13,7 @@ from django.db import connection
 
 from conftest import requires_postgres
 from ledger.selectors import user_balances
+from tests.trading.answer_modes import paper_answer_mode  # noqa: F401 - sync and async
 from trading.errors import PositionNotOpen
 from trading.models import Fill, Order, Position, ProtectiveOrder
 from trading.services.orders import OrderTerms, order_place

@@ -8,6 +8,7 @@ import pytest
 
 from ledger.selectors import user_balances
 from marqetfi.core.models import Event
+from tests.trading.answer_modes import paper_answer_mode  # noqa: F401 - sync and async
 from trading.models import Fill, Position, ProtectiveOrder
 from trading.services.orders import OrderTerms, order_place
 

@@ -16,6 +16,7 @@ from ledger.selectors import user_balances
 from ledger.services import balance_adjust
 from marqetfi.core.models import Event
 from tests.accounts.factories import UserFactory
+from tests.trading.answer_modes import paper_answer_mode  # noqa: F401 - sync and async
 from tests.trading.fixtures_triggers import index_members, place
 from trading.models import Order, Position, ProtectiveOrder
 from trading.services.orders import orders_resting_cancel_for_user, position_close_limit

@@ -21,6 +21,7 @@ from pricing.errors import StalePrice
 from pricing.services.prices import PriceTick
 from providers.errors import ProviderError
 from providers.venues.paper.adapter import PaperVenue
+from tests.trading.answer_modes import paper_answer_mode  # noqa: F401 - sync and async
 from tests.trading.fixtures_triggers import index_forget, index_members, place
 from trading import tasks
 from trading.models import Fill, Order, Position, ProtectiveOrder

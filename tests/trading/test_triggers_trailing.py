@@ -16,6 +16,7 @@ from django_redis import get_redis_connection
 
 from conftest import requires_postgres
 from marqetfi.core.models import Event
+from tests.trading.answer_modes import paper_answer_mode  # noqa: F401 - sync and async
 from tests.trading.fixtures_triggers import place
 from trading import tasks
 from trading.models import Position, ProtectiveOrder

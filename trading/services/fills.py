@@ -97,7 +97,7 @@ def _position_for_fill(order: Order) -> tuple[Position, bool]:
                 symbol=order.symbol,
                 side=order.side,
                 provider=order.provider,
-                status=Position.Status.OPEN,
+                status__in=Position.LIVE,
             )
             .first()
         )

@@ -24,7 +24,7 @@ from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import User
@@ -52,6 +52,7 @@ from trading.errors import (
     LimitPriceRequired,
     OrderNotCancellable,
     OrderNotFound,
+    PositionClosing,
     PositionNotOpen,
     PositionSizeExceeded,
     PriceOffTick,
@@ -62,10 +63,16 @@ from trading.errors import (
 from trading.models import Order, Position
 from trading.presenters import order_data
 from trading.services.fills import order_fill_open
-from trading.services.positions import close_size, position_close, position_lock
+from trading.services.positions import (
+    close_size,
+    outcome_unknown,
+    position_close,
+    position_close_poll,
+    position_lock,
+)
 from trading.services.protection import Protection, protection_check
 from trading.services.risk import RiskProfile, risk_profile_get
-from trading.services.venues import venue_account_ref
+from trading.services.venues import poll_schedule, venue_account_ref
 from trading.triggers.index import order_index, order_unindex
 
 logger = logging.getLogger(__name__)
@@ -251,7 +258,7 @@ def order_preview(*, user: User, order: OrderTerms) -> OrderPlan:
 def _check_exposure(
     *, user: User, listing: PairListing, side: str, collateral: Decimal, notional: Decimal, risk: RiskProfile
 ) -> None:
-    open_positions = Position.objects.filter(user=user, status=Position.Status.OPEN)
+    open_positions = Position.objects.filter(user=user, status__in=Position.LIVE)
     same_market = open_positions.filter(
         symbol=listing.pair.symbol, side=side, provider=listing.provider
     ).first()
@@ -353,15 +360,6 @@ def _after_commit_index(order_id: Any) -> None:
     transaction.on_commit(partial(order_index, order_id))
 
 
-def _outcome_unknown(error: ProviderError) -> bool:
-    """A timeout or a server error after sending: the venue may have executed the order."""
-    if isinstance(error, ProviderUnavailable):
-        return False
-    if error.status_code is None:
-        return "timed out" in error.message
-    return error.status_code >= 500
-
-
 def order_execute(*, order_id: Any) -> Order:
     """Send a pending order to its routed venues in turn (the next one only when a venue could
     not take it at all) and record what happened."""
@@ -383,7 +381,7 @@ def order_execute(*, order_id: Any) -> Order:
             venue_order = call_provider(provider, venue.place_order, order=request)
         except ProviderError as exc:
             attempts.append({"provider": provider, "error": exc.message})
-            if _outcome_unknown(exc):
+            if outcome_unknown(exc):
                 return _order_mark_unknown(order, provider, attempts)
             if exc.retryable or isinstance(exc, ProviderUnavailable):
                 continue
@@ -395,9 +393,12 @@ def order_execute(*, order_id: Any) -> Order:
                 provider=provider,
             )
         attempts.append({"provider": provider, "status": venue_order.status})
-        return order_venue_answer_record(
+        recorded = order_venue_answer_record(
             order_id=order.pk, provider=provider, venue_order=venue_order, attempts=attempts
         )
+        if recorded.status == Order.Status.PENDING:  # pending at the venue: look once more now
+            return order_poll(order_id=recorded.pk)
+        return recorded
     return order_reject(
         order_id=order.pk, code="no_venue_available", reason="every routed venue failed", attempts=attempts
     )
@@ -428,8 +429,9 @@ def order_venue_answer_record(
         if order.status not in (Order.Status.PENDING, Order.Status.UNKNOWN, Order.Status.OPEN):
             return order
         order.provider = provider
-        if attempts is not None:
-            order.routing = {**order.routing, "attempts": attempts}
+        if attempts is None:  # a later answer (a poll): the attempt that got through now says it
+            attempts = _attempts_answered(order, provider, str(venue_order.status))
+        order.routing = {**order.routing, "attempts": attempts}
         if venue_order.status in ("filled", "partially_filled") and venue_order.filled_size > 0:
             order.save(update_fields=["provider", "routing", "updated_at"])
             order_fill_open(order=order, venue_order=venue_order)
@@ -441,10 +443,34 @@ def order_venue_answer_record(
                 code="venue_rejected",
                 reason=venue_order.reject_reason or venue_order.status,
             )
+        # Still working at the venue (pending, accepted, open): the poller asks again later.
         order.venue_order_id = venue_order.venue_order_id
+        if order.status == Order.Status.UNKNOWN:
+            order.status = Order.Status.PENDING
+        poll_schedule(order)
         order.resource_version += 1
-        order.save(update_fields=["provider", "routing", "venue_order_id", "resource_version", "updated_at"])
+        order.save(
+            update_fields=[
+                "status",
+                "provider",
+                "routing",
+                "venue_order_id",
+                "next_poll_at",
+                "poll_attempts",
+                "resource_version",
+                "updated_at",
+            ]
+        )
         return order
+
+
+def _attempts_answered(order: Order, provider: str, status: str) -> list[dict[str, str]]:
+    """The routing attempts, the last one (the venue that took the order) with the venue's
+    latest ``status``, so that it reads what became of the order there."""
+    attempts: list[dict[str, str]] = [dict(a) for a in order.routing.get("attempts", [])]
+    if attempts and attempts[-1].get("provider") == provider and "status" in attempts[-1]:
+        attempts[-1]["status"] = status
+    return attempts
 
 
 def order_reject(
@@ -561,6 +587,9 @@ def order_limit_execute(*, order_id: Any) -> Order | None:
         closed = position_close(
             position_id=order.position_id, size=order.size, closed_by="limit", resting_order=order
         )
+    except PositionClosing:  # another close is pending at the venue: rest until it is done
+        _limit_reopen(order)
+        return None
     except ApplicationError:
         _limit_reopen(order)
         raise
@@ -617,28 +646,52 @@ def position_close_limit(
         return order
 
 
+def order_poll(*, order_id: Any) -> Order:
+    """Ask the venue, by client id, about an order that is pending there or whose answer was
+    lost, and record its answer once (filled, rejected, or still working: polled again later).
+    A venue that has no such order never received it: the order is rejected, collateral back.
+    A venue that does not answer leaves the order as it is, for the next poll."""
+    order = Order.objects.select_related("user").get(pk=order_id)
+    if order.status not in (Order.Status.PENDING, Order.Status.UNKNOWN):
+        return order
+    if order.purpose == Order.Purpose.CLOSE:
+        return position_close_poll(order_id=order.pk)
+    try:
+        venue_order = call_provider(
+            order.provider,
+            registry.venue(order.provider).get_order,
+            account_ref=venue_account_ref(user=order.user, provider=order.provider),
+            client_order_id=order.venue_client_order_id or str(order.pk),
+        )
+    except ProviderError as exc:
+        logger.warning("order %s: %s did not answer: %s", order.pk, order.provider, exc.message)
+        return order
+    if venue_order is None:
+        return order_reject(
+            order_id=order.pk, code="venue_never_received", reason="the venue has no such order"
+        )
+    return order_venue_answer_record(order_id=order.pk, provider=order.provider, venue_order=venue_order)
+
+
 def orders_reconcile(*, older_than: timedelta = RECONCILE_AFTER) -> int:
-    """Ask the venue about every order whose outcome we do not know; returns how many were settled."""
-    cutoff = timezone.now() - older_than
+    """Ask the venues about every order whose outcome we do not know yet, opening or closing:
+    those pending at the venue once their next look-up is due (backing off), and those left
+    ``pending`` or ``unknown`` without an answer for ``older_than``. Returns how many were settled."""
+    now = timezone.now()
+    due = Q(next_poll_at__lte=now) | Q(next_poll_at__isnull=True, updated_at__lt=now - older_than)
     settled = 0
-    for order in Order.objects.filter(
-        status__in=[Order.Status.UNKNOWN, Order.Status.PENDING],
-        purpose=Order.Purpose.OPEN,
-        updated_at__lt=cutoff,
-    ).select_related("user"):
+    for order_id in (
+        Order.objects.filter(status__in=[Order.Status.UNKNOWN, Order.Status.PENDING])
+        .exclude(provider="")
+        .filter(due)
+        .order_by("created_at")
+        .values_list("pk", flat=True)
+    ):
         try:
-            venue_order = call_provider(
-                order.provider,
-                registry.venue(order.provider).get_order,
-                account_ref=venue_account_ref(user=order.user, provider=order.provider),
-                client_order_id=str(order.pk),
-            )
-        except ProviderError:
-            logger.warning("reconcile: %s did not answer about order %s", order.provider, order.pk)
+            polled = order_poll(order_id=order_id)
+        except ApplicationError as exc:  # this order stays for the next pass; the others still go
+            logger.warning("reconcile: order %s not settled: %s", order_id, exc, extra={"code": exc.code})
             continue
-        if venue_order is None:
-            order_reject(order_id=order.pk, code="venue_never_received", reason="the venue has no such order")
-        else:
-            order_venue_answer_record(order_id=order.pk, provider=order.provider, venue_order=venue_order)
-        settled += 1
+        if polled.status not in (Order.Status.PENDING, Order.Status.UNKNOWN):
+            settled += 1
     return settled

@@ -9,7 +9,9 @@ triggers, have exactly one effect: the second finds the position closed (or smal
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
+from http import HTTPStatus
 from typing import Any
 
 from django.db import transaction
@@ -21,14 +23,18 @@ from marqetfi.core.events import publish
 from pricing.models import PairListing
 from pricing.services.prices import price_get
 from providers import registry
+from providers.base import VenueOrder, VenueOrderStatus
 from providers.breaker import call_provider
-from providers.errors import ProviderError
+from providers.errors import ProviderError, ProviderUnavailable
 from trading import terms
-from trading.errors import PositionNotFound, PositionNotOpen, SizeOffStep, VenueError
+from trading.errors import PositionClosing, PositionNotFound, PositionNotOpen, SizeOffStep, VenueError
 from trading.models import Fill, Order, Position, ProtectiveOrder
-from trading.presenters import position_data
+from trading.presenters import order_data, position_data
 from trading.services.fills import close_fill_record
-from trading.services.protection import Protection, protection_apply, protection_check
+from trading.services.protection import Protection, protection_apply, protection_check, protective_rearm
+from trading.services.venues import poll_schedule
+
+logger = logging.getLogger(__name__)
 
 
 def _venue_failure(error: ProviderError) -> VenueError:
@@ -65,9 +71,17 @@ def position_close(
     ``protective`` is the trigger firing (already marked fired by the caller in this
     transaction); ``resting_order`` a limit close whose price was reached, which becomes the
     close order. Returns the close order, or None when either finds the position closed.
+
+    The close order (our id is the venue's client id) and the position's ``closing`` status
+    commit before the venue is asked, so a second close is refused (``PositionClosing``) and a
+    trigger does nothing while this one is at the venue. A filled answer settles at once; a
+    pending one is looked up once more, then polled (``orders_reconcile``); a lost one leaves
+    the order ``unknown`` for the reconciler; a refusal puts the position back to ``open``.
     """
     with transaction.atomic():
         position = position_lock(position_id=position_id, user=user)
+        if position.status == Position.Status.CLOSING:
+            raise PositionClosing(details={"position_id": str(position.pk), "status": position.status})
         if position.status != Position.Status.OPEN:
             if protective is not None or resting_order is not None:
                 return None
@@ -83,37 +97,165 @@ def position_close(
             size=size,
             provider=position.provider,
             position=position,
-            closed_by=closed_by,
+            closed_by=Fill.Kind.LIQUIDATION if fill_kind == Fill.Kind.LIQUIDATION else closed_by,
             routing={"reason": "the position's venue", "attempts": []},
         )
-        try:
-            venue_order = call_provider(
-                position.provider,
-                registry.venue(position.provider).close_position,
-                account_ref=position.account_ref,
-                venue_position_id=position.venue_position_id,
-                size=None if size >= position.size else size,
-            )
-        except ProviderError as exc:
-            transaction.set_rollback(True)
-            raise _venue_failure(exc) from exc
-        if venue_order.avg_fill_price is None or venue_order.filled_size <= 0:
-            transaction.set_rollback(True)
-            raise _venue_failure(
-                ProviderError(position.provider, venue_order.reject_reason or "close not filled")
-            )
-        close_fill_record(
-            position=position,
-            order=order,
-            size=min(venue_order.filled_size, position.size),
-            price=venue_order.avg_fill_price,
-            kind=fill_kind,
-            venue_order_id=venue_order.venue_order_id,
-        )
+        position.status = Position.Status.CLOSING
+        position.resource_version += 1
+        position.save(update_fields=["status", "resource_version", "updated_at"])
+        publish(user_id=position.user_id, type="position.updated", data=position_data(position))
         if protective is not None:
             protective.close_order = order
             protective.save(update_fields=["close_order", "updated_at"])
+    try:
+        venue_order = call_provider(
+            position.provider,
+            registry.venue(position.provider).close_position,
+            account_ref=position.account_ref,
+            venue_position_id=position.venue_position_id,
+            size=None if size >= position.size else size,
+            client_order_id=str(order.pk),
+        )
+    except ProviderError as exc:
+        if outcome_unknown(exc):
+            return _close_mark_unknown(order_id=order.pk, error=exc)
+        position_close_answer_record(order_id=order.pk, venue_order=None, failure=exc.message)
+        raise _venue_failure(exc) from exc
+    recorded = position_close_answer_record(order_id=order.pk, venue_order=venue_order)
+    if recorded.status in (Order.Status.PENDING, Order.Status.UNKNOWN):
+        recorded = position_close_poll(order_id=recorded.pk)
+    if recorded.status in (Order.Status.REJECTED, Order.Status.CANCELLED):
+        raise _venue_failure(ProviderError(position.provider, recorded.reject_reason or "close not filled"))
+    return recorded
+
+
+def outcome_unknown(error: ProviderError) -> bool:
+    """A timeout or a server error after sending: the venue may have acted on the request."""
+    if isinstance(error, ProviderUnavailable):
+        return False
+    if error.status_code is None:
+        return "timed out" in error.message
+    return error.status_code >= HTTPStatus.INTERNAL_SERVER_ERROR
+
+
+def _close_mark_unknown(*, order_id: Any, error: ProviderError) -> Order:
+    """The venue's answer to a close was lost: the order is ``unknown`` and the position stays
+    ``closing`` until the reconciler has asked the venue by client id (never closed twice)."""
+    with transaction.atomic():
+        order = Order.objects.select_for_update(no_key=True).get(pk=order_id)
+        if order.status != Order.Status.PENDING:
+            return order
+        order.status = Order.Status.UNKNOWN
+        order.routing = {**order.routing, "attempts": [{"provider": error.provider, "error": error.message}]}
+        order.resource_version += 1
+        order.save(update_fields=["status", "routing", "resource_version", "updated_at"])
+        publish(user_id=order.user_id, type="order.updated", data=order_data(order))
         return order
+
+
+def position_close_answer_record(
+    *, order_id: Any, venue_order: VenueOrder | None, failure: str = ""
+) -> Order:
+    """What the venue said about a close, recorded once (the order row is locked and only a
+    ``pending`` or ``unknown`` close changes): filled settles at the real price and size (a
+    partial fill closes that much and the position is ``open`` again); refused, cancelled or
+    unknown to the venue (``venue_order`` None) gives the position back (``open``) and re-arms
+    the trigger that fired it; still working schedules the next look-up."""
+    with transaction.atomic():
+        order = Order.objects.select_for_update(no_key=True).get(pk=order_id)
+        if order.status not in (Order.Status.PENDING, Order.Status.UNKNOWN):
+            return order
+        position = position_lock(position_id=order.position_id)
+        status = venue_order.status if venue_order is not None else VenueOrderStatus.REJECTED
+        if (
+            venue_order is not None
+            and status in (VenueOrderStatus.FILLED, VenueOrderStatus.PARTIALLY_FILLED)
+            and venue_order.filled_size > 0
+            and venue_order.avg_fill_price is not None
+            and position.status in Position.LIVE
+        ):
+            position.status = Position.Status.OPEN  # a full fill makes it closed or liquidated
+            close_fill_record(
+                position=position,
+                order=order,
+                size=min(venue_order.filled_size, position.size),
+                price=venue_order.avg_fill_price,
+                kind=Fill.Kind.LIQUIDATION if order.closed_by == Fill.Kind.LIQUIDATION else Fill.Kind.CLOSE,
+                venue_order_id=venue_order.venue_order_id,
+            )
+            return order
+        if venue_order is not None and status not in FINAL_REFUSALS and position.status in Position.LIVE:
+            order.venue_order_id = venue_order.venue_order_id or order.venue_order_id
+            if venue_order.client_order_id and venue_order.client_order_id != str(order.pk):
+                order.venue_client_order_id = venue_order.client_order_id
+            poll_schedule(order)
+            order.save(
+                update_fields=[
+                    "venue_order_id",
+                    "venue_client_order_id",
+                    "next_poll_at",
+                    "poll_attempts",
+                    "updated_at",
+                ]
+            )
+            return order
+        reason = failure or (venue_order.reject_reason if venue_order else None) or "venue_never_received"
+        _close_refused(order, position, cancelled=status == VenueOrderStatus.CANCELLED, reason=reason)
+        return order
+
+
+FINAL_REFUSALS = (VenueOrderStatus.REJECTED, VenueOrderStatus.CANCELLED)
+
+
+def _close_refused(order: Order, position: Position, *, cancelled: bool, reason: str) -> None:
+    """The close did not happen: the order ends ``rejected`` (``cancelled`` if the venue
+    cancelled it), the position is ``open`` again and the trigger that fired it is armed again."""
+    order.status = Order.Status.CANCELLED if cancelled else Order.Status.REJECTED
+    order.reject_code = "" if cancelled else "venue_rejected"
+    order.reject_reason = reason
+    order.next_poll_at = None
+    order.resource_version += 1
+    order.save(
+        update_fields=[
+            "status",
+            "reject_code",
+            "reject_reason",
+            "next_poll_at",
+            "resource_version",
+            "updated_at",
+        ]
+    )
+    publish(
+        user_id=order.user_id,
+        type="order.cancelled" if cancelled else "order.rejected",
+        data=order_data(order),
+    )
+    if position.status == Position.Status.CLOSING:
+        position.status = Position.Status.OPEN
+        position.resource_version += 1
+        position.save(update_fields=["status", "resource_version", "updated_at"])
+        publish(user_id=position.user_id, type="position.updated", data=position_data(position))
+    protective_rearm(close_order=order)
+
+
+def position_close_poll(*, order_id: Any) -> Order:
+    """Ask the venue, by client id, about a close that is pending or whose answer was lost,
+    and record what it says (``position_close_answer_record``). A venue that does not answer
+    leaves it as it is, for the next poll."""
+    order = Order.objects.select_related("position").get(pk=order_id)
+    if order.status not in (Order.Status.PENDING, Order.Status.UNKNOWN) or order.position is None:
+        return order
+    try:
+        venue_order = call_provider(
+            order.provider,
+            registry.venue(order.provider).get_order,
+            account_ref=order.position.account_ref,
+            client_order_id=order.venue_client_order_id or str(order.pk),
+        )
+    except ProviderError as exc:
+        logger.warning("close %s: %s did not answer: %s", order.pk, order.provider, exc.message)
+        return order
+    return position_close_answer_record(order_id=order.pk, venue_order=venue_order)
 
 
 def close_size(position: Position, size: Decimal | None, rounding: str | None) -> Decimal:

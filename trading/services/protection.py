@@ -169,3 +169,21 @@ def risk_triggers_arm(position: Position) -> None:
         _arm(position, ProtectiveOrder.Kind.MARGIN_CALL, trigger_price=margin_call)
     if position.liquidation_price is not None:
         _arm(position, ProtectiveOrder.Kind.LIQUIDATION, trigger_price=position.liquidation_price)
+
+
+def protective_rearm(*, close_order: Order) -> None:
+    """A close that a trigger fired was refused: that trigger is armed again (unless another of
+    its kind was armed since), so the next tick or sweep can fire it once more."""
+    for protective in ProtectiveOrder.objects.select_for_update(no_key=True).filter(
+        close_order=close_order, status=ProtectiveOrder.Status.FIRED
+    ):
+        if ProtectiveOrder.objects.filter(
+            position_id=protective.position_id, kind=protective.kind, status=ProtectiveOrder.Status.ARMED
+        ).exists():
+            continue
+        protective.status = ProtectiveOrder.Status.ARMED
+        protective.fired_at = None
+        protective.fired_price = None
+        protective.close_order = None
+        protective.save(update_fields=["status", "fired_at", "fired_price", "close_order", "updated_at"])
+        transaction.on_commit(partial(protective_index, protective.pk))

@@ -113,7 +113,7 @@ def _orders_sent(provider: str) -> Any:
 def _venues_in_use(since: Any) -> list[str]:
     names: set[str] = set()
     names.update(
-        Position.objects.filter(Q(status=Position.Status.OPEN) | Q(closed_at__gte=since)).values_list(
+        Position.objects.filter(Q(status__in=Position.LIVE) | Q(closed_at__gte=since)).values_list(
             "provider", flat=True
         )
     )
@@ -135,7 +135,7 @@ def _accounts_at(provider: str, since: Any) -> dict[str, set[Any]]:
     """account_ref -> ids of our users trading from it, for every account we have business at."""
     accounts: dict[str, set[Any]] = defaultdict(set)
     positions = Position.objects.filter(provider=provider).filter(
-        Q(status=Position.Status.OPEN) | Q(closed_at__gte=since)
+        Q(status__in=Position.LIVE) | Q(closed_at__gte=since)
     )
     for account_ref, user_id in positions.values_list("account_ref", "user_id").distinct():
         accounts[account_ref].add(user_id)
@@ -276,7 +276,8 @@ def _account_observations(
     theirs = call_provider(provider, venue.positions, account_ref=account_ref)
     working = call_provider(provider, venue.open_orders, account_ref=account_ref)
     ours = list(
-        Position.objects.filter(provider=provider, account_ref=account_ref, status=Position.Status.OPEN)
+        # A closing position is still held at the venue until its close settles.
+        Position.objects.filter(provider=provider, account_ref=account_ref, status__in=Position.LIVE)
     )
     orders = Order.objects.filter(provider=provider, user_id__in=user_ids)
     recent = {str(pk) for pk in orders.filter(updated_at__gte=grace_cutoff).values_list("pk", flat=True)}

@@ -93,6 +93,8 @@ def _fire_locked(
     protective = ProtectiveOrder.objects.filter(pk=protective_id, status=ARMED).first()
     if protective is None:
         return None
+    if position.status == Position.Status.CLOSING:  # a close is pending: its outcome decides
+        return None
     if position.status != Position.Status.OPEN:  # closed without it: nothing left to protect
         ProtectiveOrder.objects.filter(pk=protective.pk, status=ARMED).update(
             status=ProtectiveOrder.Status.CANCELLED, updated_at=timezone.now()

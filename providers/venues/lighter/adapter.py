@@ -569,11 +569,16 @@ class LighterVenue(Venue, PriceStreaming):
         return VenueOrder(venue_order_id=venue_order_id, client_order_id="", status=VenueOrderStatus.PENDING)
 
     def close_position(
-        self, *, account_ref: str, venue_position_id: str, size: Decimal | None = None
+        self,
+        *,
+        account_ref: str,
+        venue_position_id: str,
+        size: Decimal | None = None,
+        client_order_id: str = "",
     ) -> VenueOrder:
         """A reduce-only IOC market order against the position (all of it, or ``size``), with a
         worst price ``max_slippage`` beyond the best price. Its client order id is
-        ``close-<uuid>``, returned so that ``get_order`` can follow it."""
+        ours when given, else ``close-<uuid>``, returned so that ``get_order`` can follow it."""
         signer.ensure_available()
         account_index = self._account_of(account_ref, trading=True)
         positions = {p.venue_position_id: p for p in self.positions(account_ref=str(account_index))}
@@ -590,7 +595,7 @@ class LighterVenue(Venue, PriceStreaming):
         if base_amount <= 0:
             raise ProviderError(self.name, "the size to close is below the size step", status_code=400)
         price = self._worst_price(market, self._best_price(market, is_ask=is_ask), is_ask=is_ask)
-        client_order_id = f"close-{uuid.uuid4()}"
+        client_order_id = client_order_id or f"close-{uuid.uuid4()}"
         index = client_order_index(client_order_id)
         self._send(
             lambda nonce: signer.sign_create_order(

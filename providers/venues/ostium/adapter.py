@@ -372,7 +372,12 @@ class OstiumVenue(Venue):
         raise _sent_by_wallet("build_cancel_limit_order")
 
     def close_position(
-        self, *, account_ref: str, venue_position_id: str, size: Decimal | None = None
+        self,
+        *,
+        account_ref: str,
+        venue_position_id: str,
+        size: Decimal | None = None,
+        client_order_id: str = "",
     ) -> VenueOrder:
         raise _sent_by_wallet("build_close_trade")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import ClassVar
 
@@ -25,6 +25,7 @@ from providers.venues.paper.walk import PaperPriceWalk, round_to_step
 logger = logging.getLogger(__name__)
 
 MAX_VOLATILITY_BPS = Decimal(1000)
+ANSWER_MODES = ("sync", "async")
 
 
 def _bps_option(name: str, value: object, maximum: Decimal | None = None) -> Decimal:
@@ -49,6 +50,14 @@ class PaperVenue(Venue):
     step per second (for the crypto majors; calmer pairs scale it down), and ``mirror_venue``,
     a venue whose mids to follow while it answers.
 
+    Answers (``answer_mode``): ``sync`` (the default) fills a market order or a close in the
+    call that sends it. ``async`` answers ``pending`` instead: the venue's own book keeps the
+    order and executes it at the market of that moment once ``answer_delay_seconds`` have
+    passed, when it is next looked up (``get_order`` by client id, which is how we learn every
+    outcome: the paper venue has no order stream). ``drop_answers`` (tests, drills): the venue
+    takes every order and close, then the answer is lost (a 504 after the fact), so only a
+    reconciliation by client id can tell what happened.
+
     ``now`` is the clock, injectable for tests; every process must use real time in production.
     """
 
@@ -61,6 +70,9 @@ class PaperVenue(Venue):
         volatility_bps: str,
         mirror_venue: str = "",
         *,
+        answer_mode: str = "sync",
+        answer_delay_seconds: str = "0",
+        drop_answers: str = "",
         now: Callable[[], datetime] = timezone.now,
     ) -> None:
         self.spread_bps = _bps_option("spread_bps", spread_bps, maximum=Decimal(10_000))
@@ -69,6 +81,17 @@ class PaperVenue(Venue):
         self.mirror_venue = (mirror_venue or "").strip()
         if self.mirror_venue == self.name:
             raise registry.ProviderNotConfigured("paper", "mirror_venue cannot be the paper venue itself")
+        self.answer_mode = (answer_mode or "sync").strip()
+        if self.answer_mode not in ANSWER_MODES:
+            raise registry.ProviderNotConfigured("paper", "answer_mode must be sync or async")
+        try:
+            delay = Decimal(str(answer_delay_seconds or "0").strip())
+        except InvalidOperation:
+            delay = Decimal("NaN")
+        if not delay.is_finite() or delay < 0:
+            raise registry.ProviderNotConfigured("paper", "answer_delay_seconds must be a number >= 0")
+        self.answer_delay = timedelta(seconds=float(delay))
+        self.drop_answers = str(drop_answers or "").strip().lower() in {"1", "true", "yes", "on"}
         self.now = now
         self.walk = PaperPriceWalk(volatility_bps=self.volatility_bps)
 
@@ -158,14 +181,36 @@ class PaperVenue(Venue):
         """One paper book per user, named by the user's id."""
         return user_id
 
+    def _executes_at(self) -> datetime | None:
+        """When an order or close sent now executes: now (in the call) unless answers are async."""
+        return self.now() + self.answer_delay if self.answer_mode == "async" else None
+
+    def _answer(self, answer: VenueOrder, what: str) -> VenueOrder:
+        """``answer``, unless answers are dropped: then the venue has acted and we never hear."""
+        if self.drop_answers:
+            raise ProviderError(self.name, f"{what}: the answer was lost (drop_answers)", status_code=504)
+        return answer
+
     def place_order(self, *, order: VenueOrderRequest) -> VenueOrder:
-        return book.paper_order_place(order=order, quote_of=self._quote_of, slippage_bps=self.slippage_bps)
+        placed = book.paper_order_place(
+            order=order,
+            quote_of=self._quote_of,
+            slippage_bps=self.slippage_bps,
+            executes_at=self._executes_at(),
+        )
+        return self._answer(placed, "place_order")
 
     def cancel_order(self, *, account_ref: str, venue_order_id: str) -> VenueOrder:
         return book.paper_order_cancel(account_ref=account_ref, venue_order_id=venue_order_id)
 
     def get_order(self, *, account_ref: str, client_order_id: str) -> VenueOrder | None:
-        return book.paper_order_get(account_ref=account_ref, client_order_id=client_order_id)
+        return book.paper_order_get(
+            account_ref=account_ref,
+            client_order_id=client_order_id,
+            quote_of=self._quote_of,
+            slippage_bps=self.slippage_bps,
+            now=self.now(),
+        )
 
     def positions(self, *, account_ref: str) -> list[VenuePosition]:
         return book.paper_positions_open(account_ref=account_ref)
@@ -174,12 +219,20 @@ class PaperVenue(Venue):
         return book.paper_orders_open(account_ref=account_ref)
 
     def close_position(
-        self, *, account_ref: str, venue_position_id: str, size: Decimal | None = None
+        self,
+        *,
+        account_ref: str,
+        venue_position_id: str,
+        size: Decimal | None = None,
+        client_order_id: str = "",
     ) -> VenueOrder:
-        return book.paper_position_close(
+        closed = book.paper_position_close(
             account_ref=account_ref,
             venue_position_id=venue_position_id,
             size=size,
             quote_of=self._quote_of,
             slippage_bps=self.slippage_bps,
+            client_order_id=client_order_id,
+            executes_at=self._executes_at(),
         )
+        return self._answer(closed, "close_position")

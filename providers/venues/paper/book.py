@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 from django.db import IntegrityError, transaction
@@ -170,9 +171,19 @@ def _order_by_client_id(account_ref: str, client_order_id: str) -> PaperOrder | 
 
 
 @transaction.atomic
-def paper_order_place(*, order: VenueOrderRequest, quote_of: QuoteOf, slippage_bps: Decimal) -> VenueOrder:
+def paper_order_place(
+    *,
+    order: VenueOrderRequest,
+    quote_of: QuoteOf,
+    slippage_bps: Decimal,
+    executes_at: datetime | None = None,
+) -> VenueOrder:
     """Accept, fill, rest or reject ``order``; a repeat of its ``client_order_id`` answers with
-    the first result and changes nothing."""
+    the first result and changes nothing.
+
+    ``executes_at`` (the asynchronous answer mode): an accepted market order is kept
+    ``pending`` and executes at the price of the moment ``paper_order_get`` finds it due."""
+    defer = executes_at is not None
     existing = _order_by_client_id(order.account_ref, order.client_order_id)
     if existing is not None:
         return _to_venue_order(existing)
@@ -207,7 +218,9 @@ def paper_order_place(*, order: VenueOrderRequest, quote_of: QuoteOf, slippage_b
         symbol=str(order.symbol)[:32],
         side=str(order.side)[:8],
         type=str(order.type)[:8],
-        status=PaperOrder.Status.OPEN if accepted else PaperOrder.Status.REJECTED,
+        status=(PaperOrder.Status.PENDING if defer and fill_price is not None else PaperOrder.Status.OPEN)
+        if accepted
+        else PaperOrder.Status.REJECTED,
         reject_reason=reason or "",
         # A rejection keeps what was sent where its column can hold it.
         collateral=order.collateral if accepted or _fits(order.collateral) else Decimal(0),
@@ -216,6 +229,7 @@ def paper_order_place(*, order: VenueOrderRequest, quote_of: QuoteOf, slippage_b
         stop_loss=order.stop_loss if accepted or _fits(order.stop_loss) else None,
         take_profit=order.take_profit if accepted or _fits(order.take_profit) else None,
         size=size,
+        executes_at=executes_at if defer and fill_price is not None else None,
     )
     try:
         with transaction.atomic():
@@ -227,7 +241,7 @@ def paper_order_place(*, order: VenueOrderRequest, quote_of: QuoteOf, slippage_b
             raise
         return _to_venue_order(first)
 
-    if fill_price is not None:
+    if fill_price is not None and not defer:
         _fill(row, fill_price)
     return _to_venue_order(row)
 
@@ -345,20 +359,107 @@ def _order_for_update(account_ref: str, venue_order_id: str) -> PaperOrder:
 
 @transaction.atomic
 def paper_order_cancel(*, account_ref: str, venue_order_id: str) -> VenueOrder:
-    """Cancel a resting order; an order already filled, cancelled or rejected is returned as it is.
+    """Cancel a resting or pending (not yet executed) order; an order already filled, cancelled or
+    rejected is returned as it is.
 
     Raises ProviderError (404) when the account has no such order.
     """
     order = _order_for_update(account_ref, venue_order_id)
-    if order.status == PaperOrder.Status.OPEN:
+    if order.status in (PaperOrder.Status.OPEN, PaperOrder.Status.PENDING):
         order.status = PaperOrder.Status.CANCELLED
         order.save(update_fields=["status", "updated_at"])
     return _to_venue_order(order)
 
 
-def paper_order_get(*, account_ref: str, client_order_id: str) -> VenueOrder | None:
-    order = _order_by_client_id(account_ref, client_order_id)
-    return None if order is None else _to_venue_order(order)
+@transaction.atomic
+def paper_order_get(
+    *,
+    account_ref: str,
+    client_order_id: str,
+    quote_of: QuoteOf | None = None,
+    slippage_bps: Decimal = Decimal(0),
+    now: datetime | None = None,
+) -> VenueOrder | None:
+    """The order with our ``client_order_id``. A ``pending`` one due by ``now`` executes first
+    (the asynchronous answer mode: the venue works on it between our calls)."""
+    order = (
+        PaperOrder.objects.select_for_update()
+        .filter(account_ref=account_ref, client_order_id=client_order_id)
+        .first()
+    )
+    if order is None:
+        return None
+    if (
+        order.status == PaperOrder.Status.PENDING
+        and quote_of is not None
+        and now is not None
+        and (order.executes_at is None or order.executes_at <= now)
+    ):
+        _pending_execute(order, quote_of=quote_of, slippage_bps=slippage_bps)
+    return _to_venue_order(order)
+
+
+def _pending_execute(order: PaperOrder, *, quote_of: QuoteOf, slippage_bps: Decimal) -> None:
+    """Execute a locked ``pending`` order at the market now: an opening fills into its position,
+    a close reduces its position; what cannot execute now is rejected with its reason."""
+    pair = paper_pair(order.symbol)
+    quote = quote_of(order.symbol) if pair is not None else None
+    if pair is None or quote is None:
+        _reject(order, "market_unavailable")
+        return
+    market = pair.market
+    price = market_fill_price(
+        quote=quote,
+        side=Side(order.side),
+        opening=not order.reduces_position,
+        slippage_bps=slippage_bps,
+        tick=market.tick_size,
+    )
+    if not order.reduces_position:
+        order.size = _order_size(
+            collateral=order.collateral, leverage=order.leverage, price=price, market=market
+        )
+        if order.size <= 0:
+            _reject(order, "size_below_minimum")
+            return
+        order.save(update_fields=["size", "updated_at"])
+        _fill(order, price)
+        return
+    position = (
+        PaperPosition.objects.select_for_update()
+        .filter(pk=order.position_id, status=PaperPosition.Status.OPEN)
+        .first()
+        if order.position_id is not None
+        else None
+    )
+    if position is None:
+        _reject(order, "position_not_found")
+        return
+    closing = min(order.size, position.size)
+    released = _position_reduce(position, closing=closing, price=price)
+    order.status = PaperOrder.Status.FILLED
+    order.collateral = released
+    order.size = closing
+    order.filled_size = closing
+    order.avg_fill_price = price
+    order.filled_at = timezone.now()
+    order.save(
+        update_fields=[
+            "status",
+            "collateral",
+            "size",
+            "filled_size",
+            "avg_fill_price",
+            "filled_at",
+            "updated_at",
+        ]
+    )
+
+
+def _reject(order: PaperOrder, reason: str) -> None:
+    order.status = PaperOrder.Status.REJECTED
+    order.reject_reason = reason
+    order.save(update_fields=["status", "reject_reason", "updated_at"])
 
 
 def paper_orders_open(*, account_ref: str) -> list[VenueOrder]:
@@ -378,20 +479,53 @@ def _close_rejected(reason: str) -> VenueOrder:
     )
 
 
+def _position_reduce(position: PaperPosition, *, closing: Decimal, price: Decimal) -> Decimal:
+    """Take ``closing`` off the locked ``position`` at ``price``: book the P&L, release the
+    collateral in proportion (all of it when closed in full). Returns the collateral released."""
+    side = Side(position.side)
+    pnl_per_unit = price - position.entry_price if side == Side.LONG else position.entry_price - price
+    pnl = round_to_step(pnl_per_unit * closing, USDC_STEP, ROUND_HALF_EVEN)
+    full = closing >= position.size
+    released = (
+        position.collateral
+        if full
+        else round_to_step(position.collateral * closing / position.size, USDC_STEP, ROUND_DOWN)
+    )
+    position.size -= closing
+    position.collateral -= released
+    position.realized_pnl += pnl
+    fields = ["size", "collateral", "realized_pnl", "updated_at"]
+    if full:
+        position.status = PaperPosition.Status.CLOSED
+        position.closed_at = timezone.now()
+        fields += ["status", "closed_at"]
+    position.save(update_fields=fields)
+    return released
+
+
 @transaction.atomic
-def paper_position_close(
+def paper_position_close(  # noqa: PLR0911 - one return per refusal
     *,
     account_ref: str,
     venue_position_id: str,
     size: Decimal | None,
     quote_of: QuoteOf,
     slippage_bps: Decimal,
+    client_order_id: str = "",
+    executes_at: datetime | None = None,
 ) -> VenueOrder:
     """Close ``size`` of the position (all of it when None or when ``size`` covers it) at market.
 
     Collateral is released in proportion to the size closed and the realised P&L is booked on
-    the position; the close is recorded as a filled order that reduces the position.
+    the position; the close is recorded as a filled order that reduces the position, under
+    ``client_order_id`` when given (a repeat answers with the first close) or ``close-<uuid>``.
+    ``executes_at``: the close is kept ``pending`` and executes when ``paper_order_get`` finds
+    it due.
     """
+    if client_order_id:
+        existing = _order_by_client_id(account_ref, client_order_id)
+        if existing is not None:
+            return _to_venue_order(existing)
     try:
         position_pk = uuid.UUID(venue_position_id)
     except ValueError:
@@ -412,45 +546,33 @@ def paper_position_close(
         if size <= 0:
             return _close_rejected("size_below_minimum")
     closing = position.size if size is None else size
-    quote = quote_of(position.symbol)
-    if quote is None:
-        return _close_rejected("market_unavailable")
-    side = Side(position.side)
-    price = market_fill_price(
-        quote=quote, side=side, opening=False, slippage_bps=slippage_bps, tick=market.tick_size
-    )
-    pnl_per_unit = price - position.entry_price if side == Side.LONG else position.entry_price - price
-    pnl = round_to_step(pnl_per_unit * closing, USDC_STEP, ROUND_HALF_EVEN)
-    full = closing >= position.size
-    released = (
-        position.collateral
-        if full
-        else round_to_step(position.collateral * closing / position.size, USDC_STEP, ROUND_DOWN)
-    )
-    now = timezone.now()
-    position.size -= closing
-    position.collateral -= released
-    position.realized_pnl += pnl
-    fields = ["size", "collateral", "realized_pnl", "updated_at"]
-    if full:
-        position.status = PaperPosition.Status.CLOSED
-        position.closed_at = now
-        fields += ["status", "closed_at"]
-    position.save(update_fields=fields)
-    order = PaperOrder.objects.create(
+    row = PaperOrder(
         account_ref=account_ref,
-        client_order_id=f"close-{uuid.uuid4().hex}",
+        client_order_id=client_order_id or f"close-{uuid.uuid4().hex}",
         symbol=position.symbol,
         side=position.side,
         type=OrderType.MARKET,
         reduces_position=True,
-        status=PaperOrder.Status.FILLED,
-        collateral=released,
+        status=PaperOrder.Status.PENDING,
+        collateral=Decimal(0),
         leverage=position.leverage,
         size=closing,
-        filled_size=closing,
-        avg_fill_price=price,
         position=position,
-        filled_at=now,
+        executes_at=executes_at,
     )
-    return _to_venue_order(order)
+    if executes_at is not None:
+        row.save(force_insert=True)
+        return _to_venue_order(row)
+    quote = quote_of(position.symbol)
+    if quote is None:
+        return _close_rejected("market_unavailable")
+    price = market_fill_price(
+        quote=quote, side=Side(position.side), opening=False, slippage_bps=slippage_bps, tick=market.tick_size
+    )
+    row.collateral = _position_reduce(position, closing=closing, price=price)
+    row.status = PaperOrder.Status.FILLED
+    row.filled_size = closing
+    row.avg_fill_price = price
+    row.filled_at = timezone.now()
+    row.save(force_insert=True)
+    return _to_venue_order(row)
