@@ -397,7 +397,7 @@ def order_execute(*, order_id: Any) -> Order:
             order_id=order.pk, provider=provider, venue_order=venue_order, attempts=attempts
         )
         if recorded.status == Order.Status.PENDING:  # pending at the venue: look once more now
-            return order_poll(order_id=recorded.pk)
+            return order_poll(order_id=recorded.pk, just_acknowledged=True)
         return recorded
     return order_reject(
         order_id=order.pk, code="no_venue_available", reason="every routed venue failed", attempts=attempts
@@ -646,10 +646,13 @@ def position_close_limit(
         return order
 
 
-def order_poll(*, order_id: Any) -> Order:
+def order_poll(*, order_id: Any, just_acknowledged: bool = False) -> Order:
     """Ask the venue, by client id, about an order that is pending there or whose answer was
     lost, and record its answer once (filled, rejected, or still working: polled again later).
-    A venue that has no such order never received it: the order is rejected, collateral back.
+    A venue that has no such order never received it: the order is rejected, collateral back;
+    except right after the venue acknowledged it (``just_acknowledged``): a venue that
+    executes after acknowledging (Lighter's sequencer) lists it only once executed, so it
+    stays pending for the next poll.
     A venue that does not answer leaves the order as it is, for the next poll."""
     order = Order.objects.select_related("user").get(pk=order_id)
     if order.status not in (Order.Status.PENDING, Order.Status.UNKNOWN):
@@ -665,6 +668,8 @@ def order_poll(*, order_id: Any) -> Order:
         )
     except ProviderError as exc:
         logger.warning("order %s: %s did not answer: %s", order.pk, order.provider, exc.message)
+        return order
+    if venue_order is None and just_acknowledged:
         return order
     if venue_order is None:
         return order_reject(

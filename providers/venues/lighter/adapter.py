@@ -467,7 +467,7 @@ class LighterVenue(Venue, PriceStreaming):
         ``client_order_index``); ``venue_order_id`` is the one ``get_order`` gives the same order.
         """
         account_index = self._account_of(account_ref, trading=True)
-        orders = self._client.active_orders(account_index=account_index, auth=self._auth_token())
+        orders = self._client.active_orders(account_index=account_index, auth=self._auth_token(account_index))
         return [
             _venue_order(order, str(order.get("client_order_index") or ""))
             for order in orders
