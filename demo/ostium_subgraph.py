@@ -64,8 +64,20 @@ class _QuietHandler(WSGIRequestHandler):
 class OstiumSubgraph:
     """Serve on 127.0.0.1 (``start()`` returns the URL) until ``stop()``."""
 
-    def __init__(self, *, rpc_url: str, trading: str, pairs: Sequence[OstiumPair], port: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        rpc_url: str,
+        trading: str,
+        pairs: Sequence[OstiumPair],
+        port: int = 0,
+        from_block: int | None = None,
+    ) -> None:
+        """``from_block``: where the contract's events start (default: the chain's head now,
+        the contract being deployed already); logs are read from there, not from block 0, so
+        answers stay fast on a long-lived test chain."""
         self._w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": 10}))
+        self._from_block = self._w3.eth.block_number if from_block is None else from_block
         self._trading = self._w3.eth.contract(
             address=to_checksum_address(trading), abi=load_artifact("TestOstiumTrading")["abi"]
         )
@@ -130,7 +142,9 @@ class OstiumSubgraph:
 
     def _logs(self, event: str, **filters: Any) -> list[Any]:
         return list(
-            getattr(self._trading.events, event)().get_logs(from_block=0, argument_filters=filters or None)
+            getattr(self._trading.events, event)().get_logs(
+                from_block=self._from_block, argument_filters=filters or None
+            )
         )
 
     def _pair(self, index: int) -> dict[str, str]:
