@@ -233,7 +233,9 @@ def test_an_ostium_trade_opened_on_chain_that_we_do_not_hold_is_extra(on_chain: 
     first = run()
     second = run()
 
-    [drift] = drifts()
+    found = drifts()
+    assert len(found) == 1, [(d.venue, d.kind, d.symbol, d.details) for d in found]
+    [drift] = found
     assert (drift.kind, drift.symbol, drift.account_ref, drift.occurrences) == (
         "extra_at_venue",
         "EURUSD",

@@ -160,6 +160,12 @@ def _market_totals(rows: list[tuple[Decimal, Decimal]]) -> tuple[Decimal, Decima
     return size, entry
 
 
+# Sizes agree when within a billionth of each other: a venue may carry more digits than our
+# column keeps (Ostium's collateral x leverage / price to 18 places; SQLite stores decimals
+# as floating point), and any real difference is a whole size step, far above this.
+SIZE_TOLERANCE = Decimal("1e-9")
+
+
 def _position_observations(
     ours: list[Position], theirs: list[VenuePosition], tolerance_bps: Decimal
 ) -> list[Observation]:
@@ -193,7 +199,7 @@ def _position_observations(
         if not mine:
             found.append(seen(kind=Kind.EXTRA_AT_VENUE, details=facts))
             continue
-        if our_size != venue_size:
+        if abs(our_size - venue_size) > max(abs(our_size), abs(venue_size)) * SIZE_TOLERANCE:
             found.append(seen(kind=Kind.SIZE_MISMATCH, details=facts))
         apart_bps = abs(our_entry - venue_entry) / venue_entry * 10_000 if venue_entry else Decimal(0)
         if apart_bps > tolerance_bps:

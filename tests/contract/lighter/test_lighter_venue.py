@@ -333,7 +333,9 @@ def test_a_slow_answer_times_out_as_a_retryable_error(
     elapsed = time.monotonic() - started
     threaded_server.clear()
     assert caught.value.retryable and "timed out after 0.1 s" in caught.value.message
-    assert attempts == 2 and elapsed < 0.3
+    # Two attempts cut at 0.1 s each, not two answers waited out (0.6 s): the bound leaves room
+    # for a loaded machine.
+    assert attempts == 2 and elapsed < 0.6
 
 
 # --- account --------------------------------------------------------------------------
