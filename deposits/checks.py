@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Count
+from django.db.models import Count, OuterRef, Subquery
 
 from deposits.models import Deposit, DepositStatus
 from ledger.models import LedgerEntry, LedgerTransaction, TransactionKind
@@ -37,14 +37,18 @@ def deposits_ledger_check() -> list[str]:
     for row in receipts:
         if row["n"] > 1:
             problems.append(f"{row['reference']} was received {row['n']} times")
-    for deposit in Deposit.objects.filter(credit_transaction__isnull=False).select_related("user"):
-        entry = LedgerEntry.objects.filter(
-            transaction_id=deposit.credit_transaction_id, account__user=deposit.user_id
-        ).first()
-        if entry is None or entry.amount != deposit.credited_amount:
+    # One query: each credited deposit beside what its ledger credit gave the deposit's user.
+    user_credit = LedgerEntry.objects.filter(
+        transaction_id=OuterRef("credit_transaction_id"), account__user=OuterRef("user_id")
+    ).values("amount")[:1]
+    credited_deposits = Deposit.objects.filter(credit_transaction__isnull=False).annotate(
+        ledger_credit=Subquery(user_credit)
+    )
+    for deposit in credited_deposits:
+        if deposit.ledger_credit is None or deposit.ledger_credit != deposit.credited_amount:
             problems.append(
                 f"deposit {deposit.pk} shows {deposit.credited_amount} credited but its ledger credit "
-                f"gave the user {entry.amount if entry else 'nothing'}"
+                f"gave the user {deposit.ledger_credit if deposit.ledger_credit is not None else 'nothing'}"
             )
     received = set(
         LedgerTransaction.objects.filter(
