@@ -429,6 +429,12 @@ class Venue(ProviderAdapter):
         here and there. Used by reconciliation.
         """
 
+    def venue_client_order_id(self, client_order_id: str) -> str:
+        """Our ``client_order_id`` in the form ``open_orders`` reports it: the same where the
+        venue keeps ours as sent (the default), the venue's own form where it does not (a
+        hash). Lets reconciliation recognise an order of ours among the venue's."""
+        return client_order_id
+
     @abstractmethod
     def close_position(
         self,

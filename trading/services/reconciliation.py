@@ -218,14 +218,18 @@ def _order_observations(
     recent: set[str],
 ) -> list[Observation]:
     """``sent``: our orders the venue should know (past the grace period); ``working``: the
-    venue's; ``recent``: ids of our orders changed within the grace period (left alone)."""
+    venue's; ``recent``: client ids, in the venue's form, of our orders changed within the
+    grace period (left alone)."""
     working_by_client = {order.client_order_id: order for order in working if order.client_order_id}
     accounted: set[str] = set()
     found: list[Observation] = []
     for order in sent:
         ours = str(order.pk)
-        answer = working_by_client.get(ours) or call_provider(
-            provider, venue.get_order, account_ref=account_ref, client_order_id=ours
+        # What the venue follows the order by: our id, or the one it named (an Ostium order is
+        # the hash of the transaction that sent it), as order_poll asks it.
+        followed_by = order.venue_client_order_id or ours
+        answer = working_by_client.get(venue.venue_client_order_id(followed_by)) or call_provider(
+            provider, venue.get_order, account_ref=account_ref, client_order_id=followed_by
         )
         if order.venue_order_id:
             accounted.add(order.venue_order_id)
@@ -286,7 +290,13 @@ def _account_observations(
         Position.objects.filter(provider=provider, account_ref=account_ref, status__in=Position.LIVE)
     )
     orders = Order.objects.filter(provider=provider, user_id__in=user_ids)
-    recent = {str(pk) for pk in orders.filter(updated_at__gte=grace_cutoff).values_list("pk", flat=True)}
+    # Orders still settling, in the form the venue lists client ids (Lighter's are hashes).
+    recent = {
+        venue.venue_client_order_id(venue_client_order_id or str(pk))
+        for pk, venue_client_order_id in orders.filter(updated_at__gte=grace_cutoff).values_list(
+            "pk", "venue_client_order_id"
+        )
+    }
     sent = list(
         _orders_sent(provider)
         .filter(user_id__in=user_ids, updated_at__lt=grace_cutoff)

@@ -460,6 +460,10 @@ class LighterVenue(Venue, PriceStreaming):
             client_order_id=client_order_id,
         )
 
+    def venue_client_order_id(self, client_order_id: str) -> str:
+        """Lighter keeps a number, not our id: ``client_order_index`` of it, as text."""
+        return str(client_order_index(client_order_id))
+
     def open_orders(self, *, account_ref: str) -> list[VenueOrder]:
         """The account's resting orders (``GET accountActiveOrders``, with an auth token).
 
