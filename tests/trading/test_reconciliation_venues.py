@@ -40,7 +40,7 @@ from tests.contract.ostium.test_ostium_local_chain import (  # noqa: F401 - fixt
     _trader,
     ostium,
 )
-from trading.models import Fill, Position, ReconciliationDrift
+from trading.models import Fill, Order, Position, ReconciliationDrift
 from trading.services.orders import OrderTerms, order_place
 from trading.services.reconciliation import reconciliation_run
 
@@ -200,6 +200,101 @@ def test_a_lighter_order_we_wait_for_that_filled_there_is_recorded_once(
     assert (first["drifts_repaired"], second["drifts_repaired"], second["drifts_found"]) == (1, 0, 0)
     assert alerts() == []
     assert ledger_check() == []
+
+
+def test_a_lighter_entry_price_beyond_the_tolerance_is_a_price_mismatch(
+    lighter_account: str,
+    fake: FakeLighter,  # noqa: F811 - the imported fixture
+    trader: Any,
+) -> None:
+    fake.accounts[int(lighter_account)].positions[ETH] = (Decimal("0.5"), Decimal("3100"))
+    position = held(trader, "lighter", lighter_account, "ETHUSD", "long", "0.5", "3000")
+
+    run()
+
+    [drift] = drifts()
+    assert (drift.kind, drift.symbol, drift.our_ref, drift.status) == (
+        "price_mismatch",
+        "ETHUSD",
+        str(position.pk),
+        "open",
+    )
+    assert Decimal(drift.details["venue_entry_price"]) == Decimal(3100)
+    assert alerts() == [("price_mismatch", f"drift:{drift.pk}")]
+
+
+def test_a_lighter_order_only_the_venue_holds_is_extra_and_ours_still_settling_is_not(
+    lighter: LighterVenue,
+    lighter_account: str,
+    fake: FakeLighter,  # noqa: F811 - the imported fixture
+    trader: Any,
+) -> None:
+    fake.accounts[int(lighter_account)].positions[ETH] = (Decimal("0.5"), Decimal("3000"))
+    position = held(trader, "lighter", lighter_account, "ETHUSD", "long", "0.5", "3000")
+    # An order of ours, changed a moment ago, resting at Lighter under its hashed client id.
+    ours = Order.objects.create(
+        user=trader,
+        symbol="ETHUSD",
+        category="crypto",
+        side="long",
+        type="market",
+        status="pending",
+        provider="lighter",
+        position=position,
+    )
+    for client_order_id, trigger in ((str(ours.pk), "2800"), ("placed-by-hand", "2700")):
+        lighter.place_stop(
+            account_ref=lighter_account,
+            venue_position_id=str(ETH),
+            kind="stop_loss",
+            trigger_price=Decimal(trigger),
+            client_order_id=client_order_id,
+        )
+    wait_until(lambda: len(lighter.open_orders(account_ref=lighter_account)) == 2, what="two stops resting")
+    by_hand = next(
+        order
+        for order in lighter.open_orders(account_ref=lighter_account)
+        if order.client_order_id == lighter.venue_client_order_id("placed-by-hand")
+    )
+
+    reconciliation_run(order_grace=timedelta(minutes=1))
+
+    [drift] = drifts()
+    assert (drift.kind, drift.venue_ref, drift.our_ref) == (
+        "order_extra_at_venue",
+        by_hand.venue_order_id,
+        "",
+    )
+    assert drift.details["client_order_id"] == lighter.venue_client_order_id("placed-by-hand")
+
+
+def test_a_lighter_order_the_venue_never_received_is_missing_there(
+    lighter_account: str,
+    trader: Any,
+) -> None:
+    order = Order.objects.create(
+        user=trader,
+        symbol="ETHUSD",
+        category="crypto",
+        side="long",
+        type="market",
+        status="unknown",
+        provider="lighter",
+        collateral=Decimal(0),
+    )
+
+    run()
+    run()
+
+    [drift] = drifts()
+    assert (drift.kind, drift.our_ref, drift.occurrences, drift.account_ref) == (
+        "order_missing_at_venue",
+        str(order.pk),
+        2,
+        lighter_account,
+    )
+    order.refresh_from_db()
+    assert order.status == "unknown"  # only a fill is repaired
 
 
 # --- Ostium -----------------------------------------------------------------------------
