@@ -371,3 +371,58 @@ def test_our_ostium_position_whose_trade_was_closed_on_chain_is_missing(
     )
     assert (first["drifts_opened"], second["drifts_found"]) == (1, 1)
     assert alerts() == [("missing_at_venue", f"drift:{drift.pk}")]
+
+
+def test_an_ostium_market_order_waiting_for_the_keeper_that_is_not_ours_is_extra(
+    on_chain: Ostium, trader: Any
+) -> None:
+    wallet = _trader(on_chain)
+    on_chain.send(wallet, on_chain.venue.build_usdc_approval(amount=Decimal(1_000)))
+    _open(on_chain, wallet)
+    (trade,) = on_chain.venue.positions(account_ref=wallet.address)
+    held(trader, "ostium", wallet.address, "EURUSD", "long", str(trade.size), str(PRICE))
+    trading = on_chain.chain.contract("TestOstiumTrading", on_chain.trading)
+    trading.functions.setAutoExecute(False).transact({"from": on_chain.chain.deployer})
+    short = on_chain.venue.build_open_trade(
+        trader=wallet.address,
+        pair_index=EURUSD,
+        side=Side.SHORT,
+        collateral=Decimal(50),
+        leverage=Decimal(10),
+        price=PRICE,
+    )
+    try:
+        assert on_chain.send(wallet, short)["status"] == 1
+        [waiting] = on_chain.venue.open_orders(account_ref=wallet.address)
+
+        run()
+    finally:
+        trading.functions.setAutoExecute(True).transact({"from": on_chain.chain.deployer})
+
+    [drift] = drifts()
+    assert (drift.kind, drift.venue_ref, drift.account_ref, drift.our_ref) == (
+        "order_extra_at_venue",
+        waiting.venue_order_id,
+        wallet.address,
+        "",
+    )
+    assert drift.details["venue_status"] == "pending"
+
+
+def test_an_ostium_entry_price_beyond_the_tolerance_is_a_price_mismatch(
+    on_chain: Ostium, trader: Any
+) -> None:
+    wallet = _trader(on_chain)
+    on_chain.send(wallet, on_chain.venue.build_usdc_approval(amount=Decimal(1_000)))
+    _open(on_chain, wallet)
+    (trade,) = on_chain.venue.positions(account_ref=wallet.address)
+    position = held(trader, "ostium", wallet.address, "EURUSD", "long", str(trade.size), "1.2")
+
+    run()
+
+    [drift] = drifts()
+    assert (drift.kind, drift.our_ref, Decimal(drift.details["venue_entry_price"])) == (
+        "price_mismatch",
+        str(position.pk),
+        PRICE,
+    )
