@@ -17,6 +17,14 @@ class TransactionNotFound(NotFoundError):
     )
 
 
+class InvalidTransactionHash(ApplicationError):
+    """A hash that cannot be one (the API's serializer refuses it first, as ``validation_error``;
+    this is the service's own guard for every other caller)."""
+
+    code = "invalid_transaction_hash"
+    default_message = "Not a transaction hash (0x and 64 hex digits)."
+
+
 class TransactionFailed(ApplicationError):
     code = "transaction_failed"
     default_message = "The transaction reverted on chain: it moved no funds."

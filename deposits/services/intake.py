@@ -338,9 +338,7 @@ def deposit_report(*, user: User, chain_id: int, tx_hash: str) -> tuple[list[Dep
     An unconfirmed transaction is accepted and waits in ``confirming``.
     """
     if not isinstance(tx_hash, str) or not _TX_HASH.fullmatch(tx_hash):
-        raise errors.TransactionNotFound(
-            "Not a transaction hash (0x and 64 hex digits).", details={"tx_hash": ["Not a transaction hash."]}
-        )
+        raise errors.InvalidTransactionHash(details={"tx_hash": ["Not a transaction hash."]})
     tx_hash = tx_hash.lower()
     spec = deposit_chain_spec(chain_id)
     user_wallets = {

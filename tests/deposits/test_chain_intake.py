@@ -160,6 +160,8 @@ def test_refused_reports_have_clear_codes_and_record_nothing(setup, trader):
         (setup.chain_id, reverted, errors.TransactionFailed),
         (setup.chain_id, unsupported, errors.UnsupportedToken),
         (setup.chain_id, "0x" + "ab" * 32, errors.TransactionNotFound),
+        (setup.chain_id, "0x" + "ab" * 31, errors.InvalidTransactionHash),
+        (setup.chain_id, "not-a-hash", errors.InvalidTransactionHash),
         (999_999_999, to_other, errors.UnsupportedChain),
     ]
     for chain_id, tx_hash, refusal in cases:
