@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from eth_typing import HexStr
@@ -40,6 +42,7 @@ class OstiumPair:
     min_leverage: int = 100
     max_leverage: int = 20000
     min_lev_pos: int = 1_000_000_000  # USDC base units x leverage x100... as Ostium's fee.minLevPos
+    overnight_max_leverage: int = 0  # x100; 0: none (above it a trade must be a day trade)
 
     def wire(self) -> dict[str, Any]:
         return {
@@ -47,6 +50,7 @@ class OstiumPair:
             "from": self.base,
             "to": self.quote,
             "maxLeverage": str(self.max_leverage),
+            "overnightMaxLeverage": str(self.overnight_max_leverage),
             "group": {
                 "name": self.group,
                 "minLeverage": str(self.min_leverage),
@@ -108,8 +112,38 @@ class OstiumSubgraph:
                 self._thread.join(timeout=5)
             self._server = self._thread = None
 
+    def prices_url(self) -> str:
+        """Where it also plays Ostium's price service (``GET``): every pair at the
+        contract's oracle price, bid = ask = mid, market open."""
+        return f"http://127.0.0.1:{self.port}/PricePublish/latest-prices"
+
+    def _latest_prices(self) -> list[dict[str, Any]]:
+        now = int(time.time())
+        entries = []
+        for pair in self._pairs.values():
+            raw = int(self._trading.functions.prices(pair.index).call())
+            if not raw:
+                continue
+            price = str(Decimal(raw).scaleb(-18).normalize())
+            entries.append(
+                {
+                    "from": pair.base,
+                    "to": pair.quote,
+                    "bid": price,
+                    "mid": price,
+                    "ask": price,
+                    "isMarketOpen": True,
+                    "timestampSeconds": now,
+                }
+            )
+        return entries
+
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
+        if request.method == "GET":
+            return Response(json.dumps(self._latest_prices()), mimetype="application/json")(
+                environ, start_response
+            )
         try:
             body = json.loads(request.get_data() or b"{}")
             query = str(body.get("query") or "")
