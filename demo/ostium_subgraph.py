@@ -1,8 +1,8 @@
-"""A stand-in for Ostium's subgraph, answering the adapter's four GraphQL queries from the
+"""A stand-in for Ostium's subgraph, answering the adapter's GraphQL queries from the
 events and state of the local chain's ``TestOstiumTrading`` contract.
 
 It answers by operation (``query pairs``, ``query trades``, ``query orders``, ``query
-orderOfTransaction``), in the shapes ``providers.venues.ostium.adapter`` reads; it is not a
+orderOfTransaction``, ``query nativeClose``), in the shapes ``providers.venues.ostium.adapter`` reads; it is not a
 GraphQL engine. Like the real subgraph it lags the chain by nothing here: a test that wants
 a pending order turns the contract's ``autoExecute`` off and settles with ``executeOrder``.
 """
@@ -164,6 +164,11 @@ class OstiumSubgraph:
                 "orders": self._pending_orders(str(variables.get("trader", ""))),
             },
             "orderOfTransaction": lambda: {"orders": self._orders_of_transaction(query)},
+            "nativeClose": lambda: {
+                "orders": self._native_closes(
+                    str(variables.get("trader", "")), str(variables.get("tradeID", ""))
+                )
+            },
         }
         handler = handlers.get(operation)
         if handler is None:
@@ -215,6 +220,25 @@ class OstiumSubgraph:
                 }
             )
         return trades
+
+    def _native_closes(self, trader: str, trade_id: str) -> list[dict[str, Any]]:
+        """The keeper's take-profit / stop-loss closes (``LimitCloseExecuted``) of one trade."""
+        if not Web3.is_address(trader) or not trade_id.isdigit():
+            return []
+        closes = []
+        for log in self._logs("LimitCloseExecuted", trader=to_checksum_address(trader)):
+            if int(log.args.tradeId) != int(trade_id):
+                continue
+            block = self._w3.eth.get_block(log.blockNumber)
+            closes.append(
+                {
+                    "id": str(log.args.orderId),
+                    "orderAction": "TakeProfit" if log.args.limitType == 0 else "StopLoss",
+                    "price": str(log.args.price),
+                    "executedAt": str(int(block["timestamp"])),
+                }
+            )
+        return closes
 
     def _settled(self) -> Mapping[int, Any]:
         settled: dict[int, Any] = {}

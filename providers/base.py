@@ -459,6 +459,15 @@ class WalletTrade:
     size: Decimal | None = None
 
 
+@dataclass(frozen=True)
+class NativeClose:
+    """A position the venue closed by itself, at a stop it holds (``native``)."""
+
+    kind: str  # "take_profit", "stop_loss" or "liquidation"
+    price: Decimal
+    venue_order_id: str
+
+
 class WalletTradedVenue(ABC):
     """A venue traded from the user's own wallet: its orders are transactions the user's
     wallet provider signs and sends, not API calls of one platform account.
@@ -519,6 +528,11 @@ class WalletTradedVenue(ABC):
         """What became of the order a wallet transaction sent: ``pending`` while it is not
         mined, or mined and not executed (or not indexed) yet; ``rejected`` with the reason
         when it reverted; then ``filled`` (price and size from the chain) or ``cancelled``."""
+
+    @abstractmethod
+    def native_close(self, *, account_ref: str, venue_position_id: str) -> NativeClose | None:
+        """How the venue closed this position by itself (its take-profit or stop-loss was
+        reached, or it liquidated it); None while it has not."""
 
     @abstractmethod
     def revert_reason(self, error: Exception) -> str | None:

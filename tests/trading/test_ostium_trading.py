@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 from django.test import override_settings
 from django_redis import get_redis_connection
+from eth_typing import HexStr
+from eth_utils import to_checksum_address
 
 from accounts.models import Wallet
 from accounts.services.wallets import wallet_mpc_create
@@ -34,6 +36,8 @@ from providers.services.routing import routing_rule_create
 from tests.chain.config import providers_with_chains
 from trading.models import Fill, Order, Position, ProtectiveOrder
 from trading.services.orders import OrderTerms, order_place
+from trading.services.positions import protective_native_poll
+from trading.triggers.index import index_key, protective_index, protective_member
 
 pytestmark = pytest.mark.django_db
 
@@ -70,13 +74,14 @@ class OstiumWorld:
         return self.chain.token_balance(self.usdc, address)
 
     def sent_by(self, address: str) -> int:
-        return int(self.chain.w3.eth.get_transaction_count(address))
+        return int(self.chain.w3.eth.get_transaction_count(to_checksum_address(address)))
 
 
 def _forget_prices() -> None:
     redis = get_redis_connection("default")
-    for key in redis.scan_iter("marqetfi:price:*"):
-        redis.delete(key)
+    for pattern in ("marqetfi:price:*", "marqetfi:triggers:*"):
+        for key in redis.scan_iter(pattern):
+            redis.delete(key)
 
 
 @pytest.fixture
@@ -155,7 +160,7 @@ def test_open_stops_partial_close_and_close_go_through_the_users_wallet_at_the_c
 
     order, _ = order_place(user=trader, order=_order())
 
-    assert order.status == Order.Status.FILLED, (order.status, order.reject_code, order.reject_reason, order.routing)
+    assert order.status == Order.Status.FILLED, (order.reject_code, order.reject_reason)
     # The wallet sent the approval to TradingStorage, then openTrade (gas from the station).
     assert ostium.sent_by(wallet.address) == 2
     assert ostium.usdc_of(wallet.address) == 900 * 10**6
@@ -230,6 +235,47 @@ def test_open_stops_partial_close_and_close_go_through_the_users_wallet_at_the_c
     assert ledger_check() == []
 
 
+def test_a_stop_loss_the_keeper_executes_on_chain_closes_our_position_at_the_stop(
+    ostium: OstiumWorld, trader: Any, wallet: Wallet
+) -> None:
+    order, _ = order_place(user=trader, order=_order())
+    position = Position.objects.get(user=trader)
+    stop = ProtectiveOrder.objects.get(position=position, kind="stop_loss", status="armed")
+    assert stop.execution_mode == "native"
+    # Not in the trigger engine's index (our platform's liquidation, synthetic, is).
+    liquidation = ProtectiveOrder.objects.get(position=position, kind="liquidation", status="armed")
+    protective_index(stop.pk)
+    protective_index(liquidation.pk)
+    redis = get_redis_connection("default")
+    indexed = {
+        m.decode() for key in redis.scan_iter(index_key("ETHUSD", "*")) for m in redis.zrange(key, 0, -1)
+    }
+    assert protective_member(liquidation.pk) in indexed
+    assert protective_member(stop.pk) not in indexed
+    assert protective_native_poll() == 0
+
+    ostium.price(Decimal(1850))  # under the stop: the keeper closes the trade at 1900
+    trading = ostium.chain.contract("TestOstiumTrading", ostium.trading)
+    trading.functions.executeTpSl(wallet.address, ETH, 0).transact({"from": ostium.chain.deployer})
+    assert not ostium.is_open(wallet.address)
+
+    assert protective_native_poll() == 1
+    assert protective_native_poll() == 0
+
+    position.refresh_from_db()
+    stop.refresh_from_db()
+    assert position.status == "closed"
+    assert (stop.status, stop.fired_price) == ("fired", Decimal(1900))
+    close = Fill.objects.get(position=position, kind="close")
+    assert (close.size, close.price, close.realized_pnl) == (Decimal("0.5"), Decimal(1900), Decimal(-50))
+    assert close.order is not None and close.order.closed_by == "stop_loss"
+    assert ProtectiveOrder.objects.filter(position=position, status="armed").count() == 0
+    # The contract paid 100 - 50 back to the wallet, as our ledger settled.
+    assert ostium.usdc_of(wallet.address) == 950 * 10**6
+    assert order.status == Order.Status.FILLED
+    assert ledger_check() == []
+
+
 def test_a_wallet_without_the_collateral_in_usdc_sends_nothing_and_the_order_is_rejected(
     ostium: OstiumWorld, trader: Any, wallet: Wallet
 ) -> None:
@@ -279,7 +325,7 @@ def test_a_mined_transaction_that_reverted_rejects_the_order_with_ostiums_error(
     assert order.status == Order.Status.REJECTED, order.status
     assert order.reject_code == "venue_rejected"
     assert "PairNotListed" in order.reject_reason
-    receipt = ostium.chain.w3.eth.get_transaction_receipt(order.venue_client_order_id)
+    receipt = ostium.chain.w3.eth.get_transaction_receipt(HexStr(order.venue_client_order_id))
     assert receipt["status"] == 0
     assert not ostium.is_open(wallet.address)
     assert user_balances(user=trader).available == balances.available

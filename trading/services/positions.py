@@ -326,6 +326,108 @@ def _size_step(position: Position) -> Decimal:
     return listing.size_step if listing is not None else Decimal(0)
 
 
+# --- stops held by the venue (native) ---------------------------------------------------------
+
+
+def protective_native_fired(
+    *, protective_id: Any, price: Decimal, venue_order_id: str = "", kind: str | None = None
+) -> Order | None:
+    """The venue closed a position by itself at a stop it holds (``native``): record it once.
+
+    The protective order is marked fired at ``price`` (the venue's execution price), and the
+    whole remaining position is settled there through a close order (``closed_by`` the
+    stop's kind, like a synthetic trigger's); the other stops are cancelled with it. A
+    protective order that is not armed any more, or a position already gone, changes
+    nothing (None). ``kind`` (``liquidation``) settles as a liquidation. A close of ours
+    still pending at the venue is answered there (the trade is gone) and refused then.
+    """
+    with transaction.atomic():
+        protective = (
+            ProtectiveOrder.objects.select_for_update(no_key=True)
+            .filter(pk=protective_id, status=ProtectiveOrder.Status.ARMED)
+            .first()
+        )
+        if protective is None:
+            return None
+        position = position_lock(position_id=protective.position_id)
+        if position.status not in Position.LIVE or position.size <= 0:
+            return None
+        now = timezone.now()
+        liquidation = (kind or protective.kind) == Fill.Kind.LIQUIDATION
+        order = Order.objects.create(
+            user_id=position.user_id,
+            symbol=position.symbol,
+            category=position.category,
+            side=position.side,
+            type=Order.Type.MARKET,
+            purpose=Order.Purpose.CLOSE,
+            size=position.size,
+            provider=position.provider,
+            position=position,
+            closed_by=Fill.Kind.LIQUIDATION if liquidation else protective.kind,
+            routing={"reason": "closed by the venue at its own stop", "attempts": []},
+        )
+        protective.status = ProtectiveOrder.Status.FIRED
+        protective.fired_at = now
+        protective.fired_price = price
+        protective.close_order = order
+        protective.save(update_fields=["status", "fired_at", "fired_price", "close_order", "updated_at"])
+        position.status = Position.Status.OPEN
+        close_fill_record(
+            position=position,
+            order=order,
+            size=position.size,
+            price=price,
+            kind=Fill.Kind.LIQUIDATION if liquidation else Fill.Kind.CLOSE,
+            venue_order_id=venue_order_id,
+        )
+        return order
+
+
+def protective_native_poll() -> int:
+    """Ask the venues about every open position whose stops they hold (``native``): a
+    position the venue closed at one of them is recorded (``protective_native_fired``).
+    Returns how many were. A venue that does not answer is asked again on the next run."""
+    recorded = 0
+    positions = Position.objects.filter(
+        status=Position.Status.OPEN,
+        protective_orders__status=ProtectiveOrder.Status.ARMED,
+        protective_orders__execution_mode=ProtectiveOrder.ExecutionMode.NATIVE,
+    ).distinct()
+    for position in positions.order_by("pk"):
+        venue = wallet_venue(registry.venue(position.provider))
+        if venue is None or not position.venue_position_id:
+            continue
+        try:
+            closed = call_provider(
+                position.provider,
+                venue.native_close,
+                account_ref=position.account_ref,
+                venue_position_id=position.venue_position_id,
+            )
+        except ProviderError as exc:
+            logger.warning("position %s: %s did not answer: %s", position.pk, position.provider, exc.message)
+            continue
+        if closed is None:
+            continue
+        armed = ProtectiveOrder.objects.filter(
+            position=position,
+            status=ProtectiveOrder.Status.ARMED,
+            execution_mode=ProtectiveOrder.ExecutionMode.NATIVE,
+        )
+        protective = armed.filter(kind=closed.kind).first() or armed.first()
+        if protective is None:
+            continue
+        fired = protective_native_fired(
+            protective_id=protective.pk,
+            price=closed.price,
+            venue_order_id=closed.venue_order_id,
+            kind=closed.kind,
+        )
+        recorded += fired is not None
+    return recorded
+
+
 # --- risk ------------------------------------------------------------------------------------
 
 

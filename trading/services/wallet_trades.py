@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from decimal import Decimal
+from typing import Any
 
 from accounts.models import Wallet, WalletKind
 from marqetfi.core.errors import ApplicationError
@@ -62,7 +63,7 @@ def native_protection_kinds(provider: str) -> frozenset[str]:
     return NATIVE_KINDS if wallet_venue(venue) is not None else frozenset()
 
 
-def trading_wallet(*, user_id: object, address: str) -> Wallet:
+def trading_wallet(*, user_id: Any, address: str) -> Wallet:
     """The user's MPC wallet whose address is the venue account (``account_ref``)."""
     wallet = (
         Wallet.objects.filter(user_id=user_id, kind=WalletKind.MPC, address__iexact=address)

@@ -53,6 +53,7 @@ from providers.base import (
     EvmTransaction,
     Market,
     MarketCategory,
+    NativeClose,
     OrderType,
     Quote,
     Side,
@@ -143,6 +144,20 @@ query orders($trader: Bytes!) {
   }
 }
 """
+
+# The keeper's closes of one trade (``native_close``).
+_NATIVE_CLOSE_QUERY: Final = """
+query nativeClose($trader: Bytes!, $tradeID: String!) {
+  orders(first: 10, where: {trader: $trader, tradeID: $tradeID, isPending: false, isCancelled: false}) {
+    id orderAction price executedAt
+  }
+}
+"""
+_NATIVE_CLOSE_KINDS: Final = {
+    "TakeProfit": "take_profit",
+    "StopLoss": "stop_loss",
+    "Liquidation": "liquidation",
+}
 
 # The transaction hash replaces TX_HASH (it was checked to be 32 hex bytes): a string literal
 # is accepted whether the subgraph types ``initiatedTx`` as Bytes or as String.
@@ -488,6 +503,31 @@ class OstiumVenue(Venue, WalletTradedVenue):
         if order is None:
             return VenueOrder(venue_order_id="", client_order_id=tx_hash, status=VenueOrderStatus.PENDING)
         return replace(order, client_order_id=tx_hash)
+
+    def native_close(self, *, account_ref: str, venue_position_id: str) -> NativeClose | None:
+        """The keeper's close of the trade at its take-profit, stop-loss or liquidation, from
+        the subgraph's executed orders of the trader for that trade id (None while there is
+        none). The filter's field names follow the SDK's order history query; ``tradeID`` on
+        an order is not confirmed against the live subgraph (see the README)."""
+        trader = _address(account_ref, "account_ref")
+        data = self._client.query(
+            _NATIVE_CLOSE_QUERY, {"trader": trader.lower(), "tradeID": str(venue_position_id)}
+        )
+        orders = data.get("orders")
+        if not isinstance(orders, list):
+            raise ProviderError(PROVIDER, "the subgraph answer holds no order list", response=data)
+        for order in orders:
+            try:
+                kind = _NATIVE_CLOSE_KINDS.get(str(order["orderAction"]))
+                if kind is None:
+                    continue
+                price = _units_to_decimal(order["price"], PRICE_DECIMALS)
+                return NativeClose(kind=kind, price=price, venue_order_id=str(order["id"]))
+            except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
+                raise ProviderError(
+                    PROVIDER, f"an order has an unexpected shape: {exc!r}", response=data
+                ) from exc
+        return None
 
     def _pair_index(self, symbol: str) -> int:
         market = next((m for m in self.markets() if m.symbol == symbol), None)
