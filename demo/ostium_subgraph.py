@@ -2,9 +2,10 @@
 events and state of the local chain's ``TestOstiumTrading`` contract.
 
 It answers by operation (``query pairs``, ``query trades``, ``query orders``, ``query
-orderOfTransaction``, ``query nativeClose``), in the shapes ``providers.venues.ostium.adapter`` reads; it is not a
-GraphQL engine. Like the real subgraph it lags the chain by nothing here: a test that wants
-a pending order turns the contract's ``autoExecute`` off and settles with ``executeOrder``.
+orderOfTransaction``, ``query nativeClose``), in the shapes ``providers.venues.ostium.adapter``
+reads; it is not a GraphQL engine. A ``GET`` plays Ostium's price service. Like the real
+subgraph it lags the chain by nothing here: a test that wants a pending order turns the
+contract's ``autoExecute`` off and settles with ``executeOrder``.
 """
 
 from __future__ import annotations

@@ -181,6 +181,12 @@ def test_open_stops_partial_close_and_close_go_through_the_users_wallet_at_the_c
         wallet.address,
     )
     assert position.venue_position_id
+    second = client.post(
+        "/api/v1/orders",
+        {"symbol": "ETHUSD", "side": "long", "type": "market", "collateral": "100", "leverage": "10"},
+        format="json",
+    )
+    assert second.status_code == 409 and second.json()["error"]["code"] == "position_exists"
     body = client.get(f"/api/v1/orders/{order.pk}").json()
     assert body["execution_mode"] == {"stop_loss": "native", "take_profit": "native"}
     assert ledger_check() == []

@@ -50,6 +50,7 @@ from trading.errors import (
     CollateralTooSmall,
     LeverageLimitExceeded,
     LimitPriceRequired,
+    OneTradePerMarket,
     OrderNotCancellable,
     OrderNotFound,
     PositionClosing,
@@ -73,7 +74,7 @@ from trading.services.positions import (
 from trading.services.protection import Protection, protection_check
 from trading.services.risk import RiskProfile, risk_profile_get
 from trading.services.venues import poll_schedule, venue_account_ref
-from trading.services.wallet_trades import trading_wallet, wallet_trade_send, wallet_venue
+from trading.services.wallet_trades import traded_from_wallet, trading_wallet, wallet_trade_send, wallet_venue
 from trading.triggers.index import order_index, order_unindex
 
 logger = logging.getLogger(__name__)
@@ -212,6 +213,17 @@ def order_preview(*, user: User, order: OrderTerms) -> OrderPlan:
     _check_exposure(
         user=user, listing=listing, side=order.side, collateral=order.collateral, notional=notional, risk=risk
     )
+    if (
+        traded_from_wallet(listing.provider)
+        and Position.objects.filter(
+            user=user,
+            symbol=pair.symbol,
+            side=order.side,
+            provider=listing.provider,
+            status__in=Position.LIVE,
+        ).exists()
+    ):
+        raise OneTradePerMarket(details={"symbol": pair.symbol, "side": order.side})
     fee = terms.fee_for(notional)
     available = user_balances(user=user).available
     if available < order.collateral + fee:

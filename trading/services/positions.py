@@ -35,7 +35,6 @@ from trading.services.fills import close_fill_record
 from trading.services.protection import Protection, protection_apply, protection_check, protective_rearm
 from trading.services.venues import poll_schedule
 from trading.services.wallet_trades import (
-    WalletNotReady,
     native_protection_kinds,
     trading_wallet,
     wallet_trade_send,
@@ -130,7 +129,7 @@ def position_close(
                 size=None if size >= position.size else size,
                 client_order_id=str(order.pk),
             )
-    except WalletNotReady as exc:
+    except ApplicationError as exc:  # the wallet cannot pay, no price for the slippage reference
         position_close_answer_record(order_id=order.pk, venue_order=None, failure=exc.message)
         raise
     except ProviderError as exc:

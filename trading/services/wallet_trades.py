@@ -53,14 +53,19 @@ def wallet_venue(venue: Venue) -> WalletTradedVenue | None:
     return venue if isinstance(venue, WalletTradedVenue) else None
 
 
-def native_protection_kinds(provider: str) -> frozenset[str]:
-    """The protective kinds the venue ``provider`` holds itself (``native``): stop-loss and
-    take-profit at a venue traded from the wallet; none elsewhere (all ``synthetic``)."""
+def traded_from_wallet(provider: str) -> bool:
+    """Whether the venue ``provider`` is traded from the user's wallet (False if unknown)."""
     try:
         venue = registry.venue(provider)
     except ProviderNotConfigured:
-        return frozenset()
-    return NATIVE_KINDS if wallet_venue(venue) is not None else frozenset()
+        return False
+    return wallet_venue(venue) is not None
+
+
+def native_protection_kinds(provider: str) -> frozenset[str]:
+    """The protective kinds the venue ``provider`` holds itself (``native``): stop-loss and
+    take-profit at a venue traded from the wallet; none elsewhere (all ``synthetic``)."""
+    return NATIVE_KINDS if traded_from_wallet(provider) else frozenset()
 
 
 def trading_wallet(*, user_id: Any, address: str) -> Wallet:
