@@ -35,7 +35,7 @@ from providers.models import RoutingRule
 from providers.services.routing import routing_rule_create
 from tests.chain.config import providers_with_chains
 from trading.models import Fill, Order, Position, ProtectiveOrder
-from trading.services.orders import OrderTerms, order_place
+from trading.services.orders import OrderTerms, order_place, order_poll
 from trading.services.positions import protective_native_poll
 from trading.triggers.index import index_key, protective_index, protective_member
 
@@ -238,6 +238,57 @@ def test_open_stops_partial_close_and_close_go_through_the_users_wallet_at_the_c
     assert ProtectiveOrder.objects.filter(position=position, status="armed").count() == 0
     # 900 left + 50 + 25 (half) + 50 - 5 (rest), paid back to the wallet by the contract.
     assert ostium.usdc_of(wallet.address) == 1_020 * 10**6
+    assert ledger_check() == []
+
+
+def test_orders_stay_pending_with_their_collateral_locked_until_the_keeper_settles_them(
+    ostium: OstiumWorld, trader: Any, wallet: Wallet
+) -> None:
+    trading = ostium.chain.contract("TestOstiumTrading", ostium.trading)
+    trading.functions.setAutoExecute(False).transact({"from": ostium.chain.deployer})
+    before = user_balances(user=trader)
+
+    order, _ = order_place(user=trader, order=_order())
+
+    assert order.status == Order.Status.PENDING
+    assert order.next_poll_at is not None
+    locked = user_balances(user=trader)
+    assert locked.available == before.available - order.collateral - order.fee_reserved
+    assert not Position.objects.filter(user=trader).exists()
+    assert order_poll(order_id=order.pk).status == Order.Status.PENDING  # mined, not executed
+    assert ledger_check() == []
+
+    # The keeper executes at the oracle's price then, not at the one the order was sent at.
+    ostium.chain.set_ostium_price(ostium.trading, ETH, 2010 * 10**18)
+    pending_id = int(trading.functions.nextOrderId().call()) - 1
+    trading.functions.executeOrder(pending_id).transact({"from": ostium.chain.deployer})
+    filled = order_poll(order_id=order.pk)
+    assert (filled.status, filled.avg_fill_price) == (Order.Status.FILLED, Decimal(2010))
+    position = Position.objects.get(user=trader)
+    assert position.entry_price == Decimal(2010)
+    assert position.size == filled.filled_size  # collateral x leverage / 2010, as the chain's trade
+    assert ledger_check() == []
+
+    # A close is pending too: the position is ``closing`` until the keeper settles it.
+    _forget_prices()
+    response = bearer_client(trader).post(
+        f"/api/v1/positions/{position.pk}/close", {"type": "market"}, format="json"
+    )
+    assert response.status_code in (200, 201, 202), response.json()
+    position.refresh_from_db()
+    assert position.status == "closing"
+    close = Order.objects.get(position=position, purpose="close")
+    assert close.status == Order.Status.PENDING and close.venue_client_order_id.startswith("0x")
+    ostium.chain.set_ostium_price(ostium.trading, ETH, 2030 * 10**18)
+    trading.functions.executeOrder(int(trading.functions.nextOrderId().call()) - 1).transact(
+        {"from": ostium.chain.deployer}
+    )
+    trading.functions.setAutoExecute(True).transact({"from": ostium.chain.deployer})
+    assert order_poll(order_id=close.pk).status == Order.Status.FILLED
+    position.refresh_from_db()
+    assert position.status == "closed"
+    assert Fill.objects.get(position=position, kind="close").price == Decimal(2030)
+    assert not ostium.is_open(wallet.address)
     assert ledger_check() == []
 
 

@@ -443,9 +443,11 @@ class OstiumVenue(Venue, WalletTradedVenue):
             percent = (size * 100 / position_size).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
             if percent <= 0:
                 raise ProviderError(PROVIDER, f"{size} is less than 0.01 % of the trade", status_code=400)
-            closes = (position_size * percent / 100).quantize(
-                Decimal(1).scaleb(-PRICE_DECIMALS), rounding=ROUND_DOWN
-            )
+            with localcontext() as context:
+                context.prec = 80
+                closes = (position_size * percent / 100).quantize(
+                    Decimal(1).scaleb(-PRICE_DECIMALS), rounding=ROUND_DOWN
+                )
         action = self.build_close_trade(
             trader=account_ref,
             pair_index=int(trade.extra["pair_index"]),
