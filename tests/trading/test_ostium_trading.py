@@ -295,10 +295,17 @@ def test_orders_stay_pending_with_their_collateral_locked_until_the_keeper_settl
 def test_a_stop_loss_the_keeper_executes_on_chain_closes_our_position_at_the_stop(
     ostium: OstiumWorld, trader: Any, wallet: Wallet
 ) -> None:
-    order, _ = order_place(user=trader, order=_order())
+    order, _ = order_place(user=trader, order=_order(trailing_stop={"percent": "4"}))
     position = Position.objects.get(user=trader)
     stop = ProtectiveOrder.objects.get(position=position, kind="stop_loss", status="armed")
     assert stop.execution_mode == "native"
+    trailing = ProtectiveOrder.objects.get(position=position, kind="trailing_stop", status="armed")
+    assert trailing.execution_mode == "synthetic"  # Ostium holds no trailing stop: ours
+    assert bearer_client(trader).get(f"/api/v1/orders/{order.pk}").json()["execution_mode"] == {
+        "stop_loss": "native",
+        "take_profit": "native",
+        "trailing_stop": "synthetic",
+    }
     # Not in the trigger engine's index (our platform's liquidation, synthetic, is).
     liquidation = ProtectiveOrder.objects.get(position=position, kind="liquidation", status="armed")
     protective_index(stop.pk)
