@@ -1,10 +1,11 @@
-"""A stand-in for Ostium's subgraph, answering the adapter's four GraphQL queries from the
+"""A stand-in for Ostium's subgraph, answering the adapter's GraphQL queries from the
 events and state of the local chain's ``TestOstiumTrading`` contract.
 
 It answers by operation (``query pairs``, ``query trades``, ``query orders``, ``query
-orderOfTransaction``), in the shapes ``providers.venues.ostium.adapter`` reads; it is not a
-GraphQL engine. Like the real subgraph it lags the chain by nothing here: a test that wants
-a pending order turns the contract's ``autoExecute`` off and settles with ``executeOrder``.
+orderOfTransaction``, ``query nativeClose``), in the shapes ``providers.venues.ostium.adapter``
+reads; it is not a GraphQL engine. A ``GET`` plays Ostium's price service. Like the real
+subgraph it lags the chain by nothing here: a test that wants a pending order turns the
+contract's ``autoExecute`` off and settles with ``executeOrder``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from eth_typing import HexStr
@@ -40,6 +43,7 @@ class OstiumPair:
     min_leverage: int = 100
     max_leverage: int = 20000
     min_lev_pos: int = 1_000_000_000  # USDC base units x leverage x100... as Ostium's fee.minLevPos
+    overnight_max_leverage: int = 0  # x100; 0: none (above it a trade must be a day trade)
 
     def wire(self) -> dict[str, Any]:
         return {
@@ -47,6 +51,7 @@ class OstiumPair:
             "from": self.base,
             "to": self.quote,
             "maxLeverage": str(self.max_leverage),
+            "overnightMaxLeverage": str(self.overnight_max_leverage),
             "group": {
                 "name": self.group,
                 "minLeverage": str(self.min_leverage),
@@ -108,8 +113,38 @@ class OstiumSubgraph:
                 self._thread.join(timeout=5)
             self._server = self._thread = None
 
+    def prices_url(self) -> str:
+        """Where it also plays Ostium's price service (``GET``): every pair at the
+        contract's oracle price, bid = ask = mid, market open."""
+        return f"http://127.0.0.1:{self.port}/PricePublish/latest-prices"
+
+    def _latest_prices(self) -> list[dict[str, Any]]:
+        now = int(time.time())
+        entries = []
+        for pair in self._pairs.values():
+            raw = int(self._trading.functions.prices(pair.index).call())
+            if not raw:
+                continue
+            price = str(Decimal(raw).scaleb(-18).normalize())
+            entries.append(
+                {
+                    "from": pair.base,
+                    "to": pair.quote,
+                    "bid": price,
+                    "mid": price,
+                    "ask": price,
+                    "isMarketOpen": True,
+                    "timestampSeconds": now,
+                }
+            )
+        return entries
+
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
+        if request.method == "GET":
+            return Response(json.dumps(self._latest_prices()), mimetype="application/json")(
+                environ, start_response
+            )
         try:
             body = json.loads(request.get_data() or b"{}")
             query = str(body.get("query") or "")
@@ -130,6 +165,11 @@ class OstiumSubgraph:
                 "orders": self._pending_orders(str(variables.get("trader", ""))),
             },
             "orderOfTransaction": lambda: {"orders": self._orders_of_transaction(query)},
+            "nativeClose": lambda: {
+                "orders": self._native_closes(
+                    str(variables.get("trader", "")), str(variables.get("tradeID", ""))
+                )
+            },
         }
         handler = handlers.get(operation)
         if handler is None:
@@ -181,6 +221,25 @@ class OstiumSubgraph:
                 }
             )
         return trades
+
+    def _native_closes(self, trader: str, trade_id: str) -> list[dict[str, Any]]:
+        """The keeper's take-profit / stop-loss closes (``LimitCloseExecuted``) of one trade."""
+        if not Web3.is_address(trader) or not trade_id.isdigit():
+            return []
+        closes = []
+        for log in self._logs("LimitCloseExecuted", trader=to_checksum_address(trader)):
+            if int(log.args.tradeId) != int(trade_id):
+                continue
+            block = self._w3.eth.get_block(log.blockNumber)
+            closes.append(
+                {
+                    "id": str(log.args.orderId),
+                    "orderAction": "TakeProfit" if log.args.limitType == 0 else "StopLoss",
+                    "price": str(log.args.price),
+                    "executedAt": str(int(block["timestamp"])),
+                }
+            )
+        return closes
 
     def _settled(self) -> Mapping[int, Any]:
         settled: dict[int, Any] = {}

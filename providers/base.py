@@ -449,6 +449,103 @@ class Venue(ProviderAdapter):
         when given (a venue that can carry ours), else one the venue chose."""
 
 
+@dataclass(frozen=True)
+class WalletTrade:
+    """What the user's wallet sends for one order, close or stop change, in this order:
+    ``setup`` first (approvals the venue's contracts need; each must be mined before the
+    next), then ``action``, whose transaction hash is how the venue's answer is followed
+    (``WalletTradedVenue.transaction_outcome`` / ``Venue.get_order``).
+
+    ``size``: for a close, the size the transaction really closes (a venue that closes by
+    percentage rounds the asked size to its percentage step); None otherwise.
+    """
+
+    action: EvmTransaction
+    setup: tuple[EvmTransaction, ...] = ()
+    size: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class NativeClose:
+    """A position the venue closed by itself, at a stop it holds (``native``)."""
+
+    kind: str  # "take_profit", "stop_loss" or "liquidation"
+    price: Decimal
+    venue_order_id: str
+
+
+class WalletTradedVenue(ABC):
+    """A venue traded from the user's own wallet: its orders are transactions the user's
+    wallet provider signs and sends, not API calls of one platform account.
+
+    Optional: a ``Venue`` that also subclasses this is traded by ``trading.services.
+    wallet_trades``, which sends what these methods build through the user's wallet provider
+    (``WalletProvider.sign_and_send_transaction``); its ``place_order``, ``close_position``
+    and ``cancel_order`` may raise. Stop-loss and take-profit live at the venue (``native``):
+    with the order (``VenueOrderRequest.stop_loss`` / ``take_profit``) and changed by
+    ``protection_update``. ``get_order`` answers a transaction hash as ``transaction_outcome``.
+    """
+
+    @abstractmethod
+    def collateral_token(self) -> TokenSpec:
+        """The token the wallet pays collateral in, on ``wallet_chain_id``."""
+
+    @property
+    @abstractmethod
+    def wallet_chain_id(self) -> int:
+        """The chain the wallet's transactions go to."""
+
+    @abstractmethod
+    def open_trade(self, *, order: VenueOrderRequest, market_price: Decimal) -> WalletTrade:
+        """The transactions that open ``order`` (``account_ref`` is the wallet's address) at
+        ``market_price`` (the slippage reference of a market order), approvals included when
+        the venue may not take the collateral yet."""
+
+    @abstractmethod
+    def close_trade(
+        self,
+        *,
+        account_ref: str,
+        venue_position_id: str,
+        size: Decimal,
+        position_size: Decimal,
+        market_price: Decimal,
+    ) -> WalletTrade:
+        """The transaction that closes ``size`` of the venue's position (all of it when
+        ``size`` >= ``position_size``, our size of it) at market; ``WalletTrade.size`` says
+        how much it really closes."""
+
+    @abstractmethod
+    def protection_update(
+        self,
+        *,
+        account_ref: str,
+        venue_position_id: str,
+        stop_loss: Decimal | None = None,
+        take_profit: Decimal | None = None,
+        clear_stop_loss: bool = False,
+        clear_take_profit: bool = False,
+    ) -> list[EvmTransaction]:
+        """The transactions that set (or clear) the position's stop-loss and take-profit at
+        the venue; only what is asked for changes."""
+
+    @abstractmethod
+    def transaction_outcome(self, *, tx_hash: str) -> VenueOrder:
+        """What became of the order a wallet transaction sent: ``pending`` while it is not
+        mined, or mined and not executed (or not indexed) yet; ``rejected`` with the reason
+        when it reverted; then ``filled`` (price and size from the chain) or ``cancelled``."""
+
+    @abstractmethod
+    def native_close(self, *, account_ref: str, venue_position_id: str) -> NativeClose | None:
+        """How the venue closed this position by itself (its take-profit or stop-loss was
+        reached, or it liquidated it); None while it has not."""
+
+    @abstractmethod
+    def revert_reason(self, error: Exception) -> str | None:
+        """The venue's name for the revert an error of a send quotes (an estimate that
+        reverted), if any."""
+
+
 class PriceStreaming(ABC):
     """A venue that can push its quotes over a live connection instead of being polled.
 

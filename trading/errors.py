@@ -150,3 +150,14 @@ class ReconciliationDriftNotFound(NotFoundError):
 class ReconciliationDriftNotOpen(ConflictError):
     code = "reconciliation_drift_not_open"
     default_message = "The drift is already repaired or resolved."
+
+
+class OneTradePerMarket(ConflictError):
+    """At a venue traded from the wallet (Ostium) every open is a trade of its own, while our
+    book keeps one position per market and side: a second one is refused."""
+
+    code = "position_exists"
+    default_message = (
+        "This venue keeps each open as a separate trade: close the open position on this market "
+        "and side first."
+    )

@@ -7,6 +7,7 @@ from typing import Any
 
 from marqetfi.core.formats import decimal_text, timestamp_text
 from trading.models import Fill, Order, Position, ProtectiveOrder
+from trading.services.wallet_trades import native_protection_kinds
 
 
 def _amount(value: Decimal | None) -> str | None:
@@ -68,9 +69,14 @@ def order_data(order: Order) -> dict[str, Any]:
 
 
 def _execution_modes(order: Order) -> dict[str, str]:
-    """How each protective order asked for is carried out (all synthetic until a venue holds them)."""
+    """How each protective order asked for is carried out: ``native`` where the order's venue
+    holds that kind itself (stop-loss and take-profit at a venue traded from the wallet),
+    else ``synthetic`` (our trigger engine)."""
+    native = native_protection_kinds(order.provider) if order.provider else frozenset()
     return {
-        field: ProtectiveOrder.ExecutionMode.SYNTHETIC
+        field: ProtectiveOrder.ExecutionMode.NATIVE
+        if field in native
+        else ProtectiveOrder.ExecutionMode.SYNTHETIC
         for field in ("stop_loss", "take_profit", "trailing_stop")
         if getattr(order, field) is not None
     }

@@ -6,6 +6,7 @@ from celery import shared_task
 
 from trading import idempotency
 from trading.services.orders import orders_reconcile as reconcile
+from trading.services.positions import protective_native_poll as native_poll
 from trading.services.reconciliation import reconciliation_run as reconcile_venues
 from trading.triggers.sweep import triggers_sweep as sweep
 
@@ -32,3 +33,9 @@ def idempotent_requests_purge() -> int:
 def reconciliation_run() -> dict[str, Any]:
     """Beat, every minute (RECONCILIATION_INTERVAL_SECONDS): every venue's book against ours."""
     return reconcile_venues().as_dict()
+
+
+@shared_task(name="trading.tasks.protective_native_poll", ignore_result=True)
+def protective_native_poll() -> int:
+    """Beat, every 15 seconds: positions a venue closed at a stop it holds (``native``)."""
+    return native_poll()

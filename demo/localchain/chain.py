@@ -9,8 +9,10 @@ transfers) goes in-process through ``LocalChain.w3``.
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -70,13 +72,23 @@ def _to_wire(value: Any) -> Any:
     raise TypeError(f"cannot put {type(value).__name__} on the wire")
 
 
+_QUOTED_BYTES = re.compile(r"execution reverted: (b'.*'|b\".*\")", re.DOTALL)
+
+
 def _revert_error(exc: TransactionFailed) -> dict[str, Any]:
     """Geth's shape for a revert: code 3 and the reason in the message.
 
-    Geth also puts the raw revert data in ``data``; eth-tester keeps only the decoded
-    reason, so ``data`` is left out (web3 then raises ``ContractLogicError`` from the message).
+    eth-tester decodes an ``Error(string)`` reason and keeps only that text: ``data`` is then
+    left out (web3 raises ``ContractLogicError`` from the message). A custom error (Ostium's
+    ``PairNotListed``...) comes as its raw bytes, which go in ``data`` as 0x-hex, as geth
+    puts them (web3 raises ``ContractCustomError`` quoting them).
     """
-    return {"code": 3, "message": str(exc.args[0]) if exc.args else "execution reverted"}
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, str) and (quoted := _QUOTED_BYTES.fullmatch(reason)) is not None:
+        reason = ast.literal_eval(quoted.group(1))  # eth-tester's text of the raw bytes
+    if isinstance(reason, bytes | bytearray):
+        return {"code": 3, "message": "execution reverted", "data": "0x" + bytes(reason).hex()}
+    return {"code": 3, "message": str(reason) if reason is not None else "execution reverted"}
 
 
 @dataclass

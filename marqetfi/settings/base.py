@@ -242,6 +242,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 15.0,
         "options": {"expires": 15.0},
     },
+    # Positions a venue closed by itself at a stop it holds (native SL/TP, Ostium's keeper).
+    "protective-native-poll": {
+        "task": "trading.tasks.protective_native_poll",
+        "schedule": 15.0,
+        "options": {"expires": 15.0},
+    },
     # Pending webhook deliveries whose task was lost (a worker killed mid-attempt, a lost message).
     "webhook-deliveries-due": {
         "task": "webhooks.tasks.webhook_deliveries_due",

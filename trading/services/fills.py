@@ -35,6 +35,7 @@ from trading.services.protection import (
 )
 from trading.services.risk import risk_profile_get
 from trading.services.venues import venue_account_ref
+from trading.services.wallet_trades import native_protection_kinds
 from trading.triggers.index import order_unindex
 
 
@@ -203,7 +204,12 @@ def order_fill_open(*, order: Order, venue_order: VenueOrder) -> Position:
     )
     protection = protection_from_order(order)
     if protection is not None:
-        protection_apply(position=position, protection=protection, reference_price=price)
+        protection_apply(
+            position=position,
+            protection=protection,
+            reference_price=price,
+            native_kinds=native_protection_kinds(order.provider),
+        )
     risk_triggers_arm(position)
     publish(user_id=order.user_id, type="order.filled", data=order_data(order))
     publish(user_id=order.user_id, type="trade.executed", data=fill_data(fill))

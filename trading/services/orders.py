@@ -41,7 +41,7 @@ from pricing.models import PairListing
 from pricing.selectors import pair_listings_routed
 from pricing.services.prices import price_for_execution
 from providers import registry
-from providers.base import OrderType, Side, VenueOrder, VenueOrderRequest
+from providers.base import OrderType, Side, VenueOrder, VenueOrderRequest, VenueOrderStatus, WalletTradedVenue
 from providers.breaker import call_provider
 from providers.errors import ProviderError, ProviderUnavailable
 from trading import terms
@@ -50,6 +50,7 @@ from trading.errors import (
     CollateralTooSmall,
     LeverageLimitExceeded,
     LimitPriceRequired,
+    OneTradePerMarket,
     OrderNotCancellable,
     OrderNotFound,
     PositionClosing,
@@ -73,6 +74,7 @@ from trading.services.positions import (
 from trading.services.protection import Protection, protection_check
 from trading.services.risk import RiskProfile, risk_profile_get
 from trading.services.venues import poll_schedule, venue_account_ref
+from trading.services.wallet_trades import traded_from_wallet, trading_wallet, wallet_trade_send, wallet_venue
 from trading.triggers.index import order_index, order_unindex
 
 logger = logging.getLogger(__name__)
@@ -211,6 +213,17 @@ def order_preview(*, user: User, order: OrderTerms) -> OrderPlan:
     _check_exposure(
         user=user, listing=listing, side=order.side, collateral=order.collateral, notional=notional, risk=risk
     )
+    if (
+        traded_from_wallet(listing.provider)
+        and Position.objects.filter(
+            user=user,
+            symbol=pair.symbol,
+            side=order.side,
+            provider=listing.provider,
+            status__in=Position.LIVE,
+        ).exists()
+    ):
+        raise OneTradePerMarket(details={"symbol": pair.symbol, "side": order.side})
     fee = terms.fee_for(notional)
     available = user_balances(user=user).available
     if available < order.collateral + fee:
@@ -369,6 +382,9 @@ def order_execute(*, order_id: Any) -> Order:
     for provider in candidates:
         try:
             venue = registry.venue(provider)
+            traded = wallet_venue(venue)
+            if traded is not None:
+                return _order_execute_from_wallet(order, provider, traded, attempts)
             request = VenueOrderRequest(
                 account_ref=venue_account_ref(user=order.user, provider=provider),
                 client_order_id=str(order.pk),
@@ -402,6 +418,61 @@ def order_execute(*, order_id: Any) -> Order:
     return order_reject(
         order_id=order.pk, code="no_venue_available", reason="every routed venue failed", attempts=attempts
     )
+
+
+def _order_execute_from_wallet(
+    order: Order, provider: str, venue: WalletTradedVenue, attempts: list[dict[str, str]]
+) -> Order:
+    """Open at a venue traded from the user's wallet: the wallet sends the venue's
+    transactions (an approval first when needed, then the trade, with its stop-loss and
+    take-profit) and the trade's hash becomes the order's venue client id. The order stays
+    ``pending``, its collateral locked, until the venue shows it executed (filled at the
+    chain's price), refused or reverted (rejected, collateral back): ``order_poll``.
+
+    A wallet that cannot pay, a price that cannot be had, or a send that fails (an estimate
+    that reverts: the venue names why) rejects the order at once; nothing was sent then
+    but, at most, an approval. The order goes to this venue only: a venue that took a
+    transaction of the user's wallet cannot be replaced by another.
+    """
+    account_ref = venue_account_ref(user=order.user, provider=provider)
+    request = VenueOrderRequest(
+        account_ref=account_ref,
+        client_order_id=str(order.pk),
+        symbol=order.symbol,
+        side=Side(order.side),
+        type=OrderType.MARKET,
+        collateral=order.collateral,
+        leverage=order.leverage,
+        stop_loss=order.stop_loss,
+        take_profit=order.take_profit,
+    )
+    try:
+        wallet = trading_wallet(user_id=order.user_id, address=account_ref)
+        quote = price_for_execution(order.symbol)
+        trade = call_provider(provider, venue.open_trade, order=request, market_price=quote.mid)
+        tx_hash = wallet_trade_send(venue=venue, wallet=wallet, trade=trade, collateral=order.collateral)
+    except ApplicationError as exc:
+        attempts.append({"provider": provider, "error": exc.message})
+        code = str(exc.details.get("code") or exc.code)
+        return order_reject(
+            order_id=order.pk, code=code, reason=exc.message, attempts=attempts, provider=provider
+        )
+    except ProviderError as exc:
+        reverted = venue.revert_reason(exc)
+        reason = f"the transaction would revert: {reverted}" if reverted else exc.message
+        attempts.append({"provider": provider, "error": reason})
+        return order_reject(
+            order_id=order.pk, code="venue_rejected", reason=reason, attempts=attempts, provider=provider
+        )
+    Order.objects.filter(pk=order.pk).update(venue_client_order_id=tx_hash)
+    attempts.append({"provider": provider, "status": str(VenueOrderStatus.PENDING), "tx_hash": tx_hash})
+    recorded = order_venue_answer_record(
+        order_id=order.pk,
+        provider=provider,
+        venue_order=VenueOrder(venue_order_id="", client_order_id=tx_hash, status=VenueOrderStatus.PENDING),
+        attempts=attempts,
+    )
+    return order_poll(order_id=recorded.pk, just_acknowledged=True)
 
 
 def _order_mark_unknown(order: Order, provider: str, attempts: list[dict[str, str]]) -> Order:

@@ -10,6 +10,7 @@ triggers, have exactly one effect: the second finds the position closed (or smal
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from decimal import Decimal
 from http import HTTPStatus
 from typing import Any
@@ -23,7 +24,7 @@ from marqetfi.core.events import publish
 from pricing.models import PairListing
 from pricing.services.prices import price_get
 from providers import registry
-from providers.base import VenueOrder, VenueOrderStatus
+from providers.base import VenueOrder, VenueOrderStatus, WalletTradedVenue
 from providers.breaker import call_provider
 from providers.errors import ProviderError, ProviderUnavailable
 from trading import terms
@@ -33,6 +34,13 @@ from trading.presenters import order_data, position_data
 from trading.services.fills import close_fill_record
 from trading.services.protection import Protection, protection_apply, protection_check, protective_rearm
 from trading.services.venues import poll_schedule
+from trading.services.wallet_trades import (
+    native_protection_kinds,
+    trading_wallet,
+    wallet_trade_send,
+    wallet_transactions_send,
+    wallet_venue,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -108,14 +116,22 @@ def position_close(
             protective.close_order = order
             protective.save(update_fields=["close_order", "updated_at"])
     try:
-        venue_order = call_provider(
-            position.provider,
-            registry.venue(position.provider).close_position,
-            account_ref=position.account_ref,
-            venue_position_id=position.venue_position_id,
-            size=None if size >= position.size else size,
-            client_order_id=str(order.pk),
-        )
+        venue = registry.venue(position.provider)
+        traded = wallet_venue(venue)
+        if traded is not None:
+            venue_order = _close_from_wallet(traded, position, order, size)
+        else:
+            venue_order = call_provider(
+                position.provider,
+                venue.close_position,
+                account_ref=position.account_ref,
+                venue_position_id=position.venue_position_id,
+                size=None if size >= position.size else size,
+                client_order_id=str(order.pk),
+            )
+    except ApplicationError as exc:  # the wallet cannot pay, no price for the slippage reference
+        position_close_answer_record(order_id=order.pk, venue_order=None, failure=exc.message)
+        raise
     except ProviderError as exc:
         if outcome_unknown(exc):
             return _close_mark_unknown(order_id=order.pk, error=exc)
@@ -127,6 +143,30 @@ def position_close(
     if recorded.status in (Order.Status.REJECTED, Order.Status.CANCELLED):
         raise _venue_failure(ProviderError(position.provider, recorded.reject_reason or "close not filled"))
     return recorded
+
+
+def _close_from_wallet(
+    venue: WalletTradedVenue, position: Position, order: Order, size: Decimal
+) -> VenueOrder:
+    """Send the close of a position at a venue traded from the user's wallet; its answer is
+    pending, followed by the transaction's hash. The order's size becomes what the venue's
+    transaction really closes (a percentage of the trade, rounded down)."""
+    wallet = trading_wallet(user_id=position.user_id, address=position.account_ref)
+    quote = price_get(position.symbol)
+    trade = call_provider(
+        position.provider,
+        venue.close_trade,
+        account_ref=position.account_ref,
+        venue_position_id=position.venue_position_id,
+        size=size,
+        position_size=position.size,
+        market_price=(quote.bid + quote.ask) / 2,
+    )
+    if trade.size is not None and trade.size != order.size:
+        order.size = trade.size
+        Order.objects.filter(pk=order.pk).update(size=trade.size)
+    tx_hash = wallet_trade_send(venue=venue, wallet=wallet, trade=trade)
+    return VenueOrder(venue_order_id="", client_order_id=tx_hash, status=VenueOrderStatus.PENDING)
 
 
 def outcome_unknown(error: ProviderError) -> bool:
@@ -246,15 +286,25 @@ def position_close_poll(*, order_id: Any) -> Order:
     if order.status not in (Order.Status.PENDING, Order.Status.UNKNOWN) or order.position is None:
         return order
     try:
+        venue = registry.venue(order.provider)
         venue_order = call_provider(
             order.provider,
-            registry.venue(order.provider).get_order,
+            venue.get_order,
             account_ref=order.position.account_ref,
             client_order_id=order.venue_client_order_id or str(order.pk),
         )
     except ProviderError as exc:
         logger.warning("close %s: %s did not answer: %s", order.pk, order.provider, exc.message)
         return order
+    if (
+        venue_order is not None
+        and venue_order.status == VenueOrderStatus.FILLED
+        and wallet_venue(venue) is not None
+        and order.size is not None
+    ):
+        # The transaction closed the percentage of the trade that ``order.size`` is, all of
+        # it or nothing: the venue's own size is reckoned at the close price, not the entry.
+        venue_order = replace(venue_order, filled_size=order.size)
     return position_close_answer_record(order_id=order.pk, venue_order=venue_order)
 
 
@@ -273,6 +323,108 @@ def close_size(position: Position, size: Decimal | None, rounding: str | None) -
 def _size_step(position: Position) -> Decimal:
     listing = PairListing.objects.filter(pair__symbol=position.symbol, provider=position.provider).first()
     return listing.size_step if listing is not None else Decimal(0)
+
+
+# --- stops held by the venue (native) ---------------------------------------------------------
+
+
+def protective_native_fired(
+    *, protective_id: Any, price: Decimal, venue_order_id: str = "", kind: str | None = None
+) -> Order | None:
+    """The venue closed a position by itself at a stop it holds (``native``): record it once.
+
+    The protective order is marked fired at ``price`` (the venue's execution price), and the
+    whole remaining position is settled there through a close order (``closed_by`` the
+    stop's kind, like a synthetic trigger's); the other stops are cancelled with it. A
+    protective order that is not armed any more, or a position already gone, changes
+    nothing (None). ``kind`` (``liquidation``) settles as a liquidation. A close of ours
+    still pending at the venue is answered there (the trade is gone) and refused then.
+    """
+    with transaction.atomic():
+        protective = (
+            ProtectiveOrder.objects.select_for_update(no_key=True)
+            .filter(pk=protective_id, status=ProtectiveOrder.Status.ARMED)
+            .first()
+        )
+        if protective is None:
+            return None
+        position = position_lock(position_id=protective.position_id)
+        if position.status not in Position.LIVE or position.size <= 0:
+            return None
+        now = timezone.now()
+        liquidation = (kind or protective.kind) == Fill.Kind.LIQUIDATION
+        order = Order.objects.create(
+            user_id=position.user_id,
+            symbol=position.symbol,
+            category=position.category,
+            side=position.side,
+            type=Order.Type.MARKET,
+            purpose=Order.Purpose.CLOSE,
+            size=position.size,
+            provider=position.provider,
+            position=position,
+            closed_by=Fill.Kind.LIQUIDATION if liquidation else protective.kind,
+            routing={"reason": "closed by the venue at its own stop", "attempts": []},
+        )
+        protective.status = ProtectiveOrder.Status.FIRED
+        protective.fired_at = now
+        protective.fired_price = price
+        protective.close_order = order
+        protective.save(update_fields=["status", "fired_at", "fired_price", "close_order", "updated_at"])
+        position.status = Position.Status.OPEN
+        close_fill_record(
+            position=position,
+            order=order,
+            size=position.size,
+            price=price,
+            kind=Fill.Kind.LIQUIDATION if liquidation else Fill.Kind.CLOSE,
+            venue_order_id=venue_order_id,
+        )
+        return order
+
+
+def protective_native_poll() -> int:
+    """Ask the venues about every open position whose stops they hold (``native``): a
+    position the venue closed at one of them is recorded (``protective_native_fired``).
+    Returns how many were. A venue that does not answer is asked again on the next run."""
+    recorded = 0
+    positions = Position.objects.filter(
+        status=Position.Status.OPEN,
+        protective_orders__status=ProtectiveOrder.Status.ARMED,
+        protective_orders__execution_mode=ProtectiveOrder.ExecutionMode.NATIVE,
+    ).distinct()
+    for position in positions.order_by("pk"):
+        venue = wallet_venue(registry.venue(position.provider))
+        if venue is None or not position.venue_position_id:
+            continue
+        try:
+            closed = call_provider(
+                position.provider,
+                venue.native_close,
+                account_ref=position.account_ref,
+                venue_position_id=position.venue_position_id,
+            )
+        except ProviderError as exc:
+            logger.warning("position %s: %s did not answer: %s", position.pk, position.provider, exc.message)
+            continue
+        if closed is None:
+            continue
+        armed = ProtectiveOrder.objects.filter(
+            position=position,
+            status=ProtectiveOrder.Status.ARMED,
+            execution_mode=ProtectiveOrder.ExecutionMode.NATIVE,
+        )
+        protective = armed.filter(kind=closed.kind).first() or armed.first()
+        if protective is None:
+            continue
+        fired = protective_native_fired(
+            protective_id=protective.pk,
+            price=closed.price,
+            venue_order_id=closed.venue_order_id,
+            kind=closed.kind,
+        )
+        recorded += fired is not None
+    return recorded
 
 
 # --- risk ------------------------------------------------------------------------------------
@@ -333,8 +485,43 @@ def position_protection_update(*, position_id: Any, user: User, protection: Prot
             reference = terms.closing_price(side=position.side, bid=price.bid, ask=price.ask)
         except ApplicationError:  # no price now: trail from the entry; the engine moves it on the next tick
             reference = position.entry_price
-        protection_apply(position=position, protection=protection, reference_price=reference)
+        native = native_protection_kinds(position.provider)
+        if native:
+            _protection_send(position, protection)
+        protection_apply(
+            position=position, protection=protection, reference_price=reference, native_kinds=native
+        )
         position.resource_version += 1
         position.save(update_fields=["resource_version", "updated_at"])
         publish(user_id=position.user_id, type="position.updated", data=position_data(position))
         return position
+
+
+def _protection_send(position: Position, protection: Protection) -> None:
+    """Set the stop-loss and take-profit that the position's venue holds (``native``) there,
+    from the user's wallet, before our rows say so; a refusal changes nothing here (502)."""
+    venue = wallet_venue(registry.venue(position.provider))
+    if venue is None:
+        return
+    try:
+        transactions = call_provider(
+            position.provider,
+            venue.protection_update,
+            account_ref=position.account_ref,
+            venue_position_id=position.venue_position_id,
+            stop_loss=protection.stop_loss,
+            take_profit=protection.take_profit,
+            clear_stop_loss=protection.clear_stop_loss,
+            clear_take_profit=protection.clear_take_profit,
+        )
+        if transactions:
+            wallet = trading_wallet(user_id=position.user_id, address=position.account_ref)
+            wallet_transactions_send(venue=venue, wallet=wallet, transactions=transactions)
+    except ProviderError as exc:
+        reverted = venue.revert_reason(exc)
+        raise VenueError(
+            details={
+                "provider": position.provider,
+                "reason": f"reverts: {reverted}" if reverted else exc.message,
+            }
+        ) from exc

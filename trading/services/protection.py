@@ -106,10 +106,18 @@ def _arm(position: Position, kind: str, **fields: Any) -> ProtectiveOrder:
     return protective
 
 
-def protection_apply(*, position: Position, protection: Protection, reference_price: Decimal) -> None:
+def protection_apply(
+    *,
+    position: Position,
+    protection: Protection,
+    reference_price: Decimal,
+    native_kinds: frozenset[str] = frozenset(),
+) -> None:
     """Replace the position's stops by those asked for (the position is locked by the caller).
 
     Stop-loss (or, in its place, the trailing stop) and take-profit share one OCO group.
+    ``native_kinds``: the kinds the venue holds itself (set there by the caller); they are
+    recorded ``native`` and never indexed for our trigger engine.
     """
     armed = {
         kind: p for kind, p in protective_armed(position).items() if kind in ProtectiveOrder.TRADER_KINDS
@@ -145,7 +153,12 @@ def protection_apply(*, position: Position, protection: Protection, reference_pr
         return
     group = next((p.oco_group for p in armed.values() if p.oco_group), None) or uuid.uuid4()
     for kind, fields in wanted.items():
-        armed[kind] = _arm(position, kind, oco_group=group, **fields)
+        mode = (
+            ProtectiveOrder.ExecutionMode.NATIVE
+            if kind in native_kinds
+            else ProtectiveOrder.ExecutionMode.SYNTHETIC
+        )
+        armed[kind] = _arm(position, kind, oco_group=group, execution_mode=mode, **fields)
     for protective in armed.values():
         if protective.oco_group != group:
             protective.oco_group = group

@@ -90,8 +90,10 @@ def _fire_locked(
 ) -> ProtectiveOrder | None:
     """``protective_fire`` within its transaction: the row it fired, or None if not this call's to fire."""
     position = position_lock(position_id=position_id)
-    protective = ProtectiveOrder.objects.filter(pk=protective_id, status=ARMED).first()
-    if protective is None:
+    protective = ProtectiveOrder.objects.filter(
+        pk=protective_id, status=ARMED, execution_mode=ProtectiveOrder.ExecutionMode.SYNTHETIC
+    ).first()
+    if protective is None:  # gone, or held by the venue (native): not ours to fire
         return None
     if position.status == Position.Status.CLOSING:  # a close is pending: its outcome decides
         return None

@@ -10,7 +10,9 @@ interface ITestOstiumTradingStorage {
 /// openTrade (with isDayTrade, selector 0x1365e4e4), closeTradeMarket (partial closes),
 /// updateTp / updateSl, cancelOpenLimitOrder, and delegation (setDelegate, removeDelegate,
 /// delegations, delegatedAction). Market orders are settled by a keeper at the oracle price
-/// the owner sets: at once when ``autoExecute`` is on, else by ``executeOrder``. Profit and
+/// the owner sets: at once when ``autoExecute`` is on, else by ``executeOrder``. The keeper
+/// (the owner) also closes a trade whose take-profit or stop-loss the oracle price reached,
+/// at that level, with ``executeTpSl`` (``LimitCloseExecuted``, limitType 0 TP, 1 SL). Profit and
 /// loss are paid from the storage's USDC (funded by the deployer). Not Ostium's code: its
 /// interface and events as our adapter and our fake subgraph read them.
 contract TestOstiumTrading {
@@ -79,6 +81,16 @@ contract TestOstiumTrading {
         uint256 payout
     );
     event OrderCancelled(uint256 indexed orderId, address indexed trader, string reason);
+    event LimitCloseExecuted(
+        uint256 indexed orderId,
+        address indexed trader,
+        uint16 indexed pairIndex,
+        uint8 index,
+        uint256 tradeId,
+        uint8 limitType,
+        uint256 price,
+        uint256 collateralClosed
+    );
     event TpUpdated(address indexed trader, uint16 indexed pairIndex, uint8 index, uint192 newTp);
     event SlUpdated(address indexed trader, uint16 indexed pairIndex, uint8 index, uint192 newSl);
     event DelegateAdded(address indexed delegator, address indexed delegate);
@@ -94,6 +106,8 @@ contract TestOstiumTrading {
     mapping(address => mapping(uint16 => mapping(uint8 => bool))) public isOpen;
     mapping(uint256 => PendingOrder) private _orders;
     mapping(address => address) public delegations;
+    // The order id that opened each open trade (the subgraph's tradeID).
+    mapping(address => mapping(uint16 => mapping(uint8 => uint256))) public tradeIds;
     address private _actingFor;
 
     constructor(address storage_) {
@@ -116,6 +130,32 @@ contract TestOstiumTrading {
     function executeOrder(uint256 orderId) external {
         require(msg.sender == owner, "not owner");
         _execute(orderId);
+    }
+
+    /// @notice The keeper closes the whole trade at its take-profit or stop-loss, which the
+    /// oracle price has reached (the take-profit first when both are).
+    function executeTpSl(address trader, uint16 pairIndex, uint8 index) external {
+        require(msg.sender == owner, "not owner");
+        Trade storage t = _open(trader, pairIndex, index);
+        uint256 price = prices[pairIndex];
+        bool tpHit = t.tp != 0 && (t.buy ? price >= t.tp : price <= t.tp);
+        bool slHit = t.sl != 0 && (t.buy ? price <= t.sl : price >= t.sl);
+        if (!tpHit && !slHit) revert WrongParams();
+        uint256 level = tpHit ? t.tp : t.sl;
+        (uint256 closed, ) = _close(trader, pairIndex, index, level, 10000);
+        _limitClosed(trader, pairIndex, index, tpHit ? 0 : 1, level, closed);
+    }
+
+    function _limitClosed(
+        address trader,
+        uint16 pairIndex,
+        uint8 index,
+        uint8 limitType,
+        uint256 level,
+        uint256 closed
+    ) internal {
+        uint256 tradeId = tradeIds[trader][pairIndex][index];
+        emit LimitCloseExecuted(nextOrderId++, trader, pairIndex, index, tradeId, limitType, level, closed);
     }
 
     // --- traders ---------------------------------------------------------------------
@@ -260,17 +300,29 @@ contract TestOstiumTrading {
             t.openPrice = uint192(price);
             _trades[order.trader][order.pairIndex][order.index] = t;
             isOpen[order.trader][order.pairIndex][order.index] = true;
+            tradeIds[order.trader][order.pairIndex][order.index] = orderId;
             emit MarketOpenExecuted(
                 orderId, order.trader, order.pairIndex, order.index, price, t.collateral, t.leverage, t.buy, t.tp, t.sl
             );
             return;
         }
-        Trade storage trade = _trades[order.trader][order.pairIndex][order.index];
         if (!isOpen[order.trader][order.pairIndex][order.index]) {
             emit OrderCancelled(orderId, order.trader, "NO_TRADE");
             return;
         }
-        uint256 closed = (trade.collateral * order.closePercentage) / 10000;
+        (uint256 closed, uint256 payout) = _close(order.trader, order.pairIndex, order.index, price, order.closePercentage);
+        emit MarketCloseExecuted(
+            orderId, order.trader, order.pairIndex, order.index, price, order.closePercentage, closed, payout
+        );
+    }
+
+    /// @dev Close ``percentage`` (x100) of a trade at ``price``: pay out collateral plus profit.
+    function _close(address trader, uint16 pairIndex, uint8 index, uint256 price, uint16 percentage)
+        internal
+        returns (uint256 closed, uint256 paid)
+    {
+        Trade storage trade = _trades[trader][pairIndex][index];
+        closed = (trade.collateral * percentage) / 10000;
         // Profit or loss on the closed part: collateral x leverage x price move / open price.
         int256 move = int256(price) - int256(uint256(trade.openPrice));
         if (!trade.buy) move = -move;
@@ -278,12 +330,10 @@ contract TestOstiumTrading {
         int256 payout = int256(closed) + pnl;
         if (payout < 0) payout = 0;
         trade.collateral -= closed;
-        if (order.closePercentage == 10000 || trade.collateral == 0) {
-            isOpen[order.trader][order.pairIndex][order.index] = false;
+        if (percentage == 10000 || trade.collateral == 0) {
+            isOpen[trader][pairIndex][index] = false;
         }
-        if (payout > 0) storageContract.pay(order.trader, uint256(payout));
-        emit MarketCloseExecuted(
-            orderId, order.trader, order.pairIndex, order.index, price, order.closePercentage, closed, uint256(payout)
-        );
+        paid = uint256(payout);
+        if (paid > 0) storageContract.pay(trader, paid);
     }
 }

@@ -41,6 +41,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_DOWN, Decimal, InvalidOperation, localcontext
 from typing import Any, Final
@@ -52,14 +53,18 @@ from providers.base import (
     EvmTransaction,
     Market,
     MarketCategory,
+    NativeClose,
     OrderType,
     Quote,
     Side,
+    TokenSpec,
     Venue,
     VenueOrder,
     VenueOrderRequest,
     VenueOrderStatus,
     VenuePosition,
+    WalletTrade,
+    WalletTradedVenue,
 )
 from providers.errors import ProviderError
 from providers.venues.ostium.abi import (
@@ -92,6 +97,8 @@ TICK_SIZE: Final = Decimal("0.00001")
 # Positions are sized by collateral x leverage; collateral moves in USDC base units.
 SIZE_STEP: Final = Decimal("0.000001")
 ZERO_ADDRESS: Final = "0x0000000000000000000000000000000000000000"
+# What the SDK approves TradingStorage for once, so that later trades need no approval.
+APPROVAL_AMOUNT: Final = Decimal(1_000_000)
 
 _TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
 _SELECTOR = re.compile(r"0x([0-9a-fA-F]{8})")
@@ -109,7 +116,7 @@ _UNLISTED_GROUP_WORDS: Final = ("stock", "equit", "etf")
 _PAIRS_QUERY: Final = """
 query pairs {
   pairs(first: 1000) {
-    id from to maxLeverage
+    id from to maxLeverage overnightMaxLeverage
     group { name minLeverage maxLeverage }
     fee { minLevPos }
   }
@@ -138,6 +145,20 @@ query orders($trader: Bytes!) {
 }
 """
 
+# The keeper's closes of one trade (``native_close``).
+_NATIVE_CLOSE_QUERY: Final = """
+query nativeClose($trader: Bytes!, $tradeID: String!) {
+  orders(first: 10, where: {trader: $trader, tradeID: $tradeID, isPending: false, isCancelled: false}) {
+    id orderAction price executedAt
+  }
+}
+"""
+_NATIVE_CLOSE_KINDS: Final = {
+    "TakeProfit": "take_profit",
+    "StopLoss": "stop_loss",
+    "Liquidation": "liquidation",
+}
+
 # The transaction hash replaces TX_HASH (it was checked to be 32 hex bytes): a string literal
 # is accepted whether the subgraph types ``initiatedTx`` as Bytes or as String.
 _ORDERS_OF_TRANSACTION_QUERY: Final = """
@@ -149,7 +170,7 @@ query orderOfTransaction {
 """
 
 
-class OstiumVenue(Venue):
+class OstiumVenue(Venue, WalletTradedVenue):
     name = "ostium"
 
     def __init__(
@@ -306,12 +327,12 @@ class OstiumVenue(Venue):
             ) from exc
 
     def get_order(self, *, account_ref: str, client_order_id: str) -> VenueOrder | None:
-        """Always None: Ostium keeps no client order id, on chain or in the subgraph.
-
-        An Ostium order is a transaction of the trader's wallet, and the wallet provider
-        returns its hash; reconcile a submission with ``order_for_transaction(tx_hash)``.
-        """
-        return None
+        """Ostium keeps no client order id: an order is followed by the hash of the wallet
+        transaction that sent it (what the trading layer stores as the order's venue client
+        id), answered as ``transaction_outcome``. Any other id: None."""
+        if not _TX_HASH.fullmatch(client_order_id):
+            return None
+        return self.transaction_outcome(tx_hash=client_order_id)
 
     def order_for_transaction(self, *, tx_hash: str) -> VenueOrder | None:
         """The order a trade transaction started, as the subgraph has indexed it: None until
@@ -380,6 +401,152 @@ class OstiumVenue(Venue):
         client_order_id: str = "",
     ) -> VenueOrder:
         raise _sent_by_wallet("build_close_trade")
+
+    # --- traded from the user's wallet (WalletTradedVenue) -------------------------------
+
+    @property
+    def wallet_chain_id(self) -> int:
+        return self.chain_id
+
+    def collateral_token(self) -> TokenSpec:
+        return TokenSpec(symbol="USDC", address=self.usdc_address, decimals=USDC_DECIMALS)
+
+    def open_trade(self, *, order: VenueOrderRequest, market_price: Decimal) -> WalletTrade:
+        """``openTrade`` of ``order`` with its stop-loss and take-profit, preceded by a USDC
+        approval to TradingStorage when the allowance is short (of the SDK's size, 1,000,000
+        USDC, so that later trades need none). Never a day trade: see ``_market``."""
+        setup: tuple[EvmTransaction, ...] = ()
+        if self.usdc_allowance(owner=order.account_ref) < order.collateral:
+            setup = (self.build_usdc_approval(amount=APPROVAL_AMOUNT),)
+        action = self.build_order(
+            order=order,
+            pair_index=self._pair_index(order.symbol),
+            market_price=_price_units(market_price),
+        )
+        return WalletTrade(action=action, setup=setup)
+
+    def close_trade(
+        self,
+        *,
+        account_ref: str,
+        venue_position_id: str,
+        size: Decimal,
+        position_size: Decimal,
+        market_price: Decimal,
+    ) -> WalletTrade:
+        """``closeTradeMarket`` of ``size`` out of ``position_size`` as a percentage (to the
+        hundredth, rounded down; all of it when ``size`` reaches ``position_size``)."""
+        trade = self._trade(account_ref, venue_position_id)
+        if size >= position_size:
+            percent, closes = Decimal(100), position_size
+        else:
+            percent = (size * 100 / position_size).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
+            if percent <= 0:
+                raise ProviderError(PROVIDER, f"{size} is less than 0.01 % of the trade", status_code=400)
+            with localcontext() as context:
+                context.prec = 80
+                closes = (position_size * percent / 100).quantize(
+                    Decimal(1).scaleb(-PRICE_DECIMALS), rounding=ROUND_DOWN
+                )
+        action = self.build_close_trade(
+            trader=account_ref,
+            pair_index=int(trade.extra["pair_index"]),
+            index=int(trade.extra["index"]),
+            market_price=_price_units(market_price),
+            close_percent=percent,
+        )
+        return WalletTrade(action=action, size=closes)
+
+    def protection_update(
+        self,
+        *,
+        account_ref: str,
+        venue_position_id: str,
+        stop_loss: Decimal | None = None,
+        take_profit: Decimal | None = None,
+        clear_stop_loss: bool = False,
+        clear_take_profit: bool = False,
+    ) -> list[EvmTransaction]:
+        """``updateSl`` / ``updateTp`` of the trade, for what is set or cleared (0 clears)."""
+        trade = self._trade(account_ref, venue_position_id)
+        pair_index, index = int(trade.extra["pair_index"]), int(trade.extra["index"])
+        transactions = []
+        if stop_loss is not None or clear_stop_loss:
+            transactions.append(
+                self.build_update_sl(
+                    trader=account_ref, pair_index=pair_index, index=index, stop_loss=stop_loss
+                )
+            )
+        if take_profit is not None or clear_take_profit:
+            transactions.append(
+                self.build_update_tp(
+                    trader=account_ref, pair_index=pair_index, index=index, take_profit=take_profit
+                )
+            )
+        return transactions
+
+    def transaction_outcome(self, *, tx_hash: str) -> VenueOrder:
+        """Not mined: pending. Reverted: rejected, with Ostium's error (the transaction is
+        replayed on the state before its block to read it). Mined: the order it started as
+        the subgraph has it, pending until the subgraph has indexed it."""
+        receipt = self._client.receipt(tx_hash=tx_hash)
+        if receipt is None:
+            return VenueOrder(venue_order_id="", client_order_id=tx_hash, status=VenueOrderStatus.PENDING)
+        if not receipt.success:
+            quoted = self._client.revert_data(tx_hash=tx_hash, block_number=receipt.block_number)
+            reason = self.revert_reason(ProviderError(PROVIDER, quoted)) if quoted else None
+            return VenueOrder(
+                venue_order_id="",
+                client_order_id=tx_hash,
+                status=VenueOrderStatus.REJECTED,
+                reject_reason=f"the transaction reverted: {reason or quoted or 'no reason given'}",
+            )
+        order = self.order_for_transaction(tx_hash=tx_hash)
+        if order is None:
+            return VenueOrder(venue_order_id="", client_order_id=tx_hash, status=VenueOrderStatus.PENDING)
+        return replace(order, client_order_id=tx_hash)
+
+    def native_close(self, *, account_ref: str, venue_position_id: str) -> NativeClose | None:
+        """The keeper's close of the trade at its take-profit, stop-loss or liquidation, from
+        the subgraph's executed orders of the trader for that trade id (None while there is
+        none). The filter's field names follow the SDK's order history query; ``tradeID`` on
+        an order is not confirmed against the live subgraph (see the README)."""
+        trader = _address(account_ref, "account_ref")
+        data = self._client.query(
+            _NATIVE_CLOSE_QUERY, {"trader": trader.lower(), "tradeID": str(venue_position_id)}
+        )
+        orders = data.get("orders")
+        if not isinstance(orders, list):
+            raise ProviderError(PROVIDER, "the subgraph answer holds no order list", response=data)
+        for order in orders:
+            try:
+                kind = _NATIVE_CLOSE_KINDS.get(str(order["orderAction"]))
+                if kind is None:
+                    continue
+                price = _units_to_decimal(order["price"], PRICE_DECIMALS)
+                return NativeClose(kind=kind, price=price, venue_order_id=str(order["id"]))
+            except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
+                raise ProviderError(
+                    PROVIDER, f"an order has an unexpected shape: {exc!r}", response=data
+                ) from exc
+        return None
+
+    def _pair_index(self, symbol: str) -> int:
+        market = next((m for m in self.markets() if m.symbol == symbol), None)
+        if market is None:
+            raise ProviderError(PROVIDER, f"Ostium lists no pair {symbol}", status_code=400)
+        return int(market.venue_symbol)
+
+    def _trade(self, account_ref: str, venue_position_id: str) -> VenuePosition:
+        trade = next(
+            (p for p in self.positions(account_ref=account_ref) if p.venue_position_id == venue_position_id),
+            None,
+        )
+        if trade is None:
+            raise ProviderError(
+                PROVIDER, f"no open trade {venue_position_id} of {account_ref}", status_code=404
+            )
+        return trade
 
     # --- transaction builders ----------------------------------------------------------
 
@@ -575,10 +742,11 @@ class OstiumVenue(Venue):
         )
 
     @staticmethod
-    def revert_reason(error: ProviderError) -> str | None:
+    def revert_reason(error: Exception) -> str | None:
         """The name of the Ostium custom error (``BelowMinLevPos``, ``WrongSL``...) whose revert
         data a wallet provider's or chain client's error quotes, if any."""
-        for match in _SELECTOR.finditer(f"{error.message} {error.response!r}"):
+        quoted = f"{getattr(error, 'message', error)} {getattr(error, 'response', '')!r}"
+        for match in _SELECTOR.finditer(quoted):
             name = ERROR_BY_SELECTOR.get(match.group(1).lower())
             if name is not None:
                 return name
@@ -604,11 +772,14 @@ def _market(pair: dict[str, Any]) -> Market | None:
     category = _category(str(group["name"]))
     if category is None:
         return None
+    # The overnight maximum counts too: above it a trade must be a day trade, which Ostium
+    # closes at the day-trading close; we open none (see the README), so it is our limit.
     limits = [
         limit
         for limit in (
             _units_to_decimal(pair["maxLeverage"], HUNDREDTHS),
             _units_to_decimal(group["maxLeverage"], HUNDREDTHS),
+            _units_to_decimal(pair.get("overnightMaxLeverage") or 0, HUNDREDTHS),
         )
         if limit > 0
     ]
@@ -721,6 +892,11 @@ def _order(order: dict[str, Any]) -> VenueOrder:
         filled_size=size,
         avg_fill_price=price,
     )
+
+
+def _price_units(price: Decimal) -> Decimal:
+    """A quote (a mid may have more digits) to the 18 decimals a price travels in."""
+    return price.quantize(Decimal(1).scaleb(-PRICE_DECIMALS), rounding=ROUND_DOWN)
 
 
 def _base_size(collateral: Decimal, leverage: Decimal, price: Decimal) -> Decimal:

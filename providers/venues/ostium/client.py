@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import httpx
-from eth_typing import ChecksumAddress
+from eth_typing import ChecksumAddress, HexStr
+from web3.exceptions import ContractLogicError, Web3Exception
 
+from providers.base import TransactionReceipt
 from providers.chains.evm.client import EvmChainClient
 from providers.errors import ProviderError
 from providers.http import ProviderHttpClient
@@ -98,6 +100,32 @@ class OstiumClient:
         """``eth_call`` at the latest block; returns the raw answer."""
         with self._rpc_errors():
             return self._chain.eth_call(to=to, data=data)
+
+    def receipt(self, *, tx_hash: str) -> TransactionReceipt | None:
+        """The transaction's receipt, or None while it is not mined."""
+        with self._rpc_errors():
+            return self._chain.receipt(tx_hash=tx_hash)
+
+    def revert_data(self, *, tx_hash: str, block_number: int) -> str:
+        """Why a mined transaction reverted: it is replayed (``eth_call`` with its sender,
+        target, data and value) on the state before its block; returns the error the node
+        quotes (revert data included), "" when the replay no longer reverts."""
+        with self._rpc_errors():
+            sent = self._chain.web3.eth.get_transaction(HexStr(tx_hash))
+            call: dict[str, Any] = {
+                "from": sent["from"],
+                "to": sent["to"],
+                "data": sent["input"],
+                "value": sent.get("value", 0),
+                "gas": sent.get("gas"),
+            }
+            try:
+                self._chain.web3.eth.call(cast(Any, call), max(block_number - 1, 0))
+            except ContractLogicError as exc:
+                return f"{exc} {exc.data!r}"
+            except Web3Exception as exc:
+                return str(exc)
+        return ""
 
     def code(self, *, address: ChecksumAddress) -> bytes:
         """The deployed bytecode at ``address`` (empty for an account without code)."""

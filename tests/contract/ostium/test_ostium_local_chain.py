@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 import pytest
 from eth_typing import HexStr
@@ -15,7 +15,7 @@ from web3 import Web3
 
 from demo.localchain.chain import LocalChain
 from demo.ostium_subgraph import OstiumPair, OstiumSubgraph
-from providers.base import EvmTransaction, Side, VenueOrderStatus, WalletInfo
+from providers.base import EvmTransaction, OrderType, Side, VenueOrderRequest, VenueOrderStatus, WalletInfo
 from providers.venues.ostium.adapter import OstiumVenue
 from providers.wallets.local.adapter import LocalWalletProvider
 from tests.chain.config import chains_configured
@@ -286,3 +286,57 @@ def test_the_deployed_contract_tells_which_abi_version_it_takes(ostium: Ostium) 
             usdc_address=ostium.usdc,
             abi_version="v9",
         )
+
+
+def test_the_wallet_trading_capability_builds_approval_trade_close_and_reads_the_keepers_close(
+    ostium: Ostium,
+) -> None:
+    wallet = _trader(ostium)
+    request = VenueOrderRequest(
+        account_ref=wallet.address,
+        client_order_id="1",
+        symbol="EURUSD",
+        side=Side.LONG,
+        type=OrderType.MARKET,
+        collateral=Decimal(100),
+        leverage=Decimal(10),
+        stop_loss=Decimal("1.0"),
+    )
+    first = ostium.venue.open_trade(order=request, market_price=PRICE)
+    assert [t.to for t in first.setup] == [ostium.usdc]  # the approval, to TradingStorage
+    for transaction in (*first.setup, first.action):
+        assert ostium.send(wallet, transaction)["status"] == 1
+    assert ostium.venue.open_trade(order=request, market_price=PRICE).setup == ()  # approved now
+    (position,) = ostium.venue.positions(account_ref=wallet.address)
+
+    third = ostium.venue.close_trade(
+        account_ref=wallet.address,
+        venue_position_id=position.venue_position_id,
+        size=position.size / 3,
+        position_size=position.size,
+        market_price=PRICE,
+    )
+    assert third.size == (position.size * Decimal("0.3333")).quantize(Decimal("1e-18"), rounding=ROUND_DOWN)
+    assert (
+        third.action.data
+        == ostium.venue.build_close_trade(
+            trader=wallet.address,
+            pair_index=EURUSD,
+            index=0,
+            market_price=PRICE,
+            close_percent=Decimal("33.33"),
+        ).data
+    )
+
+    assert (
+        ostium.venue.native_close(account_ref=wallet.address, venue_position_id=position.venue_position_id)
+        is None
+    )
+    ostium.price(Decimal("0.99"))
+    trading = ostium.chain.contract("TestOstiumTrading", ostium.trading)
+    trading.functions.executeTpSl(wallet.address, EURUSD, 0).transact({"from": ostium.chain.deployer})
+    closed = ostium.venue.native_close(
+        account_ref=wallet.address, venue_position_id=position.venue_position_id
+    )
+    assert closed is not None and (closed.kind, closed.price) == ("stop_loss", Decimal("1.0"))
+    assert ostium.venue.positions(account_ref=wallet.address) == []
