@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
+from functools import partial
 from http import HTTPStatus
 from typing import Any
 
@@ -31,8 +32,16 @@ from trading.errors import PositionClosing, PositionNotFound, PositionNotOpen, S
 from trading.models import Fill, Order, Position, ProtectiveOrder
 from trading.presenters import order_data, position_data
 from trading.services.fills import close_fill_record
-from trading.services.protection import Protection, protection_apply, protection_check, protective_rearm
+from trading.services.protection import (
+    Protection,
+    protection_apply,
+    protection_check,
+    protective_armed,
+    protective_cancel,
+    protective_rearm,
+)
 from trading.services.venues import poll_schedule
+from trading.triggers.index import protective_index
 
 logger = logging.getLogger(__name__)
 
@@ -338,3 +347,112 @@ def position_protection_update(*, position_id: Any, user: User, protection: Prot
         position.save(update_fields=["resource_version", "updated_at"])
         publish(user_id=position.user_id, type="position.updated", data=position_data(position))
         return position
+
+
+# --- native stops ----------------------------------------------------------------------------
+
+
+def protective_native_fired(*, protective_id: Any, venue_order: VenueOrder) -> ProtectiveOrder | None:
+    """A native stop-loss or take-profit fired at its venue (seen on the venue's stream or by
+    polling): record the close it made in our book, exactly once.
+
+    Filled: the stop is ``fired`` at the venue's price, a close order (``closed_by`` its kind,
+    the venue's client id) records the fill through ``close_fill_record`` at the venue's price
+    and size (collateral released, P&L and fee settled in the ledger), and the other leg of
+    the OCO is cancelled here and at the venue. Cancelled or rejected by the venue on its own:
+    the stop is armed synthetic instead, so the position stays protected. Anything else (still
+    waiting for its trigger) changes nothing. Returns the stop if this call changed it.
+
+    Exactly once however many followers and polls see the same fill: the position is locked,
+    then only a stop still armed and native changes.
+    """
+    position_id = (
+        ProtectiveOrder.objects.filter(pk=protective_id).values_list("position_id", flat=True).first()
+    )
+    if position_id is None:
+        return None
+    status = venue_order.status
+    filled = (
+        status in (VenueOrderStatus.FILLED, VenueOrderStatus.PARTIALLY_FILLED)
+        and venue_order.filled_size > 0
+        and venue_order.avg_fill_price is not None
+    )
+    if not filled and status not in FINAL_REFUSALS:
+        return None
+    with transaction.atomic():
+        position = position_lock(position_id=position_id)
+        protective = (
+            ProtectiveOrder.objects.select_for_update(no_key=True)
+            .filter(
+                pk=protective_id,
+                status=ProtectiveOrder.Status.ARMED,
+                execution_mode=ProtectiveOrder.ExecutionMode.NATIVE,
+            )
+            .first()
+        )
+        if protective is None:
+            return None
+        if not filled:
+            logger.error(
+                "native %s %s of position %s %s by %s (%s): armed synthetic instead",
+                protective.kind,
+                protective.pk,
+                position.pk,
+                status,
+                position.provider,
+                venue_order.reject_reason or "no reason given",
+                extra={"protective_id": str(protective.pk), "provider": position.provider},
+            )
+            protective.execution_mode = ProtectiveOrder.ExecutionMode.SYNTHETIC
+            protective.save(update_fields=["execution_mode", "updated_at"])
+            transaction.on_commit(partial(protective_index, protective.pk))
+            return protective
+        price = venue_order.avg_fill_price
+        assert price is not None
+        protective.status = ProtectiveOrder.Status.FIRED
+        protective.fired_at = timezone.now()
+        protective.fired_price = price
+        if position.status not in Position.LIVE:  # closed here already: nothing left to record
+            protective.save(update_fields=["status", "fired_at", "fired_price", "updated_at"])
+            return protective
+        size = min(venue_order.filled_size, position.size)
+        order = Order.objects.create(
+            user_id=position.user_id,
+            symbol=position.symbol,
+            category=position.category,
+            side=position.side,
+            type=Order.Type.MARKET,
+            purpose=Order.Purpose.CLOSE,
+            size=size,
+            provider=position.provider,
+            position=position,
+            closed_by=protective.kind,
+            venue_client_order_id=protective.venue_client_order_id,
+            routing={
+                "reason": f"a native {protective.kind} fired at the venue",
+                "attempts": [{"provider": position.provider, "status": str(status)}],
+            },
+        )
+        protective.close_order = order
+        protective.save(update_fields=["status", "fired_at", "fired_price", "close_order", "updated_at"])
+        for kind, twin in protective_armed(position).items():
+            if kind in ProtectiveOrder.TRADER_KINDS:
+                protective_cancel(twin)
+        close_fill_record(
+            position=position,
+            order=order,
+            size=size,
+            price=price,
+            kind=Fill.Kind.CLOSE,
+            venue_order_id=venue_order.venue_order_id,
+        )
+        logger.info(
+            "native %s of position %s fired at %s: %s closed at %s",
+            protective.kind,
+            position.pk,
+            position.provider,
+            size,
+            price,
+            extra={"protective_id": str(protective.pk), "provider": position.provider},
+        )
+        return protective

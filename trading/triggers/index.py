@@ -58,6 +58,8 @@ FIRE_SETS: Final = (BID_BELOW, BID_ABOVE, ASK_ABOVE, ASK_BELOW)
 SETS: Final = (*FIRE_SETS, BID_REKEY, ASK_REKEY)
 
 ARMED = ProtectiveOrder.Status.ARMED
+# Native stops are held and fired by their venue: never in the index, never fired by us.
+SYNTHETIC = ProtectiveOrder.ExecutionMode.SYNTHETIC
 LONG, SHORT = terms.LONG, terms.SHORT
 
 # Where a protective order of (side, kind) waits, and where a limit order of (side, purpose).
@@ -196,7 +198,7 @@ def protective_index(protective_id: Any) -> None:
         protective = ProtectiveOrder.objects.filter(pk=protective_id).first()
         if protective is None:
             return
-        if protective.status != ARMED:
+        if protective.status != ARMED or protective.execution_mode != SYNTHETIC:
             members_remove(protective.symbol, [protective_member(protective.pk)])
             return
         with redis_connection().pipeline(transaction=False) as pipe:
@@ -278,7 +280,7 @@ def candidates(symbol: str, *, bid: Decimal, ask: Decimal) -> list[list[bytes]]:
 def _expected_counts(symbol: str) -> dict[str, int]:
     counts = dict.fromkeys(SETS, 0)
     armed = (
-        ProtectiveOrder.objects.filter(symbol=symbol, status=ARMED)
+        ProtectiveOrder.objects.filter(symbol=symbol, status=ARMED, execution_mode=SYNTHETIC)
         .values_list("side", "kind")
         .annotate(n=Count("pk"))
         .order_by()
@@ -287,7 +289,11 @@ def _expected_counts(symbol: str) -> dict[str, int]:
         counts[PROTECTIVE_SET[(side, kind)]] += n
     trailing = (
         ProtectiveOrder.objects.filter(
-            symbol=symbol, status=ARMED, kind=ProtectiveOrder.Kind.TRAILING_STOP, best_price__isnull=False
+            symbol=symbol,
+            status=ARMED,
+            execution_mode=SYNTHETIC,
+            kind=ProtectiveOrder.Kind.TRAILING_STOP,
+            best_price__isnull=False,
         )
         .values_list("side")
         .annotate(n=Count("pk"))
@@ -309,7 +315,11 @@ def _expected_counts(symbol: str) -> dict[str, int]:
 
 
 def _expected_entries(symbol: str) -> list[Entry]:
-    armed = ProtectiveOrder.objects.filter(symbol=symbol, status=ARMED).order_by().only(*ENTRY_FIELDS)
+    armed = (
+        ProtectiveOrder.objects.filter(symbol=symbol, status=ARMED, execution_mode=SYNTHETIC)
+        .order_by()
+        .only(*ENTRY_FIELDS)
+    )
     entries = [protective_entry(p) for p in armed.iterator()]
     resting = (
         Order.objects.filter(symbol=symbol, status=Order.Status.OPEN, type=Order.Type.LIMIT)
@@ -359,7 +369,9 @@ def index_reconcile(symbol: str) -> bool:
 def _armed_now(protective_ids: Sequence[str], order_ids: Sequence[str]) -> list[Any]:
     armed: list[Any] = []
     for chunk in chunks(list(protective_ids)):
-        armed += ProtectiveOrder.objects.filter(pk__in=chunk, status=ARMED).values_list("pk", flat=True)
+        armed += ProtectiveOrder.objects.filter(
+            pk__in=chunk, status=ARMED, execution_mode=SYNTHETIC
+        ).values_list("pk", flat=True)
     for chunk in chunks(list(order_ids)):
         armed += Order.objects.filter(
             pk__in=chunk, status=Order.Status.OPEN, type=Order.Type.LIMIT

@@ -18,7 +18,15 @@ from marqetfi.core.errors import ApplicationError
 from pricing.services.prices import price_for_execution
 from trading.models import Order, ProtectiveOrder
 from trading.triggers.firing import order_fire, protective_fire
-from trading.triggers.index import ARMED, KEY_PREFIX, LONG, SHORT, index_reconcile, redis_connection
+from trading.triggers.index import (
+    ARMED,
+    KEY_PREFIX,
+    LONG,
+    SHORT,
+    SYNTHETIC,
+    index_reconcile,
+    redis_connection,
+)
 from trading.triggers.trailing import trailing_move, trailing_updates_flush
 
 logger = logging.getLogger(__name__)
@@ -55,7 +63,11 @@ return 0
 
 def triggers_symbols() -> list[str]:
     """Symbols with armed protective orders or resting limit orders."""
-    protective = ProtectiveOrder.objects.filter(status=ARMED).values_list("symbol", flat=True).distinct()
+    protective = (
+        ProtectiveOrder.objects.filter(status=ARMED, execution_mode=SYNTHETIC)
+        .values_list("symbol", flat=True)
+        .distinct()
+    )
     resting = (
         Order.objects.filter(status=Order.Status.OPEN, type=Order.Type.LIMIT)
         .values_list("symbol", flat=True)
@@ -117,7 +129,7 @@ def _symbol_sweep(symbol: str, outcome: SweepOutcome) -> None:
         ProtectiveOrder.Kind.MARGIN_CALL,
         ProtectiveOrder.Kind.LIQUIDATION,
     ]
-    due = ProtectiveOrder.objects.filter(symbol=symbol, status=ARMED).filter(
+    due = ProtectiveOrder.objects.filter(symbol=symbol, status=ARMED, execution_mode=SYNTHETIC).filter(
         Q(side=LONG, kind__in=stops, trigger_price__gte=bid)
         | Q(side=LONG, kind=ProtectiveOrder.Kind.TAKE_PROFIT, trigger_price__lte=bid)
         | Q(side=SHORT, kind__in=stops, trigger_price__lte=ask)
