@@ -381,3 +381,18 @@ def test_changing_and_clearing_a_native_stop_replaces_and_cancels_it_at_lighter(
     assert [o["status"] for o in lighter.orders_of(account) if o["type"] == "stop-loss"] == ["canceled"] * 2
     assert Position.objects.get(pk=order.position_id).status == "open"
     assert ledger_check() == []
+
+
+def test_a_transfer_lighter_refuses_rejects_the_order_and_records_no_funding(trader, lighter):
+    lighter.accounts[MASTER].usdc = Decimal(0)  # the platform's master account is empty
+
+    placed = place(trader, ETH_ORDER)
+
+    assert placed["status"] == "rejected" and placed["reject_code"] == "venue_rejected"
+    assert "not enough balance" in placed["reject_reason"]
+    assert sub_account(trader)  # the sub-account is there for the next order
+    assert not LedgerTransaction.objects.filter(kind=VENUE_ACCOUNT_FUND).exists()
+    assert [tx_type for tx_type, _ in lighter.txs if tx_type in (12, 14)] == []
+    balances = user_balances(user=trader)
+    assert (balances.available, balances.margin) == (Decimal("1000"), Decimal("0"))
+    assert ledger_check() == []

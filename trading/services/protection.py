@@ -103,12 +103,14 @@ def protective_armed(position: Position) -> dict[str, ProtectiveOrder]:
     }
 
 
-def protective_cancel(protective: ProtectiveOrder) -> None:
-    """Disarm a protective order; a native one is cancelled at its venue too."""
+def protective_cancel(protective: ProtectiveOrder, *, at_venue: bool = True) -> None:
+    """Disarm a protective order; a native one is cancelled at its venue too, unless the venue
+    ended it already (``at_venue`` False: its position was closed in full there)."""
     protective.status = ProtectiveOrder.Status.CANCELLED
     protective.save(update_fields=["status", "updated_at"])
     if protective.execution_mode == ProtectiveOrder.ExecutionMode.NATIVE:
-        _native_cancel(protective)
+        if at_venue:
+            _native_cancel(protective)
     else:
         transaction.on_commit(partial(protective_unindex, protective.pk))
 
