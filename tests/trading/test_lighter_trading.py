@@ -396,3 +396,42 @@ def test_a_transfer_lighter_refuses_rejects_the_order_and_records_no_funding(tra
     balances = user_balances(user=trader)
     assert (balances.available, balances.margin) == (Decimal("1000"), Decimal("0"))
     assert ledger_check() == []
+
+
+def test_a_close_is_pending_at_lighter_then_settled_from_the_stream_with_its_stops_gone(
+    trader, follower, lighter
+):
+    placed = place(trader, {**ETH_ORDER, "stop_loss": "2900"})
+    order = wait_until(settled(placed["id"]), timeout=10, what="the fill")
+    account = sub_account(trader)
+    lighter.set_price(ETH, Decimal("3100"))
+
+    closed = bearer_client(trader).post(
+        f"/api/v1/positions/{order.position_id}/close", {"type": "market"}, format="json"
+    )
+
+    assert closed.status_code == 201, closed.json()
+    close = wait_until(settled(closed.json()["id"]), timeout=10, what="the close filled")
+    assert (close.status, close.filled_size, close.avg_fill_price) == (
+        Order.Status.FILLED,
+        Decimal("0.1653"),
+        Decimal("3100"),
+    )
+    position = Position.objects.get(pk=order.position_id)
+    assert position.status == "closed"
+    assert position.realized_pnl == ((Decimal("3100") - Decimal("3024.66")) * Decimal("0.1653")).quantize(
+        Decimal("0.000001")
+    )
+    assert lighter.accounts[account].positions[ETH][0] == 0
+    stop = ProtectiveOrder.objects.get(position=position, kind="stop_loss")
+    assert stop.status == "cancelled"
+    wait_until(
+        lambda: (
+            lighter.order(account, client_order_index(stop.venue_client_order_id))["status"] == "canceled"
+        ),
+        timeout=5,
+        what="the stop cancelled at Lighter with the close",
+    )
+    assert Fill.objects.filter(position=position, kind="close").count() == 1
+    assert user_balances(user=trader).margin == 0
+    assert ledger_check() == []

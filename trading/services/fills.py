@@ -288,11 +288,8 @@ def close_fill_record(
             Position.Status.LIQUIDATED if kind == Fill.Kind.LIQUIDATION else Position.Status.CLOSED
         )
         position.closed_at = timezone.now()
-        # A native stop still armed went with the position at its venue: a full close there
-        # cancels the position's stops (``close_position``), and a native stop that fired had
-        # its OCO twin cancelled before this (``protective_native_fired``).
         for protective in protective_armed(position).values():
-            protective_cancel(protective, at_venue=False)
+            protective_cancel(protective)
         _cancel_resting_closes(position)
     else:
         _reprice(position)

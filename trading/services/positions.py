@@ -132,7 +132,7 @@ def position_close(
         raise _venue_failure(exc) from exc
     recorded = position_close_answer_record(order_id=order.pk, venue_order=venue_order)
     if recorded.status in (Order.Status.PENDING, Order.Status.UNKNOWN):
-        recorded = position_close_poll(order_id=recorded.pk)
+        recorded = position_close_poll(order_id=recorded.pk, just_acknowledged=True)
     if recorded.status in (Order.Status.REJECTED, Order.Status.CANCELLED):
         raise _venue_failure(ProviderError(position.provider, recorded.reject_reason or "close not filled"))
     return recorded
@@ -247,10 +247,12 @@ def _close_refused(order: Order, position: Position, *, cancelled: bool, reason:
     protective_rearm(close_order=order)
 
 
-def position_close_poll(*, order_id: Any) -> Order:
+def position_close_poll(*, order_id: Any, just_acknowledged: bool = False) -> Order:
     """Ask the venue, by client id, about a close that is pending or whose answer was lost,
     and record what it says (``position_close_answer_record``). A venue that does not answer
-    leaves it as it is, for the next poll."""
+    leaves it as it is, for the next poll; so does one that has no such close yet right after
+    acknowledging it (``just_acknowledged``: Lighter's sequencer lists it only once executed),
+    where later it would mean the venue never received it."""
     order = Order.objects.select_related("position").get(pk=order_id)
     if order.status not in (Order.Status.PENDING, Order.Status.UNKNOWN) or order.position is None:
         return order
@@ -263,6 +265,8 @@ def position_close_poll(*, order_id: Any) -> Order:
         )
     except ProviderError as exc:
         logger.warning("close %s: %s did not answer: %s", order.pk, order.provider, exc.message)
+        return order
+    if venue_order is None and just_acknowledged:
         return order
     return position_close_answer_record(order_id=order.pk, venue_order=venue_order)
 

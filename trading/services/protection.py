@@ -103,22 +103,23 @@ def protective_armed(position: Position) -> dict[str, ProtectiveOrder]:
     }
 
 
-def protective_cancel(protective: ProtectiveOrder, *, at_venue: bool = True) -> None:
-    """Disarm a protective order; a native one is cancelled at its venue too, unless the venue
-    ended it already (``at_venue`` False: its position was closed in full there)."""
+def protective_cancel(protective: ProtectiveOrder) -> None:
+    """Disarm a protective order; a native one is cancelled at its venue too."""
     protective.status = ProtectiveOrder.Status.CANCELLED
     protective.save(update_fields=["status", "updated_at"])
     if protective.execution_mode == ProtectiveOrder.ExecutionMode.NATIVE:
-        if at_venue:
-            _native_cancel(protective)
+        _native_cancel(protective)
     else:
         transaction.on_commit(partial(protective_unindex, protective.pk))
 
 
 def _native_cancel(protective: ProtectiveOrder) -> None:
-    """Cancel a native stop at its venue. A refusal is logged, not raised: the stop is no longer
-    ours (a venue that still fires it is told apart by its fired status, never recorded twice),
-    and reconciliation lists a trigger order left resting there."""
+    """Cancel a native stop at its venue, by its own id. Also when its position was closed in
+    full (a venue's close may take the stops with it, but only those it lists at that moment:
+    a stop placed a moment earlier may not be listed yet, while a cancel by id is executed
+    after it), so a cancel of a stop already gone is expected. A refusal is logged, not
+    raised: the stop is no longer ours here (a late fill of it is never recorded twice), and
+    reconciliation lists a trigger order left resting there."""
     position = protective.position
     if not protective.venue_order_id:
         return
@@ -130,7 +131,7 @@ def _native_cancel(protective: ProtectiveOrder) -> None:
             venue_order_id=protective.venue_order_id,
         )
     except ProviderError as exc:
-        logger.error(
+        logger.warning(
             "native %s %s of position %s not cancelled at %s: %s",
             protective.kind,
             protective.pk,
