@@ -574,6 +574,70 @@ class PriceStreaming(ABC):
         """
 
 
+class VenueAccounts(ABC):
+    """A venue where each user trades from an account of their own that the platform opens
+    and funds (Lighter's sub-accounts under the platform's master account).
+
+    Optional: trading calls ``ensure_account`` before a user's first order there (what
+    ``Venue.account_ref`` answers needs it) and funds the account for every opening order.
+    """
+
+    @abstractmethod
+    def ensure_account(self, *, user_id: str) -> str:
+        """The user's ``account_ref``, the account opened at the venue on first use. Idempotent."""
+
+    @abstractmethod
+    def transfer_to_account(self, *, account_ref: str, amount: Decimal) -> str:
+        """Move ``amount`` USDC from the platform's account to ``account_ref``; returns the
+        venue's transaction id. The ledger entry that mirrors it is the caller's."""
+
+
+class OrderFollowing(ABC):
+    """A venue that pushes what becomes of an account's orders over a live connection.
+
+    Optional: trading follows the accounts with orders pending there (``manage.py
+    venuefollow``); polling by client id (``get_order``) stays the fallback.
+    """
+
+    @abstractmethod
+    def follow_orders(
+        self,
+        *,
+        account_ref: str,
+        client_order_ids: Callable[[], Iterable[str]],
+        on_order: Callable[[VenueOrder], None],
+        stop: threading.Event,
+        on_live: Callable[[bool], None] | None = None,
+    ) -> None:
+        """Push each change of the orders ``client_order_ids()`` names (read again at every
+        batch) to ``on_order`` until ``stop`` is set or the adapter is closed. Blocks: run it
+        in a thread of its own. Never raises for the venue's trouble: it reconnects, and
+        polls while the connection is down."""
+
+
+class NativeStops(ABC):
+    """A venue that holds stop-loss and take-profit orders of a position itself.
+
+    Optional: trading places the trader's stop-loss and take-profit there
+    (``execution_mode`` native) instead of watching prices for them; a stop that fired at the
+    venue reaches trading like any order, by its client id. Trailing stops stay ours.
+    """
+
+    @abstractmethod
+    def place_stop(
+        self,
+        *,
+        account_ref: str,
+        venue_position_id: str,
+        kind: str,
+        trigger_price: Decimal,
+        client_order_id: str,
+        size: Decimal | None = None,
+    ) -> VenueOrder:
+        """A reduce-only trigger order (``kind`` "stop_loss" or "take_profit") for all of the
+        position (or ``size``); cancelled with ``Venue.cancel_order`` by its ``venue_order_id``."""
+
+
 # --- Swaps -----------------------------------------------------------------------------
 
 

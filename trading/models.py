@@ -258,6 +258,12 @@ class ProtectiveOrder(TimeStampedModel):
     fired_at = models.DateTimeField(null=True, blank=True)
     fired_price = _price(null=True, blank=True)
     close_order = models.ForeignKey(Order, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    venue_client_order_id = models.CharField(
+        max_length=128, blank=True, default="", help_text="Native: the client id of its venue trigger order."
+    )
+    venue_order_id = models.CharField(
+        max_length=128, blank=True, default="", help_text="Native: the venue's id of its trigger order."
+    )
 
     class Meta:
         ordering = ("created_at",)

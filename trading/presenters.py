@@ -69,17 +69,37 @@ def order_data(order: Order) -> dict[str, Any]:
 
 
 def _execution_modes(order: Order) -> dict[str, str]:
-    """How each protective order asked for is carried out: ``native`` where the order's venue
-    holds that kind itself (stop-loss and take-profit at a venue traded from the wallet),
-    else ``synthetic`` (our trigger engine)."""
+    """How each protective order asked for is carried out: ``native`` where the venue holds that
+    kind itself (stop-loss and take-profit sent with the order to a venue traded from the
+    wallet), or where the order's fill armed it at the venue (read from the position's stop
+    of that kind and price: one query, only for a filled order that asked for a stop-loss or
+    take-profit); else ``synthetic`` (our trigger engine)."""
     native = native_protection_kinds(order.provider) if order.provider else frozenset()
-    return {
-        field: ProtectiveOrder.ExecutionMode.NATIVE
-        if field in native
-        else ProtectiveOrder.ExecutionMode.SYNTHETIC
+    modes_of = ProtectiveOrder.ExecutionMode
+    modes = {
+        field: str(modes_of.NATIVE if field in native else modes_of.SYNTHETIC)
         for field in ("stop_loss", "take_profit", "trailing_stop")
         if getattr(order, field) is not None
     }
+    if order.status != Order.Status.FILLED or not order.position_id:
+        return modes
+    asked: dict[str, Decimal] = {
+        str(kind): price
+        for kind, price in (
+            (ProtectiveOrder.Kind.STOP_LOSS, order.stop_loss),
+            (ProtectiveOrder.Kind.TAKE_PROFIT, order.take_profit),
+        )
+        if price is not None
+    }
+    if not asked:
+        return modes
+    rows = ProtectiveOrder.objects.filter(position_id=order.position_id, kind__in=list(asked)).order_by(
+        "created_at"
+    )
+    for kind, price, mode in rows.values_list("kind", "trigger_price", "execution_mode"):
+        if asked.get(kind) == price:
+            modes[kind] = mode
+    return modes
 
 
 def armed_protective_orders(position: Position) -> list[ProtectiveOrder]:

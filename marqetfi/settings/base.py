@@ -591,6 +591,8 @@ PROVIDER_OPTIONAL_OPTIONS = frozenset(
         "l1_address",
         "l1_private_key",
         "api_key_public_key",
+        "sub_account_wait_seconds",
+        "order_poll_seconds",
     }
 )
 # Circuit breaker per provider (providers.health): consecutive failures that open it, how long

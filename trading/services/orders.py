@@ -73,7 +73,7 @@ from trading.services.positions import (
 )
 from trading.services.protection import Protection, protection_check
 from trading.services.risk import RiskProfile, risk_profile_get
-from trading.services.venues import poll_schedule, venue_account_ref
+from trading.services.venues import poll_schedule, venue_account_prepare, venue_account_ref
 from trading.services.wallet_trades import traded_from_wallet, trading_wallet, wallet_trade_send, wallet_venue
 from trading.triggers.index import order_index, order_unindex
 
@@ -375,7 +375,14 @@ def _after_commit_index(order_id: Any) -> None:
 
 def order_execute(*, order_id: Any) -> Order:
     """Send a pending order to its routed venues in turn (the next one only when a venue could
-    not take it at all) and record what happened."""
+    not take it at all) and record what happened.
+
+    At a venue with per-user accounts the user's account is opened (first order) and funded
+    with the order's collateral and fee first (``venue_account_prepare``); a failure there is
+    the venue not taking the order: a late account (retryable) tries the next venue, then
+    rejects with ``no_venue_available``, anything else rejects with ``venue_rejected``; the
+    collateral goes back either way, and the next order picks the account up where it stopped.
+    """
     order = Order.objects.select_related("user").get(pk=order_id)
     attempts: list[dict[str, str]] = list(order.routing.get("attempts", []))
     candidates = order.routing.get("candidates") or [order.provider]
@@ -386,7 +393,7 @@ def order_execute(*, order_id: Any) -> Order:
             if traded is not None:
                 return _order_execute_from_wallet(order, provider, traded, attempts)
             request = VenueOrderRequest(
-                account_ref=venue_account_ref(user=order.user, provider=provider),
+                account_ref=venue_account_prepare(order=order, provider=provider),
                 client_order_id=str(order.pk),
                 symbol=order.symbol,
                 side=Side(order.side),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from decimal import Decimal
+from functools import partial
 from http import HTTPStatus
 from typing import Any
 
@@ -32,7 +33,14 @@ from trading.errors import PositionClosing, PositionNotFound, PositionNotOpen, S
 from trading.models import Fill, Order, Position, ProtectiveOrder
 from trading.presenters import order_data, position_data
 from trading.services.fills import close_fill_record
-from trading.services.protection import Protection, protection_apply, protection_check, protective_rearm
+from trading.services.protection import (
+    Protection,
+    protection_apply,
+    protection_check,
+    protective_armed,
+    protective_cancel,
+    protective_rearm,
+)
 from trading.services.venues import poll_schedule
 from trading.services.wallet_trades import (
     native_protection_kinds,
@@ -41,6 +49,7 @@ from trading.services.wallet_trades import (
     wallet_transactions_send,
     wallet_venue,
 )
+from trading.triggers.index import protective_index
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +148,7 @@ def position_close(
         raise _venue_failure(exc) from exc
     recorded = position_close_answer_record(order_id=order.pk, venue_order=venue_order)
     if recorded.status in (Order.Status.PENDING, Order.Status.UNKNOWN):
-        recorded = position_close_poll(order_id=recorded.pk)
+        recorded = position_close_poll(order_id=recorded.pk, just_acknowledged=True)
     if recorded.status in (Order.Status.REJECTED, Order.Status.CANCELLED):
         raise _venue_failure(ProviderError(position.provider, recorded.reject_reason or "close not filled"))
     return recorded
@@ -278,10 +287,12 @@ def _close_refused(order: Order, position: Position, *, cancelled: bool, reason:
     protective_rearm(close_order=order)
 
 
-def position_close_poll(*, order_id: Any) -> Order:
+def position_close_poll(*, order_id: Any, just_acknowledged: bool = False) -> Order:
     """Ask the venue, by client id, about a close that is pending or whose answer was lost,
     and record what it says (``position_close_answer_record``). A venue that does not answer
-    leaves it as it is, for the next poll."""
+    leaves it as it is, for the next poll; so does one that has no such close yet right after
+    acknowledging it (``just_acknowledged``: Lighter's sequencer lists it only once executed),
+    where later it would mean the venue never received it."""
     order = Order.objects.select_related("position").get(pk=order_id)
     if order.status not in (Order.Status.PENDING, Order.Status.UNKNOWN) or order.position is None:
         return order
@@ -295,6 +306,8 @@ def position_close_poll(*, order_id: Any) -> Order:
         )
     except ProviderError as exc:
         logger.warning("close %s: %s did not answer: %s", order.pk, order.provider, exc.message)
+        return order
+    if venue_order is None and just_acknowledged:
         return order
     if (
         venue_order is not None
@@ -326,61 +339,6 @@ def _size_step(position: Position) -> Decimal:
 
 
 # --- stops held by the venue (native) ---------------------------------------------------------
-
-
-def protective_native_fired(
-    *, protective_id: Any, price: Decimal, venue_order_id: str = "", kind: str | None = None
-) -> Order | None:
-    """The venue closed a position by itself at a stop it holds (``native``): record it once.
-
-    The protective order is marked fired at ``price`` (the venue's execution price), and the
-    whole remaining position is settled there through a close order (``closed_by`` the
-    stop's kind, like a synthetic trigger's); the other stops are cancelled with it. A
-    protective order that is not armed any more, or a position already gone, changes
-    nothing (None). ``kind`` (``liquidation``) settles as a liquidation. A close of ours
-    still pending at the venue is answered there (the trade is gone) and refused then.
-    """
-    with transaction.atomic():
-        protective = (
-            ProtectiveOrder.objects.select_for_update(no_key=True)
-            .filter(pk=protective_id, status=ProtectiveOrder.Status.ARMED)
-            .first()
-        )
-        if protective is None:
-            return None
-        position = position_lock(position_id=protective.position_id)
-        if position.status not in Position.LIVE or position.size <= 0:
-            return None
-        now = timezone.now()
-        liquidation = (kind or protective.kind) == Fill.Kind.LIQUIDATION
-        order = Order.objects.create(
-            user_id=position.user_id,
-            symbol=position.symbol,
-            category=position.category,
-            side=position.side,
-            type=Order.Type.MARKET,
-            purpose=Order.Purpose.CLOSE,
-            size=position.size,
-            provider=position.provider,
-            position=position,
-            closed_by=Fill.Kind.LIQUIDATION if liquidation else protective.kind,
-            routing={"reason": "closed by the venue at its own stop", "attempts": []},
-        )
-        protective.status = ProtectiveOrder.Status.FIRED
-        protective.fired_at = now
-        protective.fired_price = price
-        protective.close_order = order
-        protective.save(update_fields=["status", "fired_at", "fired_price", "close_order", "updated_at"])
-        position.status = Position.Status.OPEN
-        close_fill_record(
-            position=position,
-            order=order,
-            size=position.size,
-            price=price,
-            kind=Fill.Kind.LIQUIDATION if liquidation else Fill.Kind.CLOSE,
-            venue_order_id=venue_order_id,
-        )
-        return order
 
 
 def protective_native_poll() -> int:
@@ -417,10 +375,16 @@ def protective_native_poll() -> int:
         protective = armed.filter(kind=closed.kind).first() or armed.first()
         if protective is None:
             continue
+        # The venue closed the whole trade at its stop.
         fired = protective_native_fired(
             protective_id=protective.pk,
-            price=closed.price,
-            venue_order_id=closed.venue_order_id,
+            venue_order=VenueOrder(
+                venue_order_id=closed.venue_order_id,
+                client_order_id="",
+                status=VenueOrderStatus.FILLED,
+                filled_size=position.size,
+                avg_fill_price=closed.price,
+            ),
             kind=closed.kind,
         )
         recorded += fired is not None
@@ -525,3 +489,116 @@ def _protection_send(position: Position, protection: Protection) -> None:
                 "reason": f"reverts: {reverted}" if reverted else exc.message,
             }
         ) from exc
+
+
+# --- native stops ----------------------------------------------------------------------------
+
+
+def protective_native_fired(
+    *, protective_id: Any, venue_order: VenueOrder, kind: str | None = None
+) -> ProtectiveOrder | None:
+    """A native stop-loss or take-profit fired at its venue (seen on the venue's stream or by
+    polling): record the close it made in our book, exactly once.
+
+    Filled: the stop is ``fired`` at the venue's price, a close order (``closed_by`` its kind,
+    the venue's client id) records the fill through ``close_fill_record`` at the venue's price
+    and size (collateral released, P&L and fee settled in the ledger), and the other leg of
+    the OCO is cancelled here and at the venue. Cancelled or rejected by the venue on its own:
+    the stop is armed synthetic instead, so the position stays protected. Anything else (still
+    waiting for its trigger) changes nothing. Returns the stop if this call changed it.
+
+    Exactly once however many followers and polls see the same fill: the position is locked,
+    then only a stop still armed and native changes. ``kind`` ``liquidation``: the venue
+    liquidated the position (settled as a liquidation) rather than fire the stop.
+    """
+    liquidation = kind == Fill.Kind.LIQUIDATION
+    position_id = (
+        ProtectiveOrder.objects.filter(pk=protective_id).values_list("position_id", flat=True).first()
+    )
+    if position_id is None:
+        return None
+    status = venue_order.status
+    filled = (
+        status in (VenueOrderStatus.FILLED, VenueOrderStatus.PARTIALLY_FILLED)
+        and venue_order.filled_size > 0
+        and venue_order.avg_fill_price is not None
+    )
+    if not filled and status not in FINAL_REFUSALS:
+        return None
+    with transaction.atomic():
+        position = position_lock(position_id=position_id)
+        protective = (
+            ProtectiveOrder.objects.select_for_update(no_key=True)
+            .filter(
+                pk=protective_id,
+                status=ProtectiveOrder.Status.ARMED,
+                execution_mode=ProtectiveOrder.ExecutionMode.NATIVE,
+            )
+            .first()
+        )
+        if protective is None:
+            return None
+        if not filled:
+            logger.error(
+                "native %s %s of position %s %s by %s (%s): armed synthetic instead",
+                protective.kind,
+                protective.pk,
+                position.pk,
+                status,
+                position.provider,
+                venue_order.reject_reason or "no reason given",
+                extra={"protective_id": str(protective.pk), "provider": position.provider},
+            )
+            protective.execution_mode = ProtectiveOrder.ExecutionMode.SYNTHETIC
+            protective.save(update_fields=["execution_mode", "updated_at"])
+            transaction.on_commit(partial(protective_index, protective.pk))
+            return protective
+        price = venue_order.avg_fill_price
+        assert price is not None
+        protective.status = ProtectiveOrder.Status.FIRED
+        protective.fired_at = timezone.now()
+        protective.fired_price = price
+        if position.status not in Position.LIVE:  # closed here already: nothing left to record
+            protective.save(update_fields=["status", "fired_at", "fired_price", "updated_at"])
+            return protective
+        size = min(venue_order.filled_size, position.size)
+        order = Order.objects.create(
+            user_id=position.user_id,
+            symbol=position.symbol,
+            category=position.category,
+            side=position.side,
+            type=Order.Type.MARKET,
+            purpose=Order.Purpose.CLOSE,
+            size=size,
+            provider=position.provider,
+            position=position,
+            closed_by=Fill.Kind.LIQUIDATION if liquidation else protective.kind,
+            venue_client_order_id=protective.venue_client_order_id,
+            routing={
+                "reason": f"a native {protective.kind} fired at the venue",
+                "attempts": [{"provider": position.provider, "status": str(status)}],
+            },
+        )
+        protective.close_order = order
+        protective.save(update_fields=["status", "fired_at", "fired_price", "close_order", "updated_at"])
+        for twin_kind, twin in protective_armed(position).items():
+            if twin_kind in ProtectiveOrder.TRADER_KINDS:
+                protective_cancel(twin)
+        close_fill_record(
+            position=position,
+            order=order,
+            size=size,
+            price=price,
+            kind=Fill.Kind.LIQUIDATION if liquidation else Fill.Kind.CLOSE,
+            venue_order_id=venue_order.venue_order_id,
+        )
+        logger.info(
+            "native %s of position %s fired at %s: %s closed at %s",
+            protective.kind,
+            position.pk,
+            position.provider,
+            size,
+            price,
+            extra={"protective_id": str(protective.pk), "provider": position.provider},
+        )
+        return protective

@@ -2,10 +2,19 @@
 checked against the entry and the liquidation price and sharing one OCO group, and the
 platform's margin call and liquidation. Armed and cancelled in the caller's transaction
 (the position is locked by the caller); the trigger index follows after the commit.
+
+Native stops: at a venue that holds stops itself (``providers.base.NativeStops``), a
+stop-loss or take-profit is placed there as a reduce-only trigger order (client id: the
+protective order's id), recorded ``execution_mode`` native with the venue's ids, and kept
+out of our trigger index: the venue fires it, and trading learns of it like of any order
+(``protective_native_fired``). Cancelling one cancels it at the venue. When the venue will
+not take it, it is armed synthetic instead (logged as an error: the position is still
+protected, by us). Trailing stops and the platform's risk triggers are always ours.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -14,12 +23,19 @@ from typing import Any
 
 from django.db import transaction
 
+from providers import registry
+from providers.base import NativeStops
+from providers.breaker import call_provider
+from providers.errors import ProviderError
 from trading import terms
 from trading.errors import InvalidStopSide, InvalidTrailingStop, StopBeyondLiquidation
 from trading.models import Order, Position, ProtectiveOrder
 from trading.triggers.index import protective_index, protective_unindex
 
+logger = logging.getLogger(__name__)
+
 MAX_TRAIL_PERCENT = Decimal(50)
+NATIVE_KINDS = (ProtectiveOrder.Kind.STOP_LOSS, ProtectiveOrder.Kind.TAKE_PROFIT)
 
 
 @dataclass(frozen=True)
@@ -88,9 +104,77 @@ def protective_armed(position: Position) -> dict[str, ProtectiveOrder]:
 
 
 def protective_cancel(protective: ProtectiveOrder) -> None:
+    """Disarm a protective order; a native one is cancelled at its venue too."""
     protective.status = ProtectiveOrder.Status.CANCELLED
     protective.save(update_fields=["status", "updated_at"])
-    transaction.on_commit(partial(protective_unindex, protective.pk))
+    if protective.execution_mode == ProtectiveOrder.ExecutionMode.NATIVE:
+        _native_cancel(protective)
+    else:
+        transaction.on_commit(partial(protective_unindex, protective.pk))
+
+
+def _native_cancel(protective: ProtectiveOrder) -> None:
+    """Cancel a native stop at its venue, by its own id. Also when its position was closed in
+    full (a venue's close may take the stops with it, but only those it lists at that moment:
+    a stop placed a moment earlier may not be listed yet, while a cancel by id is executed
+    after it), so a cancel of a stop already gone is expected. A refusal is logged, not
+    raised: the stop is no longer ours here (a late fill of it is never recorded twice), and
+    reconciliation lists a trigger order left resting there."""
+    position = protective.position
+    if not protective.venue_order_id:
+        return
+    try:
+        call_provider(
+            position.provider,
+            registry.venue(position.provider).cancel_order,
+            account_ref=position.account_ref,
+            venue_order_id=protective.venue_order_id,
+        )
+    except ProviderError as exc:
+        logger.warning(
+            "native %s %s of position %s not cancelled at %s: %s",
+            protective.kind,
+            protective.pk,
+            position.pk,
+            position.provider,
+            exc.message,
+            extra={"protective_id": str(protective.pk), "provider": position.provider},
+        )
+
+
+def _native_place(position: Position, protective: ProtectiveOrder) -> bool:
+    """Place a stop-loss or take-profit at a venue that holds them; True if it took it."""
+    if protective.kind not in NATIVE_KINDS or not position.venue_position_id:
+        return False
+    venue = registry.venue(position.provider)
+    if not isinstance(venue, NativeStops):
+        return False
+    client_order_id = str(protective.pk)
+    try:
+        placed = call_provider(
+            position.provider,
+            venue.place_stop,
+            account_ref=position.account_ref,
+            venue_position_id=position.venue_position_id,
+            kind=str(protective.kind),
+            trigger_price=protective.trigger_price,
+            client_order_id=client_order_id,
+        )
+    except ProviderError as exc:
+        logger.error(
+            "native %s of position %s refused by %s, armed synthetic instead: %s",
+            protective.kind,
+            position.pk,
+            position.provider,
+            exc.message,
+            extra={"protective_id": str(protective.pk), "provider": position.provider},
+        )
+        return False
+    protective.execution_mode = ProtectiveOrder.ExecutionMode.NATIVE
+    protective.venue_client_order_id = placed.client_order_id or client_order_id
+    protective.venue_order_id = placed.venue_order_id
+    protective.save(update_fields=["execution_mode", "venue_client_order_id", "venue_order_id", "updated_at"])
+    return True
 
 
 def _arm(position: Position, kind: str, **fields: Any) -> ProtectiveOrder:
@@ -102,7 +186,8 @@ def _arm(position: Position, kind: str, **fields: Any) -> ProtectiveOrder:
         kind=kind,
         **fields,
     )
-    transaction.on_commit(partial(protective_index, protective.pk))
+    if not _native_place(position, protective):
+        transaction.on_commit(partial(protective_index, protective.pk))
     return protective
 
 

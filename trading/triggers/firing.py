@@ -30,6 +30,7 @@ from trading.services.positions import (
 from trading.services.protection import protective_cancel
 from trading.triggers.index import (
     ARMED,
+    SYNTHETIC,
     crossed,
     order_entry,
     order_unindex,
@@ -91,9 +92,9 @@ def _fire_locked(
     """``protective_fire`` within its transaction: the row it fired, or None if not this call's to fire."""
     position = position_lock(position_id=position_id)
     protective = ProtectiveOrder.objects.filter(
-        pk=protective_id, status=ARMED, execution_mode=ProtectiveOrder.ExecutionMode.SYNTHETIC
+        pk=protective_id, status=ARMED, execution_mode=SYNTHETIC
     ).first()
-    if protective is None:  # gone, or held by the venue (native): not ours to fire
+    if protective is None:
         return None
     if position.status == Position.Status.CLOSING:  # a close is pending: its outcome decides
         return None

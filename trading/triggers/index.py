@@ -58,7 +58,7 @@ FIRE_SETS: Final = (BID_BELOW, BID_ABOVE, ASK_ABOVE, ASK_BELOW)
 SETS: Final = (*FIRE_SETS, BID_REKEY, ASK_REKEY)
 
 ARMED = ProtectiveOrder.Status.ARMED
-# Only these are ours to fire; a ``native`` stop is held (and fired) by its venue.
+# Native stops are held and fired by their venue: never in the index, never fired by us.
 SYNTHETIC = ProtectiveOrder.ExecutionMode.SYNTHETIC
 LONG, SHORT = terms.LONG, terms.SHORT
 

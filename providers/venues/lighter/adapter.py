@@ -68,11 +68,14 @@ from django.utils import timezone
 from providers.base import (
     Market,
     MarketCategory,
+    NativeStops,
+    OrderFollowing,
     OrderType,
     PriceStreaming,
     Quote,
     Side,
     Venue,
+    VenueAccounts,
     VenueOrder,
     VenueOrderRequest,
     VenueOrderStatus,
@@ -156,7 +159,7 @@ def chain_id_for(base_url: str) -> int:
     return 304
 
 
-class LighterVenue(Venue, PriceStreaming):
+class LighterVenue(Venue, PriceStreaming, VenueAccounts, OrderFollowing, NativeStops):
     name = "lighter"
 
     def __init__(

@@ -84,6 +84,9 @@ class FakeLighter:
         self.api_key_index = api_key_index
         self.l1_address = l1_address
         self.execution_delay = execution_delay
+        # Scripting: every opening market order is cancelled for margin, as when Lighter finds
+        # the account's collateral short (``canceled-margin-not-allowed``).
+        self.refuse_margin = False
         self.details = json.loads((FIXTURES / "order_book_details.json").read_text())
         self.markets = {int(m["market_id"]): m for m in self.details["order_book_details"]}
         self.accounts: dict[int, FakeAccount] = {
@@ -319,7 +322,7 @@ class FakeLighter:
         fill = bid if order["is_ask"] else ask
         account = self.accounts[order["owner_account_index"]]
         margin = size * fill * Decimal(market["min_initial_margin_fraction"]).scaleb(-4)
-        if not order["reduce_only"] and account.usdc < margin:
+        if not order["reduce_only"] and (self.refuse_margin or account.usdc < margin):
             self._update(order, status="canceled-margin-not-allowed", remaining_base_amount="0")
             return
         self._fill(order, fill)
