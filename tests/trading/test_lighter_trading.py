@@ -43,8 +43,9 @@ from tests.contract.lighter.test_lighter_accounts import (  # noqa: F401 - the f
     wire_signer,
 )
 from trading.follower import VenueFollower
-from trading.models import Fill, Order, Position, ProtectiveOrder
+from trading.models import Fill, Order, Position, ProtectiveOrder, ReconciliationDrift
 from trading.services.orders import orders_reconcile
+from trading.services.reconciliation import reconciliation_run
 from trading.services.venues import VENUE_ACCOUNT_FUND, venue_account_prepare
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -434,4 +435,51 @@ def test_a_close_is_pending_at_lighter_then_settled_from_the_stream_with_its_sto
     )
     assert Fill.objects.filter(position=position, kind="close").count() == 1
     assert user_balances(user=trader).margin == 0
+    assert ledger_check() == []
+
+
+# --- reconciliation of native stops -----------------------------------------------------------
+
+
+def test_reconciliation_counts_native_stops_as_ours_and_finds_one_lighter_no_longer_holds(trader, lighter):
+    lighter.stream.stop()  # no follower: what Lighter does to the stops is known only by reconciling
+
+    placed = place(trader, {**ETH_ORDER, "stop_loss": "2900", "take_profit": "3200"})
+
+    def polled() -> Order | None:
+        orders_reconcile()
+        return settled(placed["id"])()
+
+    order = wait_until(polled, timeout=10, what="the fill found by polling")
+    account = sub_account(trader)
+    stop_loss = ProtectiveOrder.objects.get(position_id=order.position_id, kind="stop_loss", status="armed")
+    assert stop_loss.execution_mode == "native"
+    wait_until(
+        lambda: len(registry.venue("lighter").open_orders(account_ref=str(account))) == 2,
+        timeout=5,
+        what="both trigger orders resting at Lighter",
+    )
+
+    assert reconciliation_run(order_grace=timedelta(0)).as_dict()["drifts_found"] == 0
+
+    # Lighter drops the stop-loss on its own (an expiry, an operator at the venue).
+    with lighter._lock:
+        dropped = next(
+            o
+            for o in lighter.orders
+            if o["client_order_index"] == client_order_index(stop_loss.venue_client_order_id)
+        )
+        dropped.update(status="canceled-expired", trigger_status="na")
+
+    summary = reconciliation_run(order_grace=timedelta(0)).as_dict()
+
+    [drift] = ReconciliationDrift.objects.all()
+    assert (drift.kind, drift.our_ref, drift.account_ref, drift.status, summary["drifts_opened"]) == (
+        "order_missing_at_venue",
+        str(stop_loss.pk),
+        str(account),
+        "open",
+        1,
+    )
+    assert (drift.details["kind"], drift.details["execution_mode"]) == ("stop_loss", "native")
     assert ledger_check() == []

@@ -10,7 +10,9 @@ difference is a ``ReconciliationDrift``:
   (the entry prices further apart than ``RECONCILIATION_PRICE_TOLERANCE_BPS``);
 - orders we sent (to open; closes show in the positions) and the venue's working orders:
   ``order_missing_at_venue`` (no such order there, or cancelled / rejected there while we
-  wait), ``order_extra_at_venue`` (working there, unknown or settled here),
+  wait; or a stop-loss / take-profit we hold ``native`` at the venue that is not working
+  there: the position is not protected as our book says), ``order_extra_at_venue`` (working
+  there, unknown or settled here; a native stop of ours is accounted for),
   ``order_filled_at_venue`` (filled there while we wait).
 
 The one safe repair is the last: the venue's fill is recorded through the order path
@@ -46,7 +48,7 @@ from providers.base import Venue, VenueOrder, VenueOrderStatus, VenuePosition
 from providers.breaker import call_provider
 from providers.errors import ProviderError
 from trading.errors import ReconciliationDriftNotFound, ReconciliationDriftNotOpen
-from trading.models import Order, Position, ReconciliationDrift, VenueReconciliation
+from trading.models import Order, Position, ProtectiveOrder, ReconciliationDrift, VenueReconciliation
 from trading.services.orders import order_venue_answer_record
 from trading.services.venues import venue_account_ref
 
@@ -216,13 +218,39 @@ def _order_observations(
     sent: list[Order],
     working: list[VenueOrder],
     recent: set[str],
+    native_stops: list[ProtectiveOrder],
+    grace_cutoff: Any,
 ) -> list[Observation]:
     """``sent``: our orders the venue should know (past the grace period); ``working``: the
     venue's; ``recent``: client ids, in the venue's form, of our orders changed within the
-    grace period (left alone)."""
+    grace period (left alone); ``native_stops``: the account's stops we hold armed at the
+    venue (``native``), which should be working there unless changed within the grace period."""
     working_by_client = {order.client_order_id: order for order in working if order.client_order_id}
     accounted: set[str] = set()
     found: list[Observation] = []
+    for stop in native_stops:
+        venue_form = venue.venue_client_order_id(stop.venue_client_order_id)
+        resting = working_by_client.get(venue_form)
+        if resting is not None:
+            accounted.add(resting.venue_order_id)
+        elif stop.updated_at < grace_cutoff and venue_form not in recent:
+            # The position is no longer protected at the venue as our book says it is.
+            found.append(
+                Observation(
+                    kind=Kind.ORDER_MISSING_AT_VENUE,
+                    symbol=stop.symbol,
+                    our_ref=str(stop.pk),
+                    venue_ref=stop.venue_order_id,
+                    user_id=stop.user_id,
+                    details={
+                        "our_status": str(stop.status),
+                        "side": str(stop.side),
+                        "kind": str(stop.kind),
+                        "execution_mode": str(stop.execution_mode),
+                        "trigger_price": str(stop.trigger_price),
+                    },
+                )
+            )
     for order in sent:
         ours = str(order.pk)
         # What the venue follows the order by: our id, or the one it named (an Ostium order is
@@ -308,6 +336,17 @@ def _account_observations(
         orders.filter(Q(status__in=_WAITING) | Q(updated_at__gte=grace_cutoff)).values_list("symbol", "side")
     )
     compared = [position for position in theirs if (position.symbol, str(position.side)) not in in_flight]
+    # Native stops: the venue holds them as working orders of its own (Lighter's trigger orders).
+    native_stops = list(
+        ProtectiveOrder.objects.filter(
+            position__provider=provider,
+            position__account_ref=account_ref,
+            status=ProtectiveOrder.Status.ARMED,
+            execution_mode=ProtectiveOrder.ExecutionMode.NATIVE,
+        )
+        .exclude(venue_client_order_id="")
+        .order_by("created_at")
+    )
     observations = [
         *_position_observations(
             [position for position in ours if (position.symbol, position.side) not in in_flight],
@@ -315,7 +354,14 @@ def _account_observations(
             tolerance_bps,
         ),
         *_order_observations(
-            provider=provider, venue=venue, account_ref=account_ref, sent=sent, working=working, recent=recent
+            provider=provider,
+            venue=venue,
+            account_ref=account_ref,
+            sent=sent,
+            working=working,
+            recent=recent,
+            native_stops=native_stops,
+            grace_cutoff=grace_cutoff,
         ),
     ]
     return observations, {symbol for symbol, _ in in_flight}
