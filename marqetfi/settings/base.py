@@ -237,10 +237,12 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 5.0},
     },
     # Orders whose venue answer was lost: asked about by client id, never sent again.
+    # Every 2 s: pending orders are polled at their ``next_poll_at`` (1 s, 2 s, 4 s ... backing
+    # off), which a slower beat would round up; a run with nothing due is one indexed query.
     "orders-reconcile": {
         "task": "trading.tasks.orders_reconcile",
-        "schedule": 15.0,
-        "options": {"expires": 15.0},
+        "schedule": 2.0,
+        "options": {"expires": 2.0},
     },
     # Positions a venue closed by itself at a stop it holds (native SL/TP, Ostium's keeper).
     "protective-native-poll": {
