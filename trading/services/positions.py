@@ -104,16 +104,9 @@ def position_close(
                 return None
             raise PositionNotOpen(details={"position_id": str(position.pk), "status": position.status})
         size = close_size(position, size, rounding)
-        order = resting_order or Order.objects.create(
-            user_id=position.user_id,
-            symbol=position.symbol,
-            category=position.category,
-            side=position.side,
-            type=Order.Type.MARKET,
-            purpose=Order.Purpose.CLOSE,
+        order = resting_order or _close_order_create(
+            position,
             size=size,
-            provider=position.provider,
-            position=position,
             closed_by=Fill.Kind.LIQUIDATION if fill_kind == Fill.Kind.LIQUIDATION else closed_by,
             routing={"reason": "the position's venue", "attempts": []},
         )
@@ -176,6 +169,23 @@ def _close_from_wallet(
         Order.objects.filter(pk=order.pk).update(size=trade.size)
     tx_hash = wallet_trade_send(venue=venue, wallet=wallet, trade=trade)
     return VenueOrder(venue_order_id="", client_order_id=tx_hash, status=VenueOrderStatus.PENDING)
+
+
+def _close_order_create(position: Position, *, size: Decimal, closed_by: str, **fields: Any) -> Order:
+    """A market order closing ``size`` of ``position`` at its venue (``closed_by`` who asked)."""
+    return Order.objects.create(
+        user_id=position.user_id,
+        symbol=position.symbol,
+        category=position.category,
+        side=position.side,
+        type=Order.Type.MARKET,
+        purpose=Order.Purpose.CLOSE,
+        size=size,
+        provider=position.provider,
+        position=position,
+        closed_by=closed_by,
+        **fields,
+    )
 
 
 def outcome_unknown(error: ProviderError) -> bool:
@@ -562,16 +572,9 @@ def protective_native_fired(
             protective.save(update_fields=["status", "fired_at", "fired_price", "updated_at"])
             return protective
         size = min(venue_order.filled_size, position.size)
-        order = Order.objects.create(
-            user_id=position.user_id,
-            symbol=position.symbol,
-            category=position.category,
-            side=position.side,
-            type=Order.Type.MARKET,
-            purpose=Order.Purpose.CLOSE,
+        order = _close_order_create(
+            position,
             size=size,
-            provider=position.provider,
-            position=position,
             closed_by=Fill.Kind.LIQUIDATION if liquidation else protective.kind,
             venue_client_order_id=protective.venue_client_order_id,
             routing={
