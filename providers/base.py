@@ -282,6 +282,14 @@ class ChainDirectory(ProviderAdapter):
         that pays users' first gas) to ``to_address``; the transaction hash, or None when the
         chain has no gas station configured."""
 
+    @abstractmethod
+    def token_transfer(self, *, chain_id: int, token: str, to_address: str, amount_raw: int) -> str | None:
+        """Send ``amount_raw`` (base units) of the ERC-20 ``token`` from the chain's gas station
+        (the platform's hot wallet there, which also funds users' venue wallets) to
+        ``to_address``; the transaction hash, or None when the chain has no gas station. An
+        estimate that reverts (the station holds too little of the token) raises the chain's
+        ``ProviderError`` before anything is sent."""
+
 
 # --- Venues ----------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """Ostium end to end through the trading engine, from the user's own wallet: the local chain
 runs the Ostium stand-in contracts, the stand-in subgraph (which also plays the price
 service) reads them, the registry builds the real ``OstiumVenue`` against both, and the
-user's ``local`` MPC wallet signs and sends every transaction (gas from the gas station).
+user's ``local`` MPC wallet signs and sends every transaction (gas from the gas station,
+which also sends the wallet the USDC collateral it lacks).
 
 What is asserted is what the user and the chain show: order and position rows and API
 bodies, the wallet's transactions and the contract's state, the ledger's balances."""
@@ -16,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.test import override_settings
 from django_redis import get_redis_connection
 from eth_typing import HexStr
@@ -27,6 +29,7 @@ from conftest import bearer_client
 from demo.localchain.chain import LocalChain
 from demo.ostium_subgraph import OstiumPair, OstiumSubgraph
 from ledger.checks import ledger_check
+from ledger.models import LedgerAccount, LedgerTransaction
 from ledger.selectors import user_balances
 from pricing.services.pairs import pairs_sync
 from pricing.services.prices import price_get
@@ -37,6 +40,8 @@ from tests.chain.config import providers_with_chains
 from trading.models import Fill, Order, Position, ProtectiveOrder
 from trading.services.orders import OrderTerms, order_place, order_poll
 from trading.services.positions import protective_native_poll
+from trading.services.venues import VENUE_ACCOUNT_FUND, venue_wallet_fund
+from trading.services.wallet_trades import wallet_venue
 from trading.triggers.index import index_key, protective_index, protective_member
 
 pytestmark = pytest.mark.django_db
@@ -44,6 +49,7 @@ pytestmark = pytest.mark.django_db
 ETH = 0  # the pair index
 PRICE = Decimal(2000)
 GAS_STATION = 8  # the local chain's funded account that plays the gas station
+STATION_USDC = 10_000 * 10**6  # what the gas station holds to fund users' wallets
 
 
 @dataclass
@@ -75,6 +81,36 @@ class OstiumWorld:
 
     def sent_by(self, address: str) -> int:
         return int(self.chain.w3.eth.get_transaction_count(to_checksum_address(address)))
+
+    @property
+    def station(self) -> str:
+        return str(self.chain.accounts[GAS_STATION].address)
+
+    def usdc_transfers_to(self, address: str) -> list[tuple[str, int]]:
+        """Every USDC ``Transfer`` to ``address`` on the chain: (sender, amount in base units)."""
+        logs = (
+            self.chain.contract("TestToken", self.usdc)
+            .events.Transfer()
+            .get_logs(from_block=0, argument_filters={"to": to_checksum_address(address)})
+        )
+        return [(str(log["args"]["from"]), int(log["args"]["value"])) for log in logs]
+
+
+def _venue(name: str) -> Decimal:
+    """The balance of the platform's ledger account ``venue`` / ``name`` (0 when none)."""
+    account = LedgerAccount.objects.filter(
+        user__isnull=True, kind=LedgerAccount.Kind.VENUE, name=name
+    ).first()
+    return account.balance if account is not None else Decimal(0)
+
+
+def _funding(order: Order) -> list[tuple[str, Decimal]]:
+    """The ledger legs funding ``order`` at its venue: (account name, amount)."""
+    return sorted(
+        (entry.account.name, entry.amount)
+        for tx in LedgerTransaction.objects.filter(kind=VENUE_ACCOUNT_FUND, reference=f"order:{order.pk}")
+        for entry in tx.entries.select_related("account")
+    )
 
 
 def _forget_prices() -> None:
@@ -119,6 +155,9 @@ def ostium(local_chain: LocalChain, db: Any) -> Iterator[OstiumWorld]:
         "usdc_address": usdc,
         "timeout": "5",
     }
+    local_chain.transfer_token(
+        usdc, local_chain.deployer, local_chain.accounts[GAS_STATION].address, STATION_USDC
+    )
     _forget_prices()
     with override_settings(PROVIDERS=providers):
         registry.reset_cache()
@@ -134,9 +173,9 @@ def ostium(local_chain: LocalChain, db: Any) -> Iterator[OstiumWorld]:
 
 @pytest.fixture
 def wallet(ostium: OstiumWorld, trader: Any) -> Wallet:
-    """The trader's local MPC wallet, holding 1,000 USDC on the chain and no ETH at all."""
+    """The trader's local MPC wallet, holding no USDC and no ETH at all (as after a deposit,
+    which goes to the platform's collection address)."""
     created, _ = wallet_mpc_create(user=trader, provider="local")
-    ostium.chain.transfer_token(ostium.usdc, ostium.chain.deployer, created.address, 1_000 * 10**6)
     return created
 
 
@@ -161,9 +200,24 @@ def test_open_stops_partial_close_and_close_go_through_the_users_wallet_at_the_c
     order, _ = order_place(user=trader, order=_order())
 
     assert order.status == Order.Status.FILLED, (order.reject_code, order.reject_reason)
-    # The wallet sent the approval to TradingStorage, then openTrade (gas from the station).
+    # The gas station sent the wallet exactly the collateral, recorded once in the ledger as
+    # the platform's Ostium account funding the user's (no user balance moves for it).
+    assert ostium.usdc_transfers_to(wallet.address) == [(ostium.station, 100 * 10**6)]
+    assert _funding(order) == [("ostium", Decimal(-100)), (f"ostium:{wallet.address}", Decimal(100))]
+    assert (_venue("ostium"), _venue(f"ostium:{wallet.address}")) == (Decimal(-100), Decimal(100))
+    # The wallet sent the approval to TradingStorage, then openTrade (gas from the station),
+    # which took the collateral it had just received.
     assert ostium.sent_by(wallet.address) == 2
-    assert ostium.usdc_of(wallet.address) == 900 * 10**6
+    assert ostium.usdc_of(wallet.address) == 0
+    assert ostium.usdc_of(ostium.station) == STATION_USDC - 100 * 10**6
+    # Funding again for an order already funded (a retry) sends nothing and records nothing.
+    traded = wallet_venue(registry.venue("ostium"))
+    assert traded is not None
+    again = venue_wallet_fund(
+        order=order, provider="ostium", venue=traded, wallet=wallet, account_ref=wallet.address
+    )
+    assert again == 0 and len(ostium.usdc_transfers_to(wallet.address)) == 1
+    assert LedgerTransaction.objects.filter(kind=VENUE_ACCOUNT_FUND).count() == 1
     assert order.venue_client_order_id.startswith("0x") and len(order.venue_client_order_id) == 66
     trade = ostium.trade(wallet.address)
     assert (trade[0], trade[1], trade[2], trade[3], trade[5]) == (
@@ -236,8 +290,9 @@ def test_open_stops_partial_close_and_close_go_through_the_users_wallet_at_the_c
         Decimal(-5),
     )
     assert ProtectiveOrder.objects.filter(position=position, status="armed").count() == 0
-    # 900 left + 50 + 25 (half) + 50 - 5 (rest), paid back to the wallet by the contract.
-    assert ostium.usdc_of(wallet.address) == 1_020 * 10**6
+    # 50 + 25 (half) + 50 - 5 (rest), paid back to the wallet by the contract, stay there.
+    assert ostium.usdc_of(wallet.address) == 120 * 10**6
+    assert _venue(f"ostium:{wallet.address}") == Decimal(100)
     assert ledger_check() == []
 
 
@@ -335,22 +390,94 @@ def test_a_stop_loss_the_keeper_executes_on_chain_closes_our_position_at_the_sto
     assert close.order is not None and close.order.closed_by == "stop_loss"
     assert ProtectiveOrder.objects.filter(position=position, status="armed").count() == 0
     # The contract paid 100 - 50 back to the wallet, as our ledger settled.
-    assert ostium.usdc_of(wallet.address) == 950 * 10**6
+    assert ostium.usdc_of(wallet.address) == 50 * 10**6
     assert order.status == Order.Status.FILLED
     assert ledger_check() == []
 
 
-def test_a_wallet_without_the_collateral_in_usdc_sends_nothing_and_the_order_is_rejected(
+def test_the_payout_of_a_close_left_in_the_wallet_backs_the_next_orders_only_the_shortfall_is_sent(
     ostium: OstiumWorld, trader: Any, wallet: Wallet
 ) -> None:
+    first, _ = order_place(user=trader, order=_order(stop_loss=None, take_profit=None))
+    assert first.status == Order.Status.FILLED
+    position = Position.objects.get(user=trader)
+    ostium.price(Decimal(2100))
+    response = bearer_client(trader).post(
+        f"/api/v1/positions/{position.pk}/close", {"type": "market"}, format="json"
+    )
+    assert response.status_code in (200, 201, 202), response.json()
+    assert ostium.usdc_of(wallet.address) == 150 * 10**6  # 100 + 50 paid out by the close
+
+    # 100 more: the wallet holds it already, nothing is sent and nothing recorded.
+    second, _ = order_place(user=trader, order=_order(stop_loss=None, take_profit=None))
+    assert second.status == Order.Status.FILLED, (second.reject_code, second.reject_reason)
+    assert _funding(second) == []
+    assert ostium.usdc_of(wallet.address) == 50 * 10**6
+    # 80 on the other side: the wallet holds 50, the station sends the 30 it lacks.
+    third, _ = order_place(
+        user=trader, order=_order(side="short", collateral=Decimal(80), stop_loss=None, take_profit=None)
+    )
+    assert third.status == Order.Status.FILLED, (third.reject_code, third.reject_reason)
+    assert ostium.usdc_transfers_to(wallet.address)[1:] == [
+        (ostium.storage, 150 * 10**6),
+        (ostium.station, 30 * 10**6),
+    ]
+    assert _funding(third) == [("ostium", Decimal(-30)), (f"ostium:{wallet.address}", Decimal(30))]
+    assert ostium.usdc_of(wallet.address) == 0
+    assert _venue(f"ostium:{wallet.address}") == Decimal(130)
+    assert ledger_check() == []
+
+
+def test_a_gas_station_without_usdc_sends_nothing_and_the_order_is_rejected_with_its_collateral_back(
+    ostium: OstiumWorld, trader: Any, wallet: Wallet
+) -> None:
+    ostium.chain.transfer_token(ostium.usdc, ostium.station, ostium.chain.deployer, STATION_USDC - 10**6)
     before = user_balances(user=trader)
 
-    order, _ = order_place(user=trader, order=_order(collateral=Decimal(2000)))
+    order, _ = order_place(user=trader, order=_order())
+
+    assert order.status == Order.Status.REJECTED
+    assert order.reject_code == "wallet_underfunded", order.reject_reason
+    assert ostium.usdc_transfers_to(wallet.address) == []
+    assert ostium.sent_by(wallet.address) == 0
+    assert not LedgerTransaction.objects.filter(kind=VENUE_ACCOUNT_FUND).exists()
+    assert user_balances(user=trader) == before
+    assert ledger_check() == []
+
+
+def test_a_chain_without_a_gas_station_cannot_fund_the_wallet_and_the_order_is_rejected(
+    ostium: OstiumWorld, trader: Any, wallet: Wallet
+) -> None:
+    providers = copy.deepcopy(settings.PROVIDERS)
+    providers["chains"]["options"]["gas_station_keys"] = {}
+    before = user_balances(user=trader)
+
+    with override_settings(PROVIDERS=providers):
+        registry.reset_cache()
+        order, _ = order_place(user=trader, order=_order())
+    registry.reset_cache()
 
     assert order.status == Order.Status.REJECTED
     assert order.reject_code == "wallet_underfunded"
+    assert "no gas station" in order.reject_reason
+    assert ostium.usdc_transfers_to(wallet.address) == []
     assert ostium.sent_by(wallet.address) == 0
+    assert not LedgerTransaction.objects.filter(kind=VENUE_ACCOUNT_FUND).exists()
     assert user_balances(user=trader) == before
+    assert ledger_check() == []
+
+
+def test_a_wallet_that_holds_the_collateral_already_trades_without_funding(
+    ostium: OstiumWorld, trader: Any, wallet: Wallet
+) -> None:
+    ostium.chain.transfer_token(ostium.usdc, ostium.chain.deployer, wallet.address, 1_000 * 10**6)
+
+    order, _ = order_place(user=trader, order=_order())
+
+    assert order.status == Order.Status.FILLED
+    assert ostium.usdc_of(wallet.address) == 900 * 10**6
+    assert ostium.usdc_of(ostium.station) == STATION_USDC
+    assert _funding(order) == []
     assert ledger_check() == []
 
 
@@ -412,6 +539,10 @@ def test_a_send_whose_estimate_reverts_rejects_the_order_naming_ostiums_error(
         "the transaction would revert: PairNotListed",
     )
     assert user_balances(user=trader) == before
+    # The wallet was funded before the trade's estimate: the USDC stays there, recorded, and
+    # backs the next trade.
+    assert ostium.usdc_of(wallet.address) == 100 * 10**6
+    assert _funding(order) == [("ostium", Decimal(-100)), (f"ostium:{wallet.address}", Decimal(100))]
     assert ledger_check() == []
 
 

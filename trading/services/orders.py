@@ -73,7 +73,12 @@ from trading.services.positions import (
 )
 from trading.services.protection import Protection, protection_check
 from trading.services.risk import RiskProfile, risk_profile_get
-from trading.services.venues import poll_schedule, venue_account_prepare, venue_account_ref
+from trading.services.venues import (
+    poll_schedule,
+    venue_account_prepare,
+    venue_account_ref,
+    venue_wallet_fund,
+)
 from trading.services.wallet_trades import traded_from_wallet, trading_wallet, wallet_trade_send, wallet_venue
 from trading.triggers.index import order_index, order_unindex
 
@@ -430,16 +435,19 @@ def order_execute(*, order_id: Any) -> Order:
 def _order_execute_from_wallet(
     order: Order, provider: str, venue: WalletTradedVenue, attempts: list[dict[str, str]]
 ) -> Order:
-    """Open at a venue traded from the user's wallet: the wallet sends the venue's
-    transactions (an approval first when needed, then the trade, with its stop-loss and
-    take-profit) and the trade's hash becomes the order's venue client id. The order stays
-    ``pending``, its collateral locked, until the venue shows it executed (filled at the
-    chain's price), refused or reverted (rejected, collateral back): ``order_poll``.
+    """Open at a venue traded from the user's wallet: the platform sends the wallet the
+    collateral it lacks (``venue_wallet_fund``, mined before anything else), then the wallet
+    sends the venue's transactions (an approval first when needed, then the trade, with its
+    stop-loss and take-profit) and the trade's hash becomes the order's venue client id. The
+    order stays ``pending``, its collateral locked, until the venue shows it executed (filled
+    at the chain's price), refused or reverted (rejected, collateral back): ``order_poll``.
 
-    A wallet that cannot pay, a price that cannot be had, or a send that fails (an estimate
-    that reverts: the venue names why) rejects the order at once; nothing was sent then
-    but, at most, an approval. The order goes to this venue only: a venue that took a
-    transaction of the user's wallet cannot be replaced by another.
+    A funding transfer that cannot be made, a wallet that still cannot pay, a price that
+    cannot be had, or a send that fails (an estimate that reverts: the venue names why)
+    rejects the order at once; nothing was sent then but, at most, the funding (recorded;
+    it stays in the wallet for the next trade) and an approval. The order goes to this
+    venue only: a venue that took a transaction of the user's wallet cannot be replaced by
+    another.
     """
     account_ref = venue_account_ref(user=order.user, provider=provider)
     request = VenueOrderRequest(
@@ -457,6 +465,7 @@ def _order_execute_from_wallet(
         wallet = trading_wallet(user_id=order.user_id, address=account_ref)
         quote = price_for_execution(order.symbol)
         trade = call_provider(provider, venue.open_trade, order=request, market_price=quote.mid)
+        venue_wallet_fund(order=order, provider=provider, venue=venue, wallet=wallet, account_ref=account_ref)
         tx_hash = wallet_trade_send(venue=venue, wallet=wallet, trade=trade, collateral=order.collateral)
     except ApplicationError as exc:
         attempts.append({"provider": provider, "error": exc.message})

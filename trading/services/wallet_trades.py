@@ -11,9 +11,10 @@ than a delegate would. The delegate would pay the gas; here the wallet does, top
 the chain's gas station (``ChainDirectory.gas_topup``).
 
 Funding: the collateral must be USDC in the wallet on the venue's chain. Our ledger locks it
-in the user's margin when the order is placed; moving a user's ledger balance into their
-wallet (a treasury transfer) is not built yet, so a wallet that holds less than the
-collateral has its order rejected (``wallet_underfunded``) before anything is sent.
+in the user's margin when the order is placed, and the platform sends the wallet what it
+lacks from the chain's gas station before the trade (``venues.venue_wallet_fund``, recorded
+in the ledger); a wallet that still holds less than the collateral has its order rejected
+(``wallet_underfunded``) before anything is sent.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def wallet_trade_send(
     _funds_check(chain_id=chain_id, wallet=wallet, token=token, collateral=collateral)
     for setup in trade.setup:
         tx_hash = _send(wallet, setup, chain_id=chain_id)
-        if not _mined(chain_id, tx_hash):
+        if not transaction_mined(chain_id, tx_hash):
             raise ProviderError(wallet.provider, f"setup transaction {tx_hash} was not mined or reverted")
     return _send(wallet, trade.action, chain_id=chain_id)
 
@@ -112,7 +113,7 @@ def wallet_transactions_send(
     hashes = []
     for transaction in transactions:
         tx_hash = _send(wallet, transaction, chain_id=chain_id)
-        if not _mined(chain_id, tx_hash):
+        if not transaction_mined(chain_id, tx_hash):
             raise ProviderError(wallet.provider, f"transaction {tx_hash} was not mined or reverted")
         hashes.append(tx_hash)
     return hashes
@@ -130,7 +131,7 @@ def _send(wallet: Wallet, transaction: EvmTransaction, *, chain_id: int) -> str:
     return sent.tx_hash.lower()
 
 
-def _mined(chain_id: int, tx_hash: str) -> bool:
+def transaction_mined(chain_id: int, tx_hash: str) -> bool:
     """Wait (a few seconds at most) for ``tx_hash``; True once mined successfully."""
     client = registry.chain_client(chain_id)
     deadline = time.monotonic() + MINED_WITHIN_SECONDS
@@ -143,12 +144,17 @@ def _mined(chain_id: int, tx_hash: str) -> bool:
         time.sleep(MINED_POLL_SECONDS)
 
 
+def wallet_token_held(*, chain_id: int, address: str, token: TokenSpec) -> int:
+    """What ``address`` holds of ``token`` on the chain, in the token's base units."""
+    balances = registry.chain_client(chain_id).balances(address=address, tokens=[token])
+    return next((b.raw for b in balances if (b.token_address or "").lower() == token.address.lower()), 0)
+
+
 def _funds_check(*, chain_id: int, wallet: Wallet, token: TokenSpec, collateral: Decimal) -> None:
     if collateral <= 0:
         return
-    balances = registry.chain_client(chain_id).balances(address=wallet.address, tokens=[token])
-    held = next(
-        (b.amount for b in balances if (b.token_address or "").lower() == token.address.lower()), Decimal(0)
+    held = Decimal(wallet_token_held(chain_id=chain_id, address=wallet.address, token=token)).scaleb(
+        -token.decimals
     )
     if held < collateral:
         raise WalletNotReady(
@@ -191,5 +197,5 @@ def _gas_topup(*, chain_id: int, wallet: Wallet, wei: int, balance: int) -> None
                 "needed_wei": str(balance + wei),
             },
         )
-    if not _mined(chain_id, topup):
+    if not transaction_mined(chain_id, topup):
         raise WalletNotReady("The gas top-up was not mined in time.", details={"code": "insufficient_gas"})

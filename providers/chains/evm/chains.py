@@ -11,7 +11,9 @@ Its options are one JSON object keyed by chain id, edited like any provider conf
 An RPC URL that embeds an API key goes in the secret ``rpc_urls`` instead
 (``{"42161": "https://arb-mainnet.g.alchemy.com/v2/<key>"}``), which overrides ``rpc_url``.
 The secret ``gas_station_keys`` (``{"42161": "0x<private key>"}``) names, per chain, the
-platform wallet that sends users' deposit wallets the native coin their first swap needs.
+platform wallet that sends users' deposit wallets the native coin their first swap needs,
+and users' trading wallets the gas and the USDC collateral of trades sent from them
+(``token_transfer``).
 """
 
 from __future__ import annotations
@@ -161,21 +163,33 @@ class EvmChains(ChainDirectory):
         return station.address if station is not None else None
 
     def gas_topup(self, *, chain_id: int, to_address: str, wei: int) -> str | None:
-        """Signed here with the station's key (never logged), one top-up at a time per chain
-        across processes (a Redis lock), so two never take the same nonce."""
+        """Signed here with the station's key (never logged), one send at a time per chain
+        across processes (``_station_send``), so two never take the same nonce."""
+        if wei <= 0:
+            raise ValueError("a top-up sends a positive amount")
+        return self._station_send(chain_id, EvmTransaction(chain_id=chain_id, to=to_address, value=wei))
+
+    def token_transfer(self, *, chain_id: int, token: str, to_address: str, amount_raw: int) -> str | None:
+        """An ERC-20 ``transfer`` from the gas station, under the same lock as its top-ups."""
+        if amount_raw <= 0:
+            raise ValueError("a transfer sends a positive amount")
+        if chain_id not in self._gas_stations:
+            return None
+        data = self.evm_client(chain_id).erc20_transfer_data(to_address=to_address, amount_raw=amount_raw)
+        return self._station_send(chain_id, EvmTransaction(chain_id=chain_id, to=token, data=data))
+
+    def _station_send(self, chain_id: int, transaction: EvmTransaction) -> str | None:
+        """Sign ``transaction`` with the chain's gas station key and broadcast it; None when the
+        chain has no station. Every send of a station holds one Redis lock per chain from the
+        nonce read to the broadcast, so two processes never take the same nonce."""
         station = self._gas_stations.get(chain_id)
         if station is None:
             return None
-        if wei <= 0:
-            raise ValueError("a top-up sends a positive amount")
         client = self.evm_client(chain_id)
         with get_redis_connection("default").lock(
             f"marqetfi:gas-station:{chain_id}", timeout=60, blocking_timeout=30
         ):
-            unsigned = client.fill_transaction(
-                from_address=station.address,
-                transaction=EvmTransaction(chain_id=chain_id, to=to_address, value=wei),
-            )
+            unsigned = client.fill_transaction(from_address=station.address, transaction=transaction)
             signed = station.sign_transaction(unsigned)
             return client.send_raw_transaction(bytes(signed.raw_transaction))
 

@@ -67,6 +67,13 @@ ERC20_ABI: list[dict[str, Any]] = [
         "inputs": [{"name": "spender", "type": "address"}, {"name": "value", "type": "uint256"}],
         "outputs": [{"name": "", "type": "bool"}],
     },
+    {
+        "type": "function",
+        "name": "transfer",
+        "stateMutability": "nonpayable",
+        "inputs": [{"name": "to", "type": "address"}, {"name": "value", "type": "uint256"}],
+        "outputs": [{"name": "", "type": "bool"}],
+    },
 ]
 # Recipients per eth_getLogs: the topic filter is an OR list, and nodes cap request sizes.
 RECIPIENTS_PER_LOG_QUERY = 200
@@ -404,6 +411,11 @@ class EvmChainClient(ChainClient):
         """Calldata of ``approve(spender, amount_raw)``."""
         erc20 = self._web3.eth.contract(abi=ERC20_ABI)
         return str(erc20.encode_abi("approve", args=[self._checksum(spender), amount_raw]))
+
+    def erc20_transfer_data(self, *, to_address: str, amount_raw: int) -> str:
+        """Calldata of ``transfer(to_address, amount_raw)``."""
+        erc20 = self._web3.eth.contract(abi=ERC20_ABI)
+        return str(erc20.encode_abi("transfer", args=[self._checksum(to_address), amount_raw]))
 
     def fill_transaction(self, *, from_address: str, transaction: EvmTransaction) -> dict[str, Any]:
         """The unsigned transaction ``from_address`` would send, ready for eth-account's
