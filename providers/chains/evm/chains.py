@@ -18,6 +18,7 @@ and users' trading wallets the gas and the USDC collateral of trades sent from t
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import Any
 
@@ -25,6 +26,7 @@ from django_redis import get_redis_connection
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
+from redis.exceptions import LockError, RedisError
 
 from providers.base import ChainClient, ChainDirectory, ChainSpec, EvmTransaction, TokenSpec
 from providers.chains.evm.client import EvmChainClient
@@ -186,12 +188,29 @@ class EvmChains(ChainDirectory):
         if station is None:
             return None
         client = self.evm_client(chain_id)
-        with get_redis_connection("default").lock(
+        lock = get_redis_connection("default").lock(
             f"marqetfi:gas-station:{chain_id}", timeout=60, blocking_timeout=30
-        ):
+        )
+        try:
+            acquired = lock.acquire()
+        except RedisError as exc:
+            acquired = False
+            cause: Exception | None = exc
+        else:
+            cause = None
+        if not acquired:  # busy or unreachable: nothing was sent
+            raise ProviderError(
+                self.name,
+                f"the gas station of chain {chain_id} is busy or its lock unreachable",
+                retryable=True,
+            ) from cause
+        try:
             unsigned = client.fill_transaction(from_address=station.address, transaction=transaction)
             signed = station.sign_transaction(unsigned)
             return client.send_raw_transaction(bytes(signed.raw_transaction))
+        finally:
+            with contextlib.suppress(LockError, RedisError):  # expired meanwhile: the send stands
+                lock.release()
 
     def health_check(self) -> None:
         """Every chain with an RPC must answer for its own chain id."""
