@@ -321,7 +321,11 @@ def test_orders_stay_pending_with_their_collateral_locked_until_the_keeper_settl
     assert (filled.status, filled.avg_fill_price) == (Order.Status.FILLED, Decimal(2010))
     position = Position.objects.get(user=trader)
     assert position.entry_price == Decimal(2010)
-    assert position.size == filled.filled_size  # collateral x leverage / 2010, as the chain's trade
+    filled.refresh_from_db()
+    # collateral x leverage / 2010, as the chain's trade: 18 decimals, which SQLite (the
+    # embedded default) keeps as a float, to 15 significant digits; PostgreSQL keeps them all.
+    assert abs(position.size - filled.filled_size) <= filled.filled_size * Decimal("1e-15")
+    assert abs(position.size - Decimal(1000) / Decimal(2010)) <= Decimal("1e-15")
     assert ledger_check() == []
 
     # A close is pending too: the position is ``closing`` until the keeper settles it.
