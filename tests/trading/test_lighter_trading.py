@@ -483,3 +483,47 @@ def test_reconciliation_counts_native_stops_as_ours_and_finds_one_lighter_no_lon
     )
     assert (drift.details["kind"], drift.details["execution_mode"]) == ("stop_loss", "native")
     assert ledger_check() == []
+
+
+def test_a_position_that_grows_has_its_native_stops_placed_again_for_its_whole_size(
+    trader, follower, lighter
+):
+    first = place(trader, {**ETH_ORDER, "stop_loss": "2900", "take_profit": "3200"})
+    order = wait_until(settled(first["id"]), timeout=10, what="the first fill")
+    account = sub_account(trader)
+    old_stop = ProtectiveOrder.objects.get(position_id=order.position_id, kind="stop_loss", status="armed")
+    wait_until(
+        lambda: (
+            (lighter.order(account, client_order_index(old_stop.venue_client_order_id)) or {}).get("status")
+            == "pending"
+        ),
+        timeout=5,
+        what="the stop-loss resting at Lighter",
+    )
+
+    second = place(trader, ETH_ORDER)  # more of the same position, no stops asked
+    wait_until(settled(second["id"]), timeout=10, what="the second fill")
+
+    position = Position.objects.get(pk=order.position_id)
+    assert position.size == Decimal("0.1653") * 2
+    armed = {p.kind: p for p in ProtectiveOrder.objects.filter(position=position, status="armed")}
+    assert {
+        k: (p.execution_mode, p.trigger_price) for k, p in armed.items() if k in ("stop_loss", "take_profit")
+    } == {
+        "stop_loss": ("native", Decimal(2900)),
+        "take_profit": ("native", Decimal(3200)),
+    }
+    for kind in ("stop_loss", "take_profit"):
+        venue_id = client_order_index(armed[kind].venue_client_order_id)
+        resting = wait_until(
+            lambda venue_id=venue_id: lighter.order(account, venue_id), timeout=5, what=f"the new {kind}"
+        )
+        assert Decimal(resting["initial_base_amount"]) == position.size
+    wait_until(
+        lambda: (
+            lighter.order(account, client_order_index(old_stop.venue_client_order_id))["status"] == "canceled"
+        ),
+        timeout=5,
+        what="the stop for the old size cancelled at Lighter",
+    )
+    assert ledger_check() == []

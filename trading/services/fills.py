@@ -31,6 +31,7 @@ from trading.services.protection import (
     protection_from_order,
     protective_armed,
     protective_cancel,
+    protective_native_resize,
     risk_triggers_arm,
 )
 from trading.services.risk import risk_profile_get
@@ -210,6 +211,13 @@ def order_fill_open(*, order: Order, venue_order: VenueOrder) -> Position:
             reference_price=price,
             native_kinds=native_protection_kinds(order.provider),
         )
+    if not created:
+        placed_now = frozenset(
+            kind
+            for kind, asked in (("stop_loss", order.stop_loss), ("take_profit", order.take_profit))
+            if asked is not None
+        )
+        protective_native_resize(position=position, keep=placed_now)
     risk_triggers_arm(position)
     publish(user_id=order.user_id, type="order.filled", data=order_data(order))
     publish(user_id=order.user_id, type="trade.executed", data=fill_data(fill))

@@ -250,6 +250,32 @@ def protection_apply(
             protective.save(update_fields=["oco_group", "updated_at"])
 
 
+def protective_native_resize(*, position: Position, keep: frozenset[str] = frozenset()) -> None:
+    """The position grew: its stops held at the venue as trigger orders for a size (placed
+    through ``NativeStops``) are placed again, for the whole position, at the same prices; the
+    old ones are cancelled there. ``keep``: kinds just placed for the new size, left alone.
+    A venue whose stops are not sized (Ostium's belong to the trade) has none to resize."""
+    armed = protective_armed(position)
+    prices = {
+        kind: protective.trigger_price
+        for kind, protective in armed.items()
+        if kind in NATIVE_KINDS
+        and kind not in keep
+        and protective.execution_mode == ProtectiveOrder.ExecutionMode.NATIVE
+        and protective.venue_client_order_id
+    }
+    if not prices:
+        return
+    protection_apply(
+        position=position,
+        protection=Protection(
+            stop_loss=prices.get(ProtectiveOrder.Kind.STOP_LOSS),
+            take_profit=prices.get(ProtectiveOrder.Kind.TAKE_PROFIT),
+        ),
+        reference_price=position.entry_price,
+    )
+
+
 def risk_triggers_arm(position: Position) -> None:
     """(Re-)arm the platform's margin call and liquidation at the position's current prices."""
     armed = protective_armed(position)
