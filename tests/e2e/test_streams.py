@@ -367,8 +367,12 @@ def test_bad_input_gets_errors_or_a_documented_close_and_other_sockets_carry_on(
     assert code == 4013 and received[-1]["code"] == "message_too_large"
 
     huge = Socket(stream_server)
-    huge.ws.send("x" * (2 * 1024 * 1024))  # beyond daphne's own 1 MiB limit: the connection is dropped
-    assert huge.closed_code()[1] in (None, 1009)
+    try:
+        huge.ws.send("x" * (2 * 1024 * 1024))  # beyond daphne's own 1 MiB limit: the connection is dropped
+    except (ConnectionClosed, ConnectionResetError, BrokenPipeError):
+        pass  # dropped while the client was still sending: the reset is the drop, seen early
+    else:
+        assert huge.closed_code()[1] in (None, 1009)
 
     flood = Socket(stream_server)
     cut_while_sending = False
