@@ -31,6 +31,14 @@ from trading.services.reconciliation import reconciliation_run
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def _ledger_exact_after() -> Iterator[None]:
+    """Reconciliation and its repairs keep the ledger exact: checked after every test."""
+    yield
+    assert ledger_check() == []
+
+
 BTC = OrderTerms(symbol="BTCUSD", side="long", type="market", collateral=Decimal(1000), leverage=Decimal(10))
 NOW = timedelta(0)
 

@@ -46,6 +46,14 @@ from trading.services.reconciliation import reconciliation_run
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def _ledger_exact_after() -> Iterator[None]:
+    """Reconciliation and its repairs keep the ledger exact: checked after every test."""
+    yield
+    assert ledger_check() == []
+
+
 ETH, BTC = 0, 1  # Lighter's market ids
 
 _SERVED: dict[str, Venue] = {}
