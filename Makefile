@@ -2,6 +2,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: run test lint format typecheck bench lighter-signer clean
 
@@ -16,9 +17,13 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(BIN)/python -m marqetfi.devserver
 
-## make test: install and run the whole suite (embedded services, or DATABASE_URL / REDIS_URL)
-test: $(STAMP)
+## make test: install and run the whole suite (embedded services, or DATABASE_URL / REDIS_URL);
+## the browser tests drive Debian's Chromium, installed through apt where it is missing
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+$(CHROMIUM):
+	tests/browser/install-chromium.sh
 
 ## make lint: ruff, and the import contracts of pyproject.toml (which app may import which)
 lint: $(STAMP)

@@ -1,0 +1,67 @@
+"""The admin in a real browser: an operator signs in, rolls a provider's configuration back (its
+secret shown masked) and redelivers a failed webhook, each through the admin's own pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from marqetfi.core.models import AuditEntry
+from providers.models import ProviderConfig
+from providers.services.configs import provider_config_create
+from tests.browser.conftest import admin_login
+from tests.webhooks.factories import WebhookDeliveryFactory, WebhookEndpointFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_an_operator_signs_in_and_sees_the_admin(page: Page, live_server: Any, superuser: Any) -> None:
+    admin_login(page, live_server.url, superuser.email)
+
+    expect(page.locator("#site-name")).to_be_visible()
+    expect(
+        page.get_by_role("link", name="Log out").or_(page.get_by_role("button", name="Log out"))
+    ).to_be_visible()
+    assert page.locator("#content-main").inner_text().strip()
+
+
+def test_an_operator_rolls_a_provider_back_and_its_secret_stays_masked(
+    page: Page, live_server: Any, superuser: Any
+) -> None:
+    secret = "privy-secret-never-shown"
+    provider_config_create(
+        name="privy", values={"app_id": "app-a"}, secrets={"app_secret": secret}, actor=superuser
+    )
+    provider_config_create(name="privy", values={"app_id": "app-b"}, actor=superuser)
+    first = ProviderConfig.objects.get(provider__name="privy", version=1)
+    admin_login(page, live_server.url, superuser.email)
+
+    page.goto(f"{live_server.url}/admin/providers/providerconfig/?provider__id__exact={first.provider_id}")
+    page.check(f"input[name=_selected_action][value='{first.pk}']")
+    page.select_option("select[name=action]", "rollback_to")
+    page.click("button[name=index]")
+
+    expect(page.locator(".messagelist")).to_contain_text("v3 restores v1")
+    active = ProviderConfig.objects.get(provider__name="privy", is_active=True)
+    assert (active.version, active.settings["app_id"]) == (3, "app-a")
+    page.goto(f"{live_server.url}/admin/providers/providerconfig/{active.pk}/change/")
+    expect(page.locator("body")).to_contain_text("app_secret: ********")
+    assert secret not in page.content()
+
+
+def test_an_operator_redelivers_a_failed_webhook(page: Page, live_server: Any, superuser: Any) -> None:
+    endpoint = WebhookEndpointFactory()
+    failed = WebhookDeliveryFactory(endpoint=endpoint, status="failed")
+    admin_login(page, live_server.url, superuser.email)
+
+    page.goto(f"{live_server.url}/admin/webhooks/webhookdelivery/")
+    page.check(f"input[name=_selected_action][value='{failed.pk}']")
+    page.select_option("select[name=action]", "redeliver")
+    page.click("button[name=index]")
+
+    expect(page.locator(".messagelist")).to_contain_text("1 delivery(ies) queued again")
+    failed.refresh_from_db()
+    assert (failed.status, failed.round_trigger) == ("pending", "redeliver")
+    assert AuditEntry.objects.filter(action="webhook_delivery.redeliver", actor=superuser).exists()
