@@ -25,6 +25,7 @@ from drf_spectacular.utils import OpenApiResponse, OpenApiWebhook, extend_schema
 from rest_framework import serializers
 
 from deposits.serializers import DepositSerializer
+from marqetfi.core.api import decimal_output
 from streams import protocol
 from trading.schemas import FillSerializer, OrderSerializer, PositionSerializer
 from webhooks.event_types import EVENT_TYPES
@@ -34,17 +35,10 @@ WEBHOOK_TAG: Final = "webhooks"
 
 
 class MarginCallDataSerializer(PositionSerializer):
-    """``risk.margin_call``: the position, with the mark price and levels that called it."""
+    """``risk.margin_call``: the position (``mark_price`` the one that called it), with its levels."""
 
-    mark_price = serializers.CharField(help_text="The mark price that reached the margin-call level.")
-    margin_call_level = serializers.CharField()
-    liquidation_level = serializers.CharField()
-
-
-class LiquidationDataSerializer(PositionSerializer):
-    """``risk.liquidation``: the position as closed, with the price that liquidated it."""
-
-    liquidation_price = serializers.CharField(help_text="The trigger price of the liquidation.")
+    margin_call_level = decimal_output(help_text="Share of collateral left at which the margin call fires.")
+    liquidation_level = decimal_output(help_text="Share of collateral left at which it is liquidated.")
 
 
 WalletLinkedDataSerializer = inline_serializer(
@@ -79,7 +73,8 @@ WebhookTestDataSerializer = inline_serializer(
 _DATA_BY_TYPE: Final[dict[str, Any]] = {
     "trade.executed": FillSerializer,
     "risk.margin_call": MarginCallDataSerializer,
-    "risk.liquidation": LiquidationDataSerializer,
+    # The position as closed; liquidation_price is the trigger price that liquidated it.
+    "risk.liquidation": PositionSerializer,
     "account.wallet_linked": WalletLinkedDataSerializer,
     "account.auth_method_linked": AuthMethodLinkedDataSerializer,
     "account.webhook_disabled": WebhookDisabledDataSerializer,

@@ -249,10 +249,10 @@ def _refs(node: Any) -> list[str]:
 
 def test_stream_constants_cover_what_the_consumer_sends_and_accepts():
     """The docs are built from streams.protocol's lists; the consumer's literals must be in them."""
-    source = "\n".join(Path(module.__file__).read_text() for module in (consumers, protocol))
+    source = "\n".join(Path(str(module.__file__)).read_text() for module in (consumers, protocol))
     sent = set(re.findall(r'"type": "(\w+)"', source))
     assert sent <= set(protocol.MESSAGE_TYPES), sent - set(protocol.MESSAGE_TYPES)
-    accepted = set(re.findall(r'op == "(\w+)"', Path(consumers.__file__).read_text()))
+    accepted = set(re.findall(r'op == "(\w+)"', Path(str(consumers.__file__)).read_text()))
     assert accepted == set(protocol.CLIENT_OPS)
     assert set(protocol.CLOSE_ERROR_CODES) == set(protocol.CloseCode)
 
