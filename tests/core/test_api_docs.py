@@ -270,3 +270,19 @@ def test_request_examples_are_accepted_by_the_input_serializers(serializer_class
     for example in examples:
         serializer = serializer_class(data=example.value)
         assert serializer.is_valid(), (example.name, serializer.errors)
+
+
+def test_every_event_type_the_apps_publish_is_in_the_event_type_list():
+    """The docs list EVENT_TYPES; an event published under another name would go undocumented
+    (and could not be subscribed to by name)."""
+    root = Path(__file__).resolve().parents[2]
+    pattern = re.compile(r'(?:\btype=|\bevent=|_publish\(\w+, |_EVENT_TYPE = )"([a-z]+\.[a-z_]+)"')
+    published = {
+        match
+        for app in ("accounts", "trading", "deposits", "webhooks", "ledger", "pricing")
+        for path in (root / app).rglob("*.py")
+        if "migrations" not in path.parts
+        for match in pattern.findall(path.read_text())
+    }
+    assert {"order.filled", "swap.failed", "webhook.test", "account.webhook_disabled"} <= published
+    assert published <= set(EVENT_TYPES), published - set(EVENT_TYPES)
