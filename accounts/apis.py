@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.permissions import AllowAny
@@ -39,6 +40,20 @@ def _user(request: Request) -> User:
     return cast(User, request.user)
 
 
+SIWE_MESSAGE_EXAMPLE = (
+    "app.marqetfi.com wants you to sign in with your Ethereum account:\n"
+    "0x71C7656EC7ab88b098defB751B7401B5f6d8976F\n\n"
+    "Sign in to MarqetFi.\n\n"
+    "URI: https://app.marqetfi.com\nVersion: 1\nChain ID: 1\n"
+    "Nonce: 4f8c2a9d1e7b3c6a\nIssued At: 2026-01-01T00:00:00Z"
+)
+SIWE_EXAMPLE = OpenApiExample(
+    "SIWE signature",
+    value={"message": SIWE_MESSAGE_EXAMPLE, "signature": "0x" + "ab" * 65},
+    request_only=True,
+)
+
+
 class PublicAuthApi(APIView):
     """Sign-in endpoints: no bearer needed (a stale one is ignored), stricter rate limit."""
 
@@ -54,7 +69,22 @@ class RegisterApi(PublicAuthApi):
         password = serializers.CharField(write_only=True, trim_whitespace=False)
         display_name = serializers.CharField(required=False, allow_blank=True, max_length=150, default="")
 
-    @extend_schema(request=InputSerializer, responses={201: TokensSerializer}, operation_id="auth_register")
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: TokensSerializer},
+        operation_id="auth_register",
+        examples=[
+            OpenApiExample(
+                "Register",
+                value={
+                    "email": "trader@example.com",
+                    "password": "correct horse battery",
+                    "display_name": "Ada",
+                },
+                request_only=True,
+            )
+        ],
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -76,7 +106,18 @@ class LoginApi(PublicAuthApi):
         email = serializers.EmailField()
         password = serializers.CharField(write_only=True, trim_whitespace=False)
 
-    @extend_schema(request=InputSerializer, responses={200: TokensSerializer}, operation_id="auth_login")
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: TokensSerializer},
+        operation_id="auth_login",
+        examples=[
+            OpenApiExample(
+                "Login",
+                value={"email": "trader@example.com", "password": "correct horse battery"},
+                request_only=True,
+            )
+        ],
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -230,6 +271,7 @@ class SiweVerifyApi(PublicAuthApi):
         request=SiweInputSerializer,
         responses={200: TokensSerializer, 201: TokensSerializer},
         operation_id="auth_siwe_verify",
+        examples=[SIWE_EXAMPLE],
     )
     def post(self, request: Request) -> Response:
         data = SiweInputSerializer(data=request.data)
@@ -266,9 +308,22 @@ class IdentityLinkApi(APIView):
         password = serializers.CharField(write_only=True, trim_whitespace=False)
 
     @extend_schema(
-        request=None,
+        request={"application/json": OpenApiTypes.OBJECT},
         responses={200: IdentitySerializer, 201: IdentitySerializer},
         operation_id="me_identities_link",
+        examples=[
+            OpenApiExample(
+                "SIWE link",
+                value={"message": SIWE_MESSAGE_EXAMPLE, "signature": "0x" + "ab" * 65},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "Email link",
+                value={"email": "trader@example.com", "password": "correct horse battery"},
+                request_only=True,
+            ),
+            OpenApiExample("Google link", value={"id_token": "eyJhbGciOi..."}, request_only=True),
+        ],
     )
     def post(self, request: Request, method: str) -> Response:
         user = _user(request)
@@ -318,6 +373,11 @@ class WalletMpcCreateApi(APIView):
         request=InputSerializer,
         responses={200: WalletSerializer, 201: WalletSerializer},
         operation_id="wallets_mpc_create",
+        examples=[
+            OpenApiExample(
+                "Privy MPC wallet", value={"provider": "privy", "chain_type": "ethereum"}, request_only=True
+            )
+        ],
     )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
@@ -337,6 +397,7 @@ class WalletExternalLinkApi(APIView):
         request=SiweInputSerializer,
         responses={200: WalletSerializer, 201: WalletSerializer},
         operation_id="wallets_external_link",
+        examples=[SIWE_EXAMPLE],
     )
     def post(self, request: Request) -> Response:
         data = SiweInputSerializer(data=request.data)

@@ -9,7 +9,7 @@ from functools import partial
 from typing import Any, cast
 
 from django.db import transaction
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
@@ -95,6 +95,13 @@ class DepositListCreateApi(ListAPIView):
         request=DepositReportInputSerializer,
         responses={201: DepositsReportedSerializer, 200: DepositsReportedSerializer},
         operation_id="deposits_report",
+        examples=[
+            OpenApiExample(
+                "Report a deposit on Arbitrum",
+                value={"chain_id": 42161, "tx_hash": "0x" + "5e" * 32},
+                request_only=True,
+            )
+        ],
         description=REPORT_DESCRIPTION,
     )
     def post(self, request: Request) -> Response:

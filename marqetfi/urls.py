@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from marqetfi.core.apis import EventListApi, HealthApi
 from marqetfi.core.throttling import login_form_throttled
+from streams.apis import AsyncApiView
 
 api_v1: list[URLPattern | URLResolver] = [
     path("health", HealthApi.as_view(), name="health"),
@@ -27,6 +28,8 @@ urlpatterns = [
     path("api/v1/", include((api_v1, "api"), namespace="v1")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/asyncapi.yaml", AsyncApiView.as_view(format="yaml"), name="asyncapi"),
+    path("api/asyncapi.json", AsyncApiView.as_view(format="json"), name="asyncapi-json"),
     # Before admin.site.urls, which would answer this path unthrottled.
     path("admin/login/", login_form_throttled(admin.site.login)),
     path("admin/", admin.site.urls),

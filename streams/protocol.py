@@ -31,6 +31,33 @@ class CloseCode(IntEnum):
 
 USER_CHANNELS: Final = ("orders", "positions", "deposits")
 PRICE_PREFIX: Final = "prices:"
+
+# What a client may send (``{"op": ...}``); the consumer answers any other op with ``unknown_op``.
+CLIENT_OPS: Final = ("auth", "subscribe", "unsubscribe", "resume", "pong", "ping", "cancel_on_disconnect")
+# The server's messages other than the user's events (EVENT_MESSAGE_TYPES, below).
+CONTROL_MESSAGE_TYPES: Final = (
+    "hello",
+    "authenticated",
+    "subscribed",
+    "snapshot",
+    "price_update",
+    "resumed",
+    "ping",
+    "pong",
+    "cancel_on_disconnect",
+    "error",
+)
+# The ``error`` code sent just before each close code.
+CLOSE_ERROR_CODES: Final = {
+    CloseCode.AUTH_FAILED: "auth_failed",
+    CloseCode.TOKEN_EXPIRED: "token_expired",
+    CloseCode.FORBIDDEN: "forbidden",
+    CloseCode.HEARTBEAT_TIMEOUT: "heartbeat_timeout",
+    CloseCode.SLOW_CONSUMER: "slow_consumer",
+    CloseCode.TOO_MANY_SOCKETS: "too_many_sockets",
+    CloseCode.MESSAGE_TOO_BIG: "message_too_large",
+    CloseCode.RATE_LIMITED: "rate_limited",
+}
 RESUME_BATCH: Final = 500
 CANCEL_ON_DISCONNECT_MIN_MS: Final = 1_000
 CANCEL_ON_DISCONNECT_MAX_MS: Final = 600_000
@@ -86,6 +113,16 @@ _ROUTES: Final = {
     "risk": EventRoute("risk", ()),
     "account": EventRoute("account", ()),
 }
+
+
+# Message types of the user's events, in route order, each once.
+EVENT_MESSAGE_TYPES: Final = tuple(dict.fromkeys(route.message_type for route in _ROUTES.values()))
+MESSAGE_TYPES: Final = CONTROL_MESSAGE_TYPES + EVENT_MESSAGE_TYPES
+
+
+def event_routes() -> dict[str, EventRoute]:
+    """Event type prefix (``order``) -> its route."""
+    return dict(_ROUTES)
 
 
 def event_route(event_type: str) -> EventRoute | None:

@@ -16,11 +16,16 @@ from accounts.models import User
 from marqetfi.core.api import CursorPagination, DecimalStringField
 from marqetfi.core.errors import ApplicationError
 from marqetfi.core.formats import decimal_text
+from marqetfi.core.schema import ERROR_EXAMPLES, ErrorSerializer
 from trading.errors import OrderNotFound, PositionNotFound
 from trading.idempotency import REPLAYED_HEADER, idempotent
 from trading.models import Fill, Order, Position
 from trading.presenters import fill_data, order_data, position_data
 from trading.schemas import (
+    ORDER_REQUEST_EXAMPLES,
+    ORDER_RESPONSE_EXAMPLE,
+    POSITION_CLOSE_EXAMPLES,
+    PROTECTION_UPDATE_EXAMPLES,
     AccountSerializer,
     FillSerializer,
     OrderPreviewSerializer,
@@ -217,9 +222,10 @@ class OrderListCreateApi(ListAPIView):
 
     @extend_schema(
         request=OrderInputSerializer,
-        responses={201: OrderSerializer, 200: OrderSerializer},
+        responses={201: OrderSerializer, 200: OrderSerializer, 400: ErrorSerializer},
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
         operation_id="orders_place",
+        examples=[*ORDER_REQUEST_EXAMPLES, ORDER_RESPONSE_EXAMPLE, *ERROR_EXAMPLES],
     )
     def post(self, request: Request) -> Response:
         return idempotent(request, lambda: self._place(request))
@@ -315,7 +321,10 @@ class PositionDetailApi(APIView):
         return Response(_marked_data([self._position(request, position_id)])[0])
 
     @extend_schema(
-        request=ProtectionSerializer, responses={200: PositionSerializer}, operation_id="positions_update"
+        request=ProtectionSerializer,
+        responses={200: PositionSerializer},
+        operation_id="positions_update",
+        examples=PROTECTION_UPDATE_EXAMPLES,
     )
     def patch(self, request: Request, position_id: Any) -> Response:
         serializer = self.ProtectionSerializer(data=request.data)
@@ -349,6 +358,7 @@ class PositionCloseApi(APIView):
         responses={201: OrderSerializer},
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
         operation_id="positions_close",
+        examples=POSITION_CLOSE_EXAMPLES,
     )
     def post(self, request: Request, position_id: Any) -> Response:
         return idempotent(request, lambda: self._close(request, position_id))

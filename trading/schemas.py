@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import OpenApiExample
 from rest_framework import serializers
 
 from marqetfi.core.api import decimal_output
@@ -135,3 +136,95 @@ class OrderPreviewSerializer(serializers.Serializer):
     fees = decimal_output(required=False)
     liquidation_price = decimal_output(required=False, allow_null=True)
     rounding = serializers.DictField(required=False)
+
+
+# --- OpenAPI examples ------------------------------------------------------------------------
+
+ORDER_REQUEST_EXAMPLES = [
+    OpenApiExample(
+        "Market order with stop-loss and take-profit",
+        value={
+            "symbol": "BTCUSD",
+            "side": "long",
+            "type": "market",
+            "collateral": "100",
+            "leverage": "10",
+            "stop_loss": "60000",
+            "take_profit": "70000",
+            "client_order_id": "abc-1",
+        },
+        request_only=True,
+    ),
+    OpenApiExample(
+        "Limit order with a trailing stop",
+        value={
+            "symbol": "ETHUSD",
+            "side": "short",
+            "type": "limit",
+            "collateral": "250",
+            "leverage": "5",
+            "price": "3500",
+            "trailing_stop": {"percent": "2"},
+            "rounding": "nearest",
+            "client_order_id": "abc-2",
+        },
+        request_only=True,
+    ),
+]
+
+ORDER_RESPONSE_EXAMPLE = OpenApiExample(
+    "Filled market order",
+    value={
+        "id": "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f",
+        "client_order_id": "abc-1",
+        "symbol": "BTCUSD",
+        "side": "long",
+        "type": "market",
+        "purpose": "open",
+        "status": "filled",
+        "collateral": "100",
+        "leverage": "10",
+        "price": None,
+        "size": "0.0156",
+        "stop_loss": "60000",
+        "take_profit": "70000",
+        "trailing_stop": None,
+        "provider": "lighter",
+        "routing": {"reason": "default", "candidates": ["lighter", "ostium"], "attempts": []},
+        "execution_mode": {"stop_loss": "native", "take_profit": "native"},
+        "filled_size": "0.0156",
+        "avg_fill_price": "64123.5",
+        "fee": "0.5",
+        "reject_code": None,
+        "reject_reason": None,
+        "position_id": "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+        "closed_by": None,
+        "resource_version": 3,
+        "created_at": "2026-01-01T12:00:00.000Z",
+        "updated_at": "2026-01-01T12:00:00.420Z",
+    },
+    response_only=True,
+    status_codes=["201"],
+)
+
+POSITION_CLOSE_EXAMPLES = [
+    OpenApiExample("Close all at market", value={"type": "market"}, request_only=True),
+    OpenApiExample(
+        "Close part with a limit order",
+        value={"type": "limit", "price": "68000", "size": "0.005"},
+        request_only=True,
+    ),
+]
+
+PROTECTION_UPDATE_EXAMPLES = [
+    OpenApiExample(
+        "Move the stop-loss, set a take-profit",
+        value={"stop_loss": "62000", "take_profit": "72000"},
+        request_only=True,
+    ),
+    OpenApiExample(
+        "Trailing stop instead of a fixed stop-loss",
+        value={"stop_loss": None, "trailing_stop": {"distance": "500"}},
+        request_only=True,
+    ),
+]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
@@ -68,6 +68,18 @@ class EndpointListCreateApi(ListAPIView):
         request=EndpointInputSerializer,
         responses={201: EndpointCreatedSerializer},
         operation_id="webhooks_endpoints_create",
+        examples=[
+            OpenApiExample(
+                "Orders and positions",
+                value={
+                    "url": "https://hooks.example.com/marqetfi",
+                    "description": "Trading desk",
+                    "event_types": ["order.filled", "order.cancelled", "position.closed", "risk.liquidation"],
+                    "enabled": True,
+                },
+                request_only=True,
+            )
+        ],
         description="The response carries the endpoint's signing secret; it is never shown again.",
     )
     def post(self, request: Request) -> Response:

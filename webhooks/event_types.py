@@ -7,6 +7,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "order.filled",
     "order.cancelled",
     "order.rejected",
+    # An order the venue did not answer in time: status "unknown" until a reconciler has asked it.
+    "order.updated",
     "trade.executed",
     "position.opened",
     "position.updated",

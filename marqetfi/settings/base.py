@@ -12,6 +12,7 @@ from typing import Any
 
 import environ
 
+from marqetfi.core.api_tags import TAGS as API_TAGS
 from marqetfi.core.dev_secrets import dev_fernet_key, dev_secret
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -664,8 +665,21 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "MarqetFi API",
     "DESCRIPTION": "One API over Lighter, Ostium and the paper venue: sign-in, wallets, "
-    "deposits, orders, positions, streams and webhooks.",
+    "deposits, orders, positions, streams and webhooks.\n\n"
+    "The WebSocket protocol (`/ws`: ops, channels, message types, resume, close codes) is the "
+    "AsyncAPI 3.0 document at [/api/asyncapi.yaml](/api/asyncapi.yaml) "
+    "([JSON](/api/asyncapi.json)). The events sent to webhook endpoints, with their payloads and "
+    "Standard Webhooks signing headers, are this schema's `webhooks`.",
+    # Tags in the order of the areas; each operation gets one from its path (marqetfi.core.schema).
+    "TAGS": [{"name": name, "description": text} for name, text in API_TAGS],
+    "POSTPROCESSING_HOOKS": [
+        # Before the enum hook, so the webhook payloads' enums are named like the rest.
+        "streams.apidocs.schema_add_webhooks",
+        "drf_spectacular.hooks.postprocess_schema_enums",
+    ],
     "VERSION": "1.0.0",
+    # 3.1: the events sent to webhook endpoints are the schema's "webhooks" (streams.apidocs).
+    "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -679,6 +693,8 @@ SPECTACULAR_SETTINGS = {
         "DepositStatusEnum": "deposits.models.DepositStatus",
         "DepositSourceEnum": "deposits.models.DepositSource",
         "SwapStatusEnum": "deposits.models.SwapStatus",
+        # Position's, also in the risk.* webhook payloads (which extend it).
+        "PositionStatusEnum": ["open", "closing", "closed", "liquidated"],
     },
 }
 
