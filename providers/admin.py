@@ -7,10 +7,15 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
-from django.utils.html import format_html_join
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html, format_html_join
 
+from marqetfi.core.errors import ApplicationError
 from providers.breaker import breaker_state
 from providers.health import provider_stats
 from providers.models import LocalWalletKey, Provider, ProviderConfig, RoutingRule
@@ -35,14 +40,115 @@ class ProviderConfigInline(admin.TabularInline):
         return False
 
 
+class ProviderConfigVersionForm(forms.Form):
+    """A new configuration version: the options as text (blank: not set, the default applies),
+    secrets write-only (blank: keep the active version's; "remove" drops it), a comment."""
+
+    comment = forms.CharField(max_length=200, required=False)
+    activate = forms.BooleanField(required=False, initial=True, help_text="Make it the active version now.")
+
+    def __init__(
+        self, *args: Any, options: list[str], secrets: list[str], current: dict[str, Any], **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.option_names, self.secret_names = options, secrets
+        for name in options:
+            value = current.get(name)
+            self.fields[f"option:{name}"] = forms.CharField(
+                label=name, required=False, initial="" if value is None else str(value)
+            )
+        for name in secrets:
+            self.fields[f"secret:{name}"] = forms.CharField(
+                label=f"{name} (secret)",
+                required=False,
+                widget=forms.PasswordInput(render_value=False),
+                help_text="Write-only: blank keeps the active version's value.",
+            )
+            self.fields[f"remove:{name}"] = forms.BooleanField(label=f"remove {name}", required=False)
+
+    def values(self) -> dict[str, str]:
+        return {
+            name: value
+            for name in self.option_names
+            if (value := self.cleaned_data[f"option:{name}"].strip())
+        }
+
+    def secrets(self) -> dict[str, str | None]:
+        changed: dict[str, str | None] = {}
+        for name in self.secret_names:
+            if self.cleaned_data[f"remove:{name}"]:
+                changed[name] = None
+            elif value := self.cleaned_data[f"secret:{name}"]:
+                changed[name] = value
+        return changed
+
+
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
     list_display = ("name", "kind", "enabled", "active_version", "breaker", "updated_at")
     list_filter = ("kind", "enabled")
-    readonly_fields = ("name", "kind", "enabled", "created_at", "updated_at", "health")
+    readonly_fields = ("name", "kind", "enabled", "configure", "created_at", "updated_at", "health")
     fields = readonly_fields
     inlines = (ProviderConfigInline,)
     actions = ("enable", "disable")
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "<path:object_id>/new-version/",
+                self.admin_site.admin_view(self.new_version_view),
+                name="providers_provider_new_version",
+            ),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="configuration")
+    def configure(self, obj: Provider) -> str:
+        url = reverse("admin:providers_provider_new_version", args=[obj.pk])
+        return format_html('<a class="button" href="{}">New configuration version</a>', url)
+
+    def new_version_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Write a new version of the provider's configuration (``provider_config_create``:
+        validated, audited with its secrets masked, propagated to every process)."""
+        provider = self.get_object(request, object_id)
+        if provider is None:
+            raise Http404("No such provider.")
+        if not self.has_change_permission(request, provider):
+            raise PermissionDenied
+        active = provider.configs.filter(is_active=True).first()
+        options, secrets = config_services.provider_config_fields(provider.name)
+        form = ProviderConfigVersionForm(
+            request.POST or None,
+            options=options,
+            secrets=secrets,
+            current=dict(active.settings) if active else {},
+        )
+        if request.method == "POST" and form.is_valid():
+            try:
+                config = config_services.provider_config_create(
+                    name=provider.name,
+                    values=form.values(),
+                    secrets=form.secrets(),
+                    comment=form.cleaned_data["comment"],
+                    actor=request.user,
+                    activate=form.cleaned_data["activate"],
+                )
+            except ApplicationError as exc:
+                for field, problems in exc.details.items():
+                    target = f"option:{field}" if f"option:{field}" in form.fields else None
+                    form.add_error(target, f"{field}: {problems}")
+            else:
+                self.message_user(request, f"{provider.name} v{config.version} written.", messages.SUCCESS)
+                return redirect(reverse("admin:providers_provider_change", args=[provider.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"New configuration version of {provider.name}",
+            "opts": self.model._meta,
+            "original": provider,
+            "form": form,
+            "active": active,
+        }
+        return TemplateResponse(request, "admin/providers/provider_new_version.html", context)
 
     @admin.display(description="active version")
     def active_version(self, obj: Provider) -> int | None:

@@ -214,6 +214,15 @@ def provider_config_diff(*, name: str, from_version: int, to_version: int) -> di
     }
 
 
+def provider_config_fields(name: str) -> tuple[list[str], list[str]]:
+    """The options a version of provider ``name`` may set (its catalogue's, then the optional
+    ones) and its secrets' names: what a form for a new version asks for."""
+    entry = _entry(name)
+    secret_fields = list(entry.get("secret_fields", []))
+    options = [key for key in entry.get("options", {}) if key not in secret_fields]
+    return options, secret_fields
+
+
 def provider_config_public(config: ProviderConfig) -> dict[str, Any]:
     """What the API and the admin show of a version: secrets masked, by name only."""
     secret_names = sorted(secrets_decrypt(config.secrets_encrypted)) if config.secrets_encrypted else []

@@ -10,6 +10,7 @@ from playwright.sync_api import Page, expect
 
 from marqetfi.core.models import AuditEntry
 from providers.models import ProviderConfig
+from providers.selectors import secrets_decrypt
 from providers.services.configs import provider_config_create
 from tests.browser.conftest import admin_login
 from tests.webhooks.factories import WebhookDeliveryFactory, WebhookEndpointFactory
@@ -49,6 +50,36 @@ def test_an_operator_rolls_a_provider_back_and_its_secret_stays_masked(
     page.goto(f"{live_server.url}/admin/providers/providerconfig/{active.pk}/change/")
     expect(page.locator("body")).to_contain_text("app_secret: ********")
     assert secret not in page.content()
+
+
+def test_an_operator_changes_a_provider_setting_and_secret_which_shows_masked_after(
+    page: Page, live_server: Any, superuser: Any
+) -> None:
+    provider_config_create(
+        name="privy", values={"app_id": "app-a"}, secrets={"app_secret": "old"}, actor=superuser
+    )
+    provider = ProviderConfig.objects.get(provider__name="privy", version=1).provider
+    new_secret = "rotated-privy-secret-42"
+    admin_login(page, live_server.url, superuser.email)
+
+    page.goto(f"{live_server.url}/admin/providers/provider/{provider.pk}/change/")
+    page.get_by_role("link", name="New configuration version").click()
+    expect(page.locator("input[name='option:app_id']")).to_have_value("app-a")
+    page.fill("input[name='option:app_id']", "app-b")
+    page.fill("input[name='secret:app_secret']", new_secret)
+    page.fill("input[name=comment]", "rotate the secret")
+    page.click("#new-version input[type=submit]")
+
+    expect(page.locator(".messagelist")).to_contain_text("v2 written")
+    active = ProviderConfig.objects.get(provider=provider, is_active=True)
+    assert (active.version, active.settings) == (2, {"app_id": "app-b"})
+    assert secrets_decrypt(active.secrets_encrypted) == {"app_secret": new_secret}
+    page.goto(f"{live_server.url}/admin/providers/providerconfig/{active.pk}/change/")
+    expect(page.locator("body")).to_contain_text("app_secret: ********")
+    assert new_secret not in page.content()
+    entry = AuditEntry.objects.get(action="provider_config.create", changes__version=2)
+    assert entry.actor == superuser and entry.changes["secrets"] == {"app_secret": "changed"}
+    assert new_secret not in str(entry.changes)
 
 
 def test_an_operator_redelivers_a_failed_webhook(page: Page, live_server: Any, superuser: Any) -> None:
