@@ -1,5 +1,6 @@
-"""The admin in a real browser: an operator signs in, rolls a provider's configuration back (its
-secret shown masked) and redelivers a failed webhook, each through the admin's own pages."""
+"""The admin in a real browser: an operator signs in, writes a provider configuration version
+and rolls one back (secrets shown masked), retries a failed swap and redelivers a failed
+webhook, each through the admin's own pages."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
+from deposits.models import DepositStatus
 from marqetfi.core.models import AuditEntry
 from providers.models import ProviderConfig
 from providers.selectors import secrets_decrypt
 from providers.services.configs import provider_config_create
 from tests.browser.conftest import admin_login
+from tests.deposits.factories import new_deposit
 from tests.webhooks.factories import WebhookDeliveryFactory, WebhookEndpointFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -80,6 +83,22 @@ def test_an_operator_changes_a_provider_setting_and_secret_which_shows_masked_af
     entry = AuditEntry.objects.get(action="provider_config.create", changes__version=2)
     assert entry.actor == superuser and entry.changes["secrets"] == {"app_secret": "changed"}
     assert new_secret not in str(entry.changes)
+
+
+def test_an_operator_retries_a_failed_swap(page: Page, live_server: Any, superuser: Any) -> None:
+    failed = new_deposit(swap_attempts=3)
+    assert failed.status == DepositStatus.FAILED
+    admin_login(page, live_server.url, superuser.email)
+
+    page.goto(f"{live_server.url}/admin/deposits/deposit/")
+    page.check(f"input[name=_selected_action][value='{failed.pk}']")
+    page.select_option("select[name=action]", "retry_failed_swap")
+    page.click("button[name=index]")
+
+    expect(page.locator(".messagelist")).to_contain_text("1 deposit(s) sent back")
+    failed.refresh_from_db()
+    assert (failed.status, failed.swap_attempts) == (DepositStatus.QUOTING, 0)
+    assert AuditEntry.objects.filter(action="deposit.retry", actor=superuser).count() == 1
 
 
 def test_an_operator_redelivers_a_failed_webhook(page: Page, live_server: Any, superuser: Any) -> None:
