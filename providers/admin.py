@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html_join
 
+from marqetfi.core.admin_audit import AuditedModelAdmin
 from providers.breaker import breaker_state
 from providers.health import provider_stats
 from providers.models import LocalWalletKey, Provider, ProviderConfig, RoutingRule
@@ -36,13 +37,16 @@ class ProviderConfigInline(admin.TabularInline):
 
 
 @admin.register(Provider)
-class ProviderAdmin(admin.ModelAdmin):
+class ProviderAdmin(AuditedModelAdmin):
     list_display = ("name", "kind", "enabled", "active_version", "breaker", "updated_at")
     list_filter = ("kind", "enabled")
     readonly_fields = ("name", "kind", "enabled", "created_at", "updated_at", "health")
     fields = readonly_fields
     inlines = (ProviderConfigInline,)
     actions = ("enable", "disable")
+
+    def has_manage_provider_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("providers.manage_provider"))
 
     @admin.display(description="active version")
     def active_version(self, obj: Provider) -> int | None:
@@ -62,13 +66,13 @@ class ProviderAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.action(description="Switch the selected providers on")
+    @admin.action(description="Switch the selected providers on", permissions=["manage_provider"])
     def enable(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
         for provider in queryset:
             config_services.provider_set_enabled(name=provider.name, enabled=True, actor=request.user)
         self.message_user(request, "Switched on.", messages.SUCCESS)
 
-    @admin.action(description="Switch the selected providers off")
+    @admin.action(description="Switch the selected providers off", permissions=["manage_provider"])
     def disable(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
         for provider in queryset:
             config_services.provider_set_enabled(name=provider.name, enabled=False, actor=request.user)
@@ -76,7 +80,7 @@ class ProviderAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProviderConfig)
-class ProviderConfigAdmin(admin.ModelAdmin):
+class ProviderConfigAdmin(AuditedModelAdmin):
     """Versions are immutable: read-only here; new versions come from the admin API."""
 
     list_display = ("provider", "version", "is_active", "comment", "created_by", "created_at")
@@ -94,6 +98,9 @@ class ProviderConfigAdmin(admin.ModelAdmin):
     )
     readonly_fields = fields
     actions = ("activate", "rollback_to")
+
+    def has_change_config_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("providers.change_config"))
 
     @admin.display(description="secrets (write-only)")
     def secret_names(self, obj: ProviderConfig) -> str:
@@ -113,7 +120,7 @@ class ProviderConfigAdmin(admin.ModelAdmin):
             return None
         return queryset.select_related("provider").get()
 
-    @admin.action(description="Activate this version")
+    @admin.action(description="Activate this version", permissions=["change_config"])
     def activate(self, request: HttpRequest, queryset: QuerySet[ProviderConfig]) -> None:
         if config := self._single(request, queryset):
             config_services.provider_config_activate(
@@ -123,7 +130,7 @@ class ProviderConfigAdmin(admin.ModelAdmin):
                 request, f"{config.provider.name} v{config.version} is active.", messages.SUCCESS
             )
 
-    @admin.action(description="Roll back to this version (as a new version)")
+    @admin.action(description="Roll back to this version (as a new version)", permissions=["change_config"])
     def rollback_to(self, request: HttpRequest, queryset: QuerySet[ProviderConfig]) -> None:
         if config := self._single(request, queryset):
             new = config_services.provider_config_rollback(
@@ -153,7 +160,7 @@ class RoutingRuleForm(forms.ModelForm):
 
 
 @admin.register(RoutingRule)
-class RoutingRuleAdmin(admin.ModelAdmin):
+class RoutingRuleAdmin(AuditedModelAdmin):
     form = RoutingRuleForm
     list_display = ("match", "value", "venues", "enabled", "updated_by", "updated_at")
     list_filter = ("match", "enabled")
@@ -173,7 +180,7 @@ class RoutingRuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(LocalWalletKey)
-class LocalWalletKeyAdmin(admin.ModelAdmin):
+class LocalWalletKeyAdmin(AuditedModelAdmin):
     """Addresses of the local signer; the encrypted key is never shown, not even as ciphertext."""
 
     list_display = ("address", "created_at")
