@@ -36,6 +36,7 @@ ACTION_PERMISSIONS: tuple[tuple[str, str, str, str], ...] = (
     ("webhooks", "webhookendpoint", "operate_endpoint", "Can disable, enable or recover webhook endpoints"),
     ("providers", "providerconfig", "change_config", "Can create, activate or roll back provider configs"),
     ("providers", "provider", "manage_provider", "Can switch providers on or off and probe them"),
+    ("providers", "provider", "reset_breaker", "Can reset a provider's circuit breaker"),
 )
 
 # Every operator sees every table of these apps (Support does nothing more).
@@ -86,6 +87,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     CONFIGURATION_ADMIN: (
         "providers.change_config",
         "providers.manage_provider",
+        "providers.reset_breaker",
         "providers.view_localwalletkey",
         "providers.add_routingrule",
         "providers.change_routingrule",

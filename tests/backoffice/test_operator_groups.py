@@ -82,6 +82,7 @@ def test_the_migration_creates_the_four_groups_with_their_permissions() -> None:
     assert {
         "providers.change_config",
         "providers.manage_provider",
+        "providers.reset_breaker",
         "providers.change_routingrule",
         "core.change_appsetting",
         "django_celery_beat.change_periodictask",
