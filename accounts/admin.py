@@ -4,11 +4,12 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from accounts.models import AuthIdentity, User, Wallet
 from accounts.services.users import user_sign_in_set, user_trading_set
+from marqetfi.core.admin_audit import MASKED, AuditedModelAdmin
 
 
 class UserCreationAdminForm(UserCreationForm):
@@ -48,7 +49,7 @@ class WalletInline(ReadOnlyInline):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(AuditedModelAdmin, DjangoUserAdmin):
     form = UserChangeAdminForm
     add_form = UserCreationAdminForm
     list_display = (
@@ -86,31 +87,46 @@ class UserAdmin(DjangoUserAdmin):
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
 
+    def has_disable_user_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("accounts.disable_user"))
+
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
+        """Django's password page, audited: the log says the password changed, never what to."""
+        before = User.objects.filter(pk=id).values_list("password", flat=True).first()
+        response = super().user_change_password(request, id, form_url)
+        after = User.objects.filter(pk=id).values_list("password", flat=True).first()
+        if before is not None and after != before:
+            self.audit_write(request, User(pk=id), "change", {"password": MASKED})
+        return response
+
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[User], search_term: str
     ) -> tuple[QuerySet[User], bool]:
         results, _ = super().get_search_results(request, queryset, search_term)
         return results.distinct(), False
 
-    @admin.action(description="Disable trading for the selected users")
+    @admin.action(description="Disable trading for the selected users", permissions=["disable_user"])
     def disable_trading(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         for user in queryset:
             user_trading_set(user=user, enabled=False, actor=request.user)  # type: ignore[arg-type]
         self.message_user(request, f"Trading disabled for {queryset.count()} user(s).", messages.SUCCESS)
 
-    @admin.action(description="Enable trading for the selected users")
+    @admin.action(description="Enable trading for the selected users", permissions=["disable_user"])
     def enable_trading(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         for user in queryset:
             user_trading_set(user=user, enabled=True, actor=request.user)  # type: ignore[arg-type]
         self.message_user(request, f"Trading enabled for {queryset.count()} user(s).", messages.SUCCESS)
 
-    @admin.action(description="Disable sign-in (and end all sessions) for the selected users")
+    @admin.action(
+        description="Disable sign-in (and end all sessions) for the selected users",
+        permissions=["disable_user"],
+    )
     def disable_sign_in(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         for user in queryset.exclude(pk=str(request.user.pk)):
             user_sign_in_set(user=user, enabled=False, actor=request.user)  # type: ignore[arg-type]
         self.message_user(request, "Sign-in disabled; their sessions are ended.", messages.SUCCESS)
 
-    @admin.action(description="Enable sign-in for the selected users")
+    @admin.action(description="Enable sign-in for the selected users", permissions=["disable_user"])
     def enable_sign_in(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         for user in queryset:
             user_sign_in_set(user=user, enabled=True, actor=request.user)  # type: ignore[arg-type]
@@ -118,7 +134,7 @@ class UserAdmin(DjangoUserAdmin):
 
 
 @admin.register(Wallet)
-class WalletAdmin(admin.ModelAdmin):
+class WalletAdmin(AuditedModelAdmin):
     list_display = ("address", "user", "kind", "provider", "chain_type", "created_at")
     list_filter = ("kind", "provider", "chain_type")
     search_fields = ("address", "user__email", "provider_wallet_id")
@@ -140,7 +156,7 @@ class WalletAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuthIdentity)
-class AuthIdentityAdmin(admin.ModelAdmin):
+class AuthIdentityAdmin(AuditedModelAdmin):
     list_display = ("method", "subject", "user", "email_verified", "last_used_at", "created_at")
     list_filter = ("method", "email_verified")
     search_fields = ("subject", "email", "user__email")
@@ -167,7 +183,7 @@ admin.site.unregister(OutstandingToken)
 admin.site.unregister(BlacklistedToken)
 
 
-class _SessionTokenAdmin(admin.ModelAdmin):
+class _SessionTokenAdmin(AuditedModelAdmin):
     actions = None
 
     def has_add_permission(self, request: HttpRequest) -> bool:

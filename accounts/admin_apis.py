@@ -8,17 +8,17 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.generics import ListAPIView
-from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from accounts import errors
 from accounts.models import User
 from accounts.serializers import ProfileSerializer, UserSerializer
 from accounts.services.users import user_sign_in_set, user_staff_set, user_trading_set
 from marqetfi.core.api import CursorPagination
+from marqetfi.core.apis import StaffApi
 
 
 class StaffUserSerializer(UserSerializer):
@@ -30,8 +30,9 @@ class NewestUsersFirst(CursorPagination):
     ordering = "-date_joined"
 
 
-class AdminUserListApi(ListAPIView):
-    permission_classes = [IsAdminUser]
+class AdminUserListApi(StaffApi, ListAPIView):
+    staff_permissions = {"GET": "accounts.view_user"}
+
     serializer_class = StaffUserSerializer
     pagination_class = NewestUsersFirst
 
@@ -56,8 +57,8 @@ class AdminUserListApi(ListAPIView):
         return users.order_by("-date_joined")
 
 
-class AdminUserDetailApi(APIView):
-    permission_classes = [IsAdminUser]
+class AdminUserDetailApi(StaffApi):
+    staff_permissions = {"GET": "accounts.view_user", "PATCH": "accounts.disable_user"}
 
     class UpdateSerializer(serializers.Serializer):
         trading_enabled = serializers.BooleanField(required=False)
@@ -90,6 +91,9 @@ class AdminUserDetailApi(APIView):
         ):
             raise errors.CannotLockOutSelf()
         operator = cast(User, request.user)
+        if "is_staff" in changes and not operator.has_perm("accounts.change_user"):
+            # Making someone an operator is granting access: beyond disabling, for superusers.
+            raise PermissionDenied()
         with transaction.atomic():
             if "trading_enabled" in changes:
                 user_trading_set(user=user, enabled=changes["trading_enabled"], actor=operator)

@@ -14,12 +14,11 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
-from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from accounts.models import AuthIdentity, User, Wallet
+from marqetfi.core.apis import StaffApi
 from marqetfi.core.models import AuditEntry, Event
 from trading.analytics import platform_exposure, platform_figures
 from trading.analytics_apis import platform_exposure_data, platform_figures_data
@@ -39,11 +38,11 @@ def _trading_figures(now: datetime) -> dict[str, Any]:
     }
 
 
-class AdminAnalyticsApi(APIView):
+class AdminAnalyticsApi(StaffApi):
     """Platform figures for operators: users, sign-in methods, wallets, events and trading;
     deposit figures join as that part lands."""
 
-    permission_classes = [IsAdminUser]
+    staff_permissions = {"GET": "accounts.view_user"}
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT}, operation_id="admin_analytics")
     def get(self, request: Request) -> Response:
@@ -76,8 +75,9 @@ class AuditEntrySerializer(serializers.ModelSerializer[AuditEntry]):
         fields = ("id", "created_at", "actor", "action", "target_type", "target_id", "changes", "request_id")
 
 
-class AdminAuditListApi(ListAPIView):
-    permission_classes = [IsAdminUser]
+class AdminAuditListApi(StaffApi, ListAPIView):
+    staff_permissions = {"GET": "core.view_auditentry"}
+
     serializer_class = AuditEntrySerializer
 
     def get_queryset(self) -> QuerySet[AuditEntry]:

@@ -1,9 +1,23 @@
+from typing import Any
+
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+from backoffice.operator_groups import operator_groups_sync
 
 
 class BackofficeConfig(AppConfig):
-    """What operators see across apps: admin composition and the platform-wide staff APIs."""
+    """What operators see across apps: admin composition, the platform-wide staff APIs and the
+    operator groups."""
 
     name = "backoffice"
     verbose_name = "Back office"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        post_migrate.connect(_operator_groups_sync, sender=self, dispatch_uid="backoffice_operator_groups")
+
+
+def _operator_groups_sync(apps: Any, **kwargs: Any) -> None:
+    """After every migrate (and every test flush): the groups hold at least what the matrix says."""
+    operator_groups_sync(apps=apps)

@@ -18,6 +18,7 @@ from django.template.response import TemplateResponse
 from accounts.models import User
 from deposits.models import ChainScanCursor, Deposit, DepositStatus, DepositTransition, Swap
 from deposits.services import operators
+from marqetfi.core.admin_audit import AuditedModelAdmin
 from marqetfi.core.errors import ApplicationError
 from marqetfi.core.formats import decimal_text
 
@@ -27,7 +28,7 @@ ACTIONABLE_STATUSES = (DepositStatus.FAILED, DepositStatus.REFUNDED)
 MAX_CREDIT = Decimal(10) ** 12
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(AuditedModelAdmin):
     """Look, never edit: the deposit services write these rows."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -169,9 +170,12 @@ class DepositAdmin(ReadOnlyAdmin):
         "updated_at",
     )
 
-    def has_operate_permission(self, request: HttpRequest) -> bool:
-        # The rows stay read-only on their pages; the actions are what changing them means here.
-        return bool(request.user.has_perm("deposits.change_deposit"))
+    # The rows stay read-only on their pages; the actions are what changing them means here.
+    def has_retry_swap_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("deposits.retry_swap"))
+
+    def has_resolve_deposit_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("deposits.resolve_deposit"))
 
     @admin.display(description="user", ordering="user__email")
     def user_email(self, obj: Deposit) -> str:
@@ -199,7 +203,7 @@ class DepositAdmin(ReadOnlyAdmin):
                 )
         return chosen
 
-    @admin.action(description="Retry the failed swap", permissions=["operate"])
+    @admin.action(description="Retry the failed swap", permissions=["retry_swap"])
     def retry_failed_swap(self, request: HttpRequest, queryset: QuerySet[Deposit]) -> None:
         retried = 0
         for deposit in self._actionable(request, queryset, "retried"):
@@ -218,7 +222,7 @@ class DepositAdmin(ReadOnlyAdmin):
                 messages.SUCCESS,
             )
 
-    @admin.action(description="Resolve manually", permissions=["operate"])
+    @admin.action(description="Resolve manually", permissions=["resolve_deposit"])
     def resolve_manually(self, request: HttpRequest, queryset: QuerySet[Deposit]) -> TemplateResponse | None:
         """Ask for a reason and an optional credit amount, then resolve each selected failed deposit."""
         deposits = self._actionable(request, queryset, "resolved")

@@ -52,6 +52,8 @@ def admin_deposit_detail_data(deposit: Deposit) -> dict[str, Any]:
 
 
 class AdminDepositListApi(StaffApi, ListAPIView):
+    staff_permissions = {"GET": "deposits.view_deposit"}
+
     pagination_class = CursorPagination
     serializer_class = AdminDepositSerializer
 
@@ -78,6 +80,8 @@ class AdminDepositListApi(StaffApi, ListAPIView):
 
 
 class AdminDepositDetailApi(StaffApi):
+    staff_permissions = {"GET": "deposits.view_deposit"}
+
     @extend_schema(
         tags=TAGS,
         responses={200: AdminDepositDetailSerializer},
@@ -89,6 +93,8 @@ class AdminDepositDetailApi(StaffApi):
 
 
 class AdminDepositRetryApi(StaffApi):
+    staff_permissions = {"POST": "deposits.retry_swap"}
+
     @extend_schema(
         tags=TAGS,
         request=DepositRetryInputSerializer,
@@ -110,6 +116,8 @@ class AdminDepositRetryApi(StaffApi):
 
 
 class AdminDepositResolveApi(StaffApi):
+    staff_permissions = {"POST": "deposits.resolve_deposit"}
+
     @extend_schema(
         tags=TAGS,
         request=DepositResolveInputSerializer,

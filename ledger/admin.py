@@ -17,10 +17,11 @@ from accounts.models import User
 from ledger.models import AMOUNT_DIGITS, AMOUNT_PLACES, LedgerAccount, LedgerEntry, LedgerTransaction
 from ledger.selectors import user_balances
 from ledger.services import balance_adjust
+from marqetfi.core.admin_audit import AuditedModelAdmin
 from marqetfi.core.errors import ApplicationError
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(AuditedModelAdmin):
     """The ledger changes only through its services: operators look, never edit here."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:

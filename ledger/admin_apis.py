@@ -8,10 +8,8 @@ from typing import cast
 from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from accounts import errors as account_errors
 from accounts.models import User
@@ -19,6 +17,7 @@ from ledger.models import AMOUNT_DIGITS, AMOUNT_PLACES
 from ledger.selectors import user_balances
 from ledger.services import balance_adjust
 from marqetfi.core.api import DecimalStringField
+from marqetfi.core.apis import StaffApi
 
 
 def _usdc(**kwargs: object) -> serializers.DecimalField:
@@ -33,14 +32,14 @@ class BalancesSerializer(serializers.Serializer):
     margin = _usdc()
 
 
-class AdminUserAdjustmentCreateApi(APIView):
+class AdminUserAdjustmentCreateApi(StaffApi):
     """Credit (positive ``amount``) or debit (negative) a user's available USDC through the ledger.
 
     Audited. A debit beyond the available balance answers 409 ``insufficient_balance`` with
     ``required`` and ``available`` in ``details`` and changes nothing.
     """
 
-    permission_classes = [IsAdminUser]
+    staff_permissions = {"POST": "ledger.adjust_balance"}
 
     class InputSerializer(serializers.Serializer):
         amount = DecimalStringField(

@@ -11,6 +11,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from marqetfi.core.admin_audit import AuditedModelAdmin
 from pricing.models import PairListing, TradingPair
 
 
@@ -36,7 +37,7 @@ class PairListingInline(admin.TabularInline):
 
 
 @admin.register(TradingPair)
-class TradingPairAdmin(admin.ModelAdmin):
+class TradingPairAdmin(AuditedModelAdmin):
     list_display = ("symbol", "display_name", "category", "trading_hours", "active", "venues")
     list_filter = ("category", "trading_hours", "active", "listings__provider")
     search_fields = ("symbol", "display_name", "base", "quote")

@@ -21,6 +21,8 @@ class PaperPriceSetApi(StaffApi):
     there and the price flows through the feed like a real tick. 409 ``paper_venue_disabled``
     while operators have the paper venue switched off."""
 
+    staff_permissions = {"POST": "pricing.set_paper_price"}
+
     class InputSerializer(serializers.Serializer):
         symbol = serializers.CharField(max_length=32)
         price = DecimalStringField(

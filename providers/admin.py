@@ -15,6 +15,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
+from marqetfi.core.admin_audit import AuditedModelAdmin
 from marqetfi.core.errors import ApplicationError
 from providers.breaker import breaker_state
 from providers.health import provider_stats
@@ -84,7 +85,7 @@ class ProviderConfigVersionForm(forms.Form):
 
 
 @admin.register(Provider)
-class ProviderAdmin(admin.ModelAdmin):
+class ProviderAdmin(AuditedModelAdmin):
     list_display = ("name", "kind", "enabled", "active_version", "breaker", "updated_at")
     list_filter = ("kind", "enabled")
     readonly_fields = ("name", "kind", "enabled", "configure", "created_at", "updated_at", "health")
@@ -104,6 +105,7 @@ class ProviderAdmin(admin.ModelAdmin):
 
     @admin.display(description="configuration")
     def configure(self, obj: Provider) -> str:
+        """A link to the new-version form (which answers 403 without ``providers.change_config``)."""
         url = reverse("admin:providers_provider_new_version", args=[obj.pk])
         return format_html('<a class="button" href="{}">New configuration version</a>', url)
 
@@ -113,7 +115,7 @@ class ProviderAdmin(admin.ModelAdmin):
         provider = self.get_object(request, object_id)
         if provider is None:
             raise Http404("No such provider.")
-        if not self.has_change_permission(request, provider):
+        if not request.user.has_perm("providers.change_config"):
             raise PermissionDenied
         active = provider.configs.filter(is_active=True).first()
         options, secrets = config_services.provider_config_fields(provider.name)
@@ -150,6 +152,9 @@ class ProviderAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/providers/provider_new_version.html", context)
 
+    def has_manage_provider_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("providers.manage_provider"))
+
     @admin.display(description="active version")
     def active_version(self, obj: Provider) -> int | None:
         return obj.configs.filter(is_active=True).values_list("version", flat=True).first()
@@ -168,13 +173,13 @@ class ProviderAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.action(description="Switch the selected providers on")
+    @admin.action(description="Switch the selected providers on", permissions=["manage_provider"])
     def enable(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
         for provider in queryset:
             config_services.provider_set_enabled(name=provider.name, enabled=True, actor=request.user)
         self.message_user(request, "Switched on.", messages.SUCCESS)
 
-    @admin.action(description="Switch the selected providers off")
+    @admin.action(description="Switch the selected providers off", permissions=["manage_provider"])
     def disable(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
         for provider in queryset:
             config_services.provider_set_enabled(name=provider.name, enabled=False, actor=request.user)
@@ -182,7 +187,7 @@ class ProviderAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProviderConfig)
-class ProviderConfigAdmin(admin.ModelAdmin):
+class ProviderConfigAdmin(AuditedModelAdmin):
     """Versions are immutable: read-only here; new versions come from the admin API."""
 
     list_display = ("provider", "version", "is_active", "comment", "created_by", "created_at")
@@ -200,6 +205,9 @@ class ProviderConfigAdmin(admin.ModelAdmin):
     )
     readonly_fields = fields
     actions = ("activate", "rollback_to")
+
+    def has_change_config_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("providers.change_config"))
 
     @admin.display(description="secrets (write-only)")
     def secret_names(self, obj: ProviderConfig) -> str:
@@ -219,7 +227,7 @@ class ProviderConfigAdmin(admin.ModelAdmin):
             return None
         return queryset.select_related("provider").get()
 
-    @admin.action(description="Activate this version")
+    @admin.action(description="Activate this version", permissions=["change_config"])
     def activate(self, request: HttpRequest, queryset: QuerySet[ProviderConfig]) -> None:
         if config := self._single(request, queryset):
             config_services.provider_config_activate(
@@ -229,7 +237,7 @@ class ProviderConfigAdmin(admin.ModelAdmin):
                 request, f"{config.provider.name} v{config.version} is active.", messages.SUCCESS
             )
 
-    @admin.action(description="Roll back to this version (as a new version)")
+    @admin.action(description="Roll back to this version (as a new version)", permissions=["change_config"])
     def rollback_to(self, request: HttpRequest, queryset: QuerySet[ProviderConfig]) -> None:
         if config := self._single(request, queryset):
             new = config_services.provider_config_rollback(
@@ -259,7 +267,7 @@ class RoutingRuleForm(forms.ModelForm):
 
 
 @admin.register(RoutingRule)
-class RoutingRuleAdmin(admin.ModelAdmin):
+class RoutingRuleAdmin(AuditedModelAdmin):
     form = RoutingRuleForm
     list_display = ("match", "value", "venues", "enabled", "updated_by", "updated_at")
     list_filter = ("match", "enabled")
@@ -279,7 +287,7 @@ class RoutingRuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(LocalWalletKey)
-class LocalWalletKeyAdmin(admin.ModelAdmin):
+class LocalWalletKeyAdmin(AuditedModelAdmin):
     """Addresses of the local signer; the encrypted key is never shown, not even as ciphertext."""
 
     list_display = ("address", "created_at")

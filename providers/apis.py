@@ -12,6 +12,7 @@ from rest_framework.response import Response
 
 from marqetfi.core.apis import StaffApi
 from providers import registry
+from providers.errors import UnknownProvider
 from providers.health import provider_probe, provider_stats
 from providers.models import Provider, ProviderConfig, RoutingRule
 from providers.services import configs as config_services
@@ -80,6 +81,8 @@ def _provider_summary(name: str) -> dict[str, Any]:
 
 
 class ProviderListApi(StaffApi):
+    staff_permissions = {"GET": "providers.view_provider"}
+
     @extend_schema(
         responses={200: _page_of(ProviderSummarySerializer, "ProviderPage")},
         operation_id="admin_providers_list",
@@ -91,6 +94,8 @@ class ProviderListApi(StaffApi):
 
 
 class ProviderDetailApi(StaffApi):
+    staff_permissions = {"GET": "providers.view_provider", "PATCH": "providers.manage_provider"}
+
     class UpdateSerializer(serializers.Serializer):
         enabled = serializers.BooleanField()
 
@@ -114,6 +119,8 @@ class ProviderDetailApi(StaffApi):
 
 
 class ProviderConfigListApi(StaffApi):
+    staff_permissions = {"GET": "providers.view_providerconfig", "POST": "providers.change_config"}
+
     class InputSerializer(serializers.Serializer):
         settings = serializers.DictField(required=False, default=dict)
         secrets = serializers.DictField(
@@ -153,6 +160,8 @@ class ProviderConfigListApi(StaffApi):
 
 
 class ProviderConfigActivateApi(StaffApi):
+    staff_permissions = {"POST": "providers.change_config"}
+
     @extend_schema(
         request=None,
         responses={200: ProviderConfigSerializer},
@@ -164,6 +173,8 @@ class ProviderConfigActivateApi(StaffApi):
 
 
 class ProviderConfigRollbackApi(StaffApi):
+    staff_permissions = {"POST": "providers.change_config"}
+
     class InputSerializer(serializers.Serializer):
         version = serializers.IntegerField(min_value=1, max_value=MAX_VERSION)
         comment = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
@@ -183,6 +194,8 @@ class ProviderConfigRollbackApi(StaffApi):
 
 
 class ProviderConfigDiffApi(StaffApi):
+    staff_permissions = {"GET": "providers.view_providerconfig"}
+
     class FilterSerializer(serializers.Serializer):
         from_version = serializers.IntegerField(min_value=1, max_value=MAX_VERSION)
         to_version = serializers.IntegerField(min_value=1, max_value=MAX_VERSION)
@@ -207,6 +220,8 @@ class RoutingRuleSerializer(serializers.ModelSerializer[RoutingRule]):
 
 
 class RoutingRuleListApi(StaffApi):
+    staff_permissions = {"GET": "providers.view_routingrule", "POST": "providers.add_routingrule"}
+
     @extend_schema(responses={200: RoutingRuleSerializer(many=True)}, operation_id="admin_routing_rules_list")
     def get(self, request: Request) -> Response:
         return Response(
@@ -226,6 +241,12 @@ class RoutingRuleListApi(StaffApi):
 
 
 class RoutingRuleDetailApi(StaffApi):
+    staff_permissions = {
+        "GET": "providers.view_routingrule",
+        "PATCH": "providers.change_routingrule",
+        "DELETE": "providers.delete_routingrule",
+    }
+
     @extend_schema(responses={200: RoutingRuleSerializer}, operation_id="admin_routing_rules_get")
     def get(self, request: Request, rule_id: str) -> Response:
         rule = RoutingRule.objects.filter(pk=rule_id).first()
@@ -255,6 +276,8 @@ class RoutingRuleDetailApi(StaffApi):
 class RouteResolveApi(StaffApi):
     """Where a symbol would go now, and why the others were skipped (for operators)."""
 
+    staff_permissions = {"GET": "providers.view_routingrule"}
+
     class FilterSerializer(serializers.Serializer):
         symbol = serializers.CharField(max_length=32)
         category = serializers.ChoiceField(choices=sorted(settings.ROUTING_DEFAULTS))
@@ -275,6 +298,8 @@ class RouteResolveApi(StaffApi):
 class ProviderProbeApi(StaffApi):
     """Run the provider's health check through its circuit breaker now."""
 
+    staff_permissions = {"POST": "providers.manage_provider"}
+
     @extend_schema(
         request=None,
         responses={
@@ -285,6 +310,8 @@ class ProviderProbeApi(StaffApi):
         operation_id="admin_providers_probe",
     )
     def post(self, request: Request, name: str) -> Response:
+        if name not in settings.PROVIDERS:  # 404 as on the other provider endpoints, not a 500
+            raise UnknownProvider(details={"provider": name, "known": sorted(settings.PROVIDERS)})
         registry.provider_kind(name)
         outcome = provider_probe(name)
         return Response({"outcome": outcome, "health": provider_stats(name)})

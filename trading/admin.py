@@ -12,6 +12,7 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
 from accounts.models import User
+from marqetfi.core.admin_audit import AuditedModelAdmin
 from marqetfi.core.errors import ApplicationError
 from trading.errors import RiskLimitExists
 from trading.models import (
@@ -33,7 +34,7 @@ from trading.services.risk_limits import (
 )
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(AuditedModelAdmin):
     """Look, never edit: every row here is written by a trading service."""
 
     list_select_related = ("user",)
@@ -205,7 +206,7 @@ class RiskLimitForm(forms.ModelForm):
 
 
 @admin.register(RiskLimit)
-class RiskLimitAdmin(admin.ModelAdmin):
+class RiskLimitAdmin(AuditedModelAdmin):
     """Saves and deletes go through the risk limit service: validated and audited."""
 
     form = RiskLimitForm
@@ -265,7 +266,10 @@ class ReconciliationDriftAdmin(ReadOnlyAdmin):
     date_hierarchy = "detected_at"
     actions = ("mark_resolved",)
 
-    @admin.action(description="Mark resolved (looked into, put right)")
+    def has_resolve_drift_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("trading.resolve_drift"))
+
+    @admin.action(description="Mark resolved (looked into, put right)", permissions=["resolve_drift"])
     def mark_resolved(self, request: HttpRequest, queryset: QuerySet[ReconciliationDrift]) -> None:
         resolved = 0
         for drift in queryset.order_by("detected_at"):
@@ -282,7 +286,7 @@ class ReconciliationDriftAdmin(ReadOnlyAdmin):
 
 
 @admin.register(VenueReconciliation)
-class VenueReconciliationAdmin(admin.ModelAdmin):
+class VenueReconciliationAdmin(AuditedModelAdmin):
     """The last reconciliation run of each venue."""
 
     list_display = (

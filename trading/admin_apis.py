@@ -115,6 +115,8 @@ class RiskLimitInputSerializer(serializers.Serializer):
 
 
 class RiskLimitListApi(StaffApi, ListAPIView):
+    staff_permissions = {"GET": "trading.view_risklimit", "POST": "trading.add_risklimit"}
+
     pagination_class = CursorPagination
     serializer_class = RiskLimitSerializer
 
@@ -153,6 +155,12 @@ class RiskLimitListApi(StaffApi, ListAPIView):
 
 
 class RiskLimitDetailApi(StaffApi):
+    staff_permissions = {
+        "GET": "trading.view_risklimit",
+        "PATCH": "trading.change_risklimit",
+        "DELETE": "trading.delete_risklimit",
+    }
+
     def _limit(self, risk_limit_id: Any) -> RiskLimit:
         limit = RiskLimit.objects.select_related("user").filter(pk=risk_limit_id).first()
         if limit is None:
@@ -214,6 +222,8 @@ def admin_positions_data(positions: list[Position]) -> list[dict[str, Any]]:
 
 class AdminPositionListApi(StaffApi, ListAPIView):
     """Every user's positions, newest first; breaches (margin-called or liquidated) on request."""
+
+    staff_permissions = {"GET": "trading.view_position"}
 
     pagination_class = CursorPagination
     serializer_class = AdminPositionSerializer
@@ -306,6 +316,8 @@ class ReconciliationDriftSerializer(serializers.Serializer):
 class ReconciliationDriftListApi(StaffApi, ListAPIView):
     """Drifts between the venues' books and ours, newest first."""
 
+    staff_permissions = {"GET": "trading.view_reconciliationdrift"}
+
     pagination_class = CursorPagination
     serializer_class = ReconciliationDriftSerializer
 
@@ -342,6 +354,8 @@ class ReconciliationDriftListApi(StaffApi, ListAPIView):
 class ReconciliationDriftResolveApi(StaffApi):
     """Close an open drift by hand (looked into, put right at the venue or here); audited."""
 
+    staff_permissions = {"POST": "trading.resolve_drift"}
+
     class InputSerializer(serializers.Serializer):
         reason = serializers.CharField(max_length=500)
 
@@ -361,6 +375,8 @@ class ReconciliationDriftResolveApi(StaffApi):
 
 class ReconciliationRunApi(StaffApi):
     """Reconcile every venue now (as the beat task does) and answer with what it found."""
+
+    staff_permissions = {"POST": "trading.run_reconciliation"}
 
     class OutputSerializer(serializers.Serializer):
         venues = serializers.ListField(

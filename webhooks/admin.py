@@ -11,6 +11,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from marqetfi.core.admin_audit import AuditedModelAdmin
 from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookRecovery
 from webhooks.selectors import endpoints_with_health
 from webhooks.services.endpoints import endpoints_operator_set_enabled
@@ -34,7 +35,7 @@ def _report(model_admin: admin.ModelAdmin, request: HttpRequest, outcome: Operat
         )
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(AuditedModelAdmin):
     """Look, never edit: the delivery engine writes these rows."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -48,7 +49,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
+class WebhookEndpointAdmin(AuditedModelAdmin):
     list_display = (
         "url",
         "user_email",
@@ -95,7 +96,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         return False  # operators disable; deleting is the owner's
 
     def has_operate_permission(self, request: HttpRequest) -> bool:
-        return bool(request.user.has_perm("webhooks.change_webhookendpoint"))
+        return bool(request.user.has_perm("webhooks.operate_endpoint"))
 
     @admin.display(description="user", ordering="user__email")
     def user_email(self, obj: WebhookEndpoint) -> str:
@@ -217,7 +218,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
 
     def has_redeliver_permission(self, request: HttpRequest) -> bool:
         # The rows stay read-only on their pages; resending is what changing them means here.
-        return bool(request.user.has_perm("webhooks.change_webhookdelivery"))
+        return bool(request.user.has_perm("webhooks.redeliver_delivery"))
 
 
 @admin.register(WebhookRecovery)

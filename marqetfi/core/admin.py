@@ -7,15 +7,16 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from marqetfi.core.admin_audit import AuditedModelAdmin
 from marqetfi.core.alerts import operator_alert_acknowledge
 from marqetfi.core.app_settings.registry import app_setting_definition
 from marqetfi.core.app_settings.services import app_setting_reset, app_setting_set
 from marqetfi.core.errors import InvalidSetting, UnknownSetting
-from marqetfi.core.models import AppSetting, Event, OperatorAlert
+from marqetfi.core.models import AppSetting, AuditEntry, Event, OperatorAlert
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(AuditedModelAdmin):
     """Read-only view of the outbox: what was published, and whether it went out."""
 
     list_display = ("created_at", "user", "seq", "type", "dispatched_at", "dispatch_attempts")
@@ -48,7 +49,7 @@ class AppSettingForm(forms.ModelForm):
 
 
 @admin.register(AppSetting)
-class AppSettingAdmin(admin.ModelAdmin):
+class AppSettingAdmin(AuditedModelAdmin):
     """Overrides of the runtime settings; saving goes through the service (validated, audited,
     applied by every process within about a second)."""
 
@@ -68,7 +69,7 @@ class AppSettingAdmin(admin.ModelAdmin):
 
 
 @admin.register(OperatorAlert)
-class OperatorAlertAdmin(admin.ModelAdmin):
+class OperatorAlertAdmin(AuditedModelAdmin):
     """What needs an operator: open alerts first; acknowledging closes one."""
 
     list_display = (
@@ -86,10 +87,35 @@ class OperatorAlertAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in OperatorAlert._meta.fields]
     actions = ("acknowledge",)
 
+    def has_acknowledge_alert_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("core.acknowledge_alert"))
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Acknowledge the selected alerts")
+    @admin.action(description="Acknowledge the selected alerts", permissions=["acknowledge_alert"])
     def acknowledge(self, request: HttpRequest, queryset: QuerySet[OperatorAlert]) -> None:
         for alert in queryset.filter(acknowledged_at__isnull=True):
             operator_alert_acknowledge(alert=alert, actor=request.user)
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """The audit log, read-only: who changed what, before and after (secrets only as "changed")."""
+
+    list_display = ("created_at", "actor", "action", "target_type", "target_id", "request_id")
+    list_filter = ("action", "target_type")
+    search_fields = ("target_id", "actor__email", "action", "request_id")
+    date_hierarchy = "created_at"
+    list_select_related = ("actor",)
+    readonly_fields = [f.name for f in AuditEntry._meta.fields]
+    actions = None
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
+        return False

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 from uuid import UUID
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
-from rest_framework.permissions import AllowAny, IsAdminUser
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,6 +16,7 @@ from marqetfi.core import health
 from marqetfi.core.api import CursorPagination
 from marqetfi.core.events import event_payload
 from marqetfi.core.models import Event
+from marqetfi.core.permissions import StaffPermission
 
 
 class HealthApi(APIView):
@@ -115,7 +116,10 @@ class EventListApi(ListAPIView):
 
 
 class StaffApi(APIView):
-    """Base of every staff endpoint under /api/v1/admin/: a signed-in operator (``is_staff``);
-    401 without a token, 403 for traders."""
+    """Base of every staff endpoint under /api/v1/admin/: a signed-in operator (``is_staff``)
+    holding the permission ``staff_permissions`` names for the method; 401 without a token,
+    403 for traders and for operators without that permission. A method left out of
+    ``staff_permissions`` is for superusers only."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [StaffPermission]
+    staff_permissions: ClassVar[dict[str, str]] = {}

@@ -44,7 +44,7 @@ FORGED_POSITIONS = {
 @pytest.fixture
 def clients():
     trader = bearer_client(UserFactory())
-    staff = bearer_client(UserFactory(is_staff=True))
+    staff = bearer_client(UserFactory(is_staff=True, is_superuser=True))
     from rest_framework.test import APIClient
 
     return {"trader": trader, "staff": staff, "public": APIClient()}

@@ -44,7 +44,7 @@ def clients() -> dict[str, APIClient]:
     trader = bearer_client(UserFactory())
     trader.raise_request_exception = False
     UserFactory(id=USER_ID)  # the user the adjustments endpoint looks up before reading the body
-    staff = bearer_client(UserFactory(is_staff=True))
+    staff = bearer_client(UserFactory(is_staff=True, is_superuser=True))
     staff.raise_request_exception = False
     return {"public": anonymous, "trader": trader, "staff": staff}
 

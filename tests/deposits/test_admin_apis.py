@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def operator(django_user_model: Any) -> Any:
     return django_user_model.objects.create_user(
-        email="ops@marqetfi.local", password="ops-Pass-1", is_staff=True
+        email="ops@marqetfi.local", password="ops-Pass-1", is_staff=True, is_superuser=True
     )
 
 

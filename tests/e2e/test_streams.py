@@ -74,7 +74,7 @@ def token(user: Any, lifetime: timedelta | None = None) -> str:
 
 @pytest.fixture
 def staff(db: Any) -> Any:
-    return UserFactory(is_staff=True)
+    return UserFactory(is_staff=True, is_superuser=True)
 
 
 def trader(staff: Any) -> Any:

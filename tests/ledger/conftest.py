@@ -7,7 +7,9 @@ from conftest import bearer_client
 
 @pytest.fixture
 def staff(django_user_model):
-    return django_user_model.objects.create_user(email="ops@marqetfi.local", password="x", is_staff=True)
+    return django_user_model.objects.create_user(
+        email="ops@marqetfi.local", password="x", is_staff=True, is_superuser=True
+    )
 
 
 @pytest.fixture

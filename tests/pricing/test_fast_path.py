@@ -202,7 +202,7 @@ async def test_a_bad_token_is_refused_by_django(client, django_app, cached):
 
 
 async def test_maintenance_mode_closes_the_route_too(client, django_app, cached):
-    staff = await sync_to_async(UserFactory)(is_staff=True)
+    staff = await sync_to_async(UserFactory)(is_staff=True, is_superuser=True)
     await sync_to_async(app_setting_set)(key="maintenance_mode", value={"enabled": True}, actor=staff)
 
     response = await CachedPriceRouteClient.fresh(django_app).get("/api/v1/prices/BTCUSD")

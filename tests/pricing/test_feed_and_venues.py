@@ -127,4 +127,6 @@ def test_pointing_the_platform_at_lighter_serves_its_pairs_and_prices(api_client
 
 @pytest.fixture
 def staff_user(django_user_model):
-    return django_user_model.objects.create_user(email="ops2@marqetfi.local", password="x", is_staff=True)
+    return django_user_model.objects.create_user(
+        email="ops2@marqetfi.local", password="x", is_staff=True, is_superuser=True
+    )

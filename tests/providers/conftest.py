@@ -19,7 +19,9 @@ def venues() -> Iterator[None]:
 
 @pytest.fixture
 def staff(django_user_model):
-    return django_user_model.objects.create_user(email="ops@marqetfi.local", password="x", is_staff=True)
+    return django_user_model.objects.create_user(
+        email="ops@marqetfi.local", password="x", is_staff=True, is_superuser=True
+    )
 
 
 @pytest.fixture

@@ -83,7 +83,7 @@ def drive(paper_market: None) -> Callable[..., None]:
 
 @pytest.fixture
 def staff(db: Any) -> Any:
-    return UserFactory(is_staff=True)
+    return UserFactory(is_staff=True, is_superuser=True)
 
 
 @pytest.fixture

@@ -40,6 +40,8 @@ def _setting_public(key: str) -> dict[str, Any]:
 
 
 class AppSettingListApi(StaffApi):
+    staff_permissions = {"GET": "core.view_appsetting"}
+
     @extend_schema(
         responses={
             200: inline_serializer(
@@ -55,6 +57,12 @@ class AppSettingListApi(StaffApi):
 
 class AppSettingDetailApi(StaffApi):
     """Change a runtime setting; every process applies it within about a second, no restart."""
+
+    staff_permissions = {
+        "GET": "core.view_appsetting",
+        "PUT": "core.change_appsetting",
+        "DELETE": "core.delete_appsetting",
+    }
 
     class InputSerializer(serializers.Serializer):
         value = serializers.JSONField(help_text="Objects may carry only the entries to change.")

@@ -31,7 +31,9 @@ def ops(staff_user):
 
 @pytest.fixture
 def staff_user(django_user_model):
-    return django_user_model.objects.create_user(email="ops@marqetfi.local", password="x", is_staff=True)
+    return django_user_model.objects.create_user(
+        email="ops@marqetfi.local", password="x", is_staff=True, is_superuser=True
+    )
 
 
 def _order(venue: PaperVenue, client_order_id: str) -> VenueOrder:
