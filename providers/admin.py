@@ -103,6 +103,13 @@ class ProviderAdmin(AuditedModelAdmin):
             *super().get_urls(),
         ]
 
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[Any, ...]:
+        """The new-version link only for those who may write one."""
+        fields = tuple(super().get_fields(request, obj))
+        if request.user.has_perm("providers.change_config"):
+            return fields
+        return tuple(field for field in fields if field != "configure")
+
     @admin.display(description="configuration")
     def configure(self, obj: Provider) -> str:
         """A link to the new-version form (which answers 403 without ``providers.change_config``)."""

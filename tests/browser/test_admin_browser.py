@@ -1,20 +1,24 @@
 """The admin in a real browser: an operator signs in, writes a provider configuration version
 and rolls one back (secrets shown masked), retries a failed swap and redelivers a failed
-webhook, each through the admin's own pages."""
+webhook, each through the admin's own pages; a support user is refused a configuration change."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from django.apps import apps as django_apps
+from django.contrib.auth.models import Group
 from playwright.sync_api import Page, expect
 
+from accounts.models import User
+from backoffice.operator_groups import SUPPORT, operator_groups_sync
 from deposits.models import DepositStatus
 from marqetfi.core.models import AuditEntry
 from providers.models import ProviderConfig
 from providers.selectors import secrets_decrypt
 from providers.services.configs import provider_config_create
-from tests.browser.conftest import admin_login
+from tests.browser.conftest import PASSWORD, admin_login
 from tests.deposits.factories import new_deposit
 from tests.webhooks.factories import WebhookDeliveryFactory, WebhookEndpointFactory
 
@@ -115,3 +119,24 @@ def test_an_operator_redelivers_a_failed_webhook(page: Page, live_server: Any, s
     failed.refresh_from_db()
     assert (failed.status, failed.round_trigger) == ("pending", "redeliver")
     assert AuditEntry.objects.filter(action="webhook_delivery.redeliver", actor=superuser).exists()
+
+
+def test_a_support_user_sees_providers_but_cannot_change_their_configuration(
+    page: Page, live_server: Any, superuser: Any
+) -> None:
+    provider_config_create(name="privy", values={"app_id": "app-a"}, actor=superuser)
+    version = ProviderConfig.objects.get(provider__name="privy", version=1)
+    support = User.objects.create_user(email="support@example.com", password=PASSWORD, is_staff=True)
+    operator_groups_sync(apps=django_apps)  # the migration's groups (a transactional test's flush drops them)
+    support.groups.add(Group.objects.get(name=SUPPORT))
+    admin_login(page, live_server.url, "support@example.com")
+
+    page.goto(f"{live_server.url}/admin/providers/provider/{version.provider_id}/change/")
+    expect(page.locator("body")).to_contain_text("privy")
+    expect(page.get_by_role("link", name="New configuration version")).to_have_count(0)
+    refused = page.goto(f"{live_server.url}/admin/providers/provider/{version.provider_id}/new-version/")
+    assert refused is not None and refused.status == 403
+    page.goto(f"{live_server.url}/admin/providers/providerconfig/")
+    options = page.locator("select[name=action] option").all_inner_texts()
+    assert not any("Roll back" in option or "Activate" in option for option in options)
+    assert ProviderConfig.objects.filter(provider__name="privy").count() == 1
