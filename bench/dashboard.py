@@ -41,6 +41,7 @@ import django  # noqa: E402
 
 django.setup()
 
+from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
@@ -128,10 +129,7 @@ def data_fill(*, users: int, fills: int, deposits: int, deliveries: int) -> None
     started = time.monotonic()
     bulk(
         User,
-        (
-            User(email=f"user{n}@{EMAIL_DOMAIN}", password="!", date_joined=moment())
-            for n in range(users)
-        ),
+        (User(email=f"user{n}@{EMAIL_DOMAIN}", password="!", date_joined=moment()) for n in range(users)),
     )
     people = list(bench_users().values_list("pk", flat=True))
     log(f"{len(people)} users")
@@ -358,6 +356,7 @@ def main() -> int:
     for ms, sql in sorted(profile("365d"), reverse=True):
         print(f"  {ms:8.1f} ms  {sql[:150]}")
 
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]  # the test client's host
     staff, _ = User.objects.get_or_create(email=f"staff@{EMAIL_DOMAIN}", defaults={"is_staff": True})
     client = Client()
     client.force_login(staff)
