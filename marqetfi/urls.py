@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from backoffice.views import dashboard_view
 from marqetfi.core.apis import EventListApi, HealthApi
 from marqetfi.core.throttling import login_form_throttled
 from streams.apis import AsyncApiView
@@ -32,6 +33,8 @@ urlpatterns = [
     path("api/asyncapi.json", AsyncApiView.as_view(format="json"), name="asyncapi-json"),
     # Before admin.site.urls, which would answer this path unthrottled.
     path("admin/login/", login_form_throttled(admin.site.login)),
+    # admin_view: staff only, others go to the admin's login page.
+    path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="admin-dashboard"),
     path("admin/", admin.site.urls),
     path("", include("django_prometheus.urls")),
 ]

@@ -208,7 +208,11 @@ class Fill(TimeStampedModel):
 
     class Meta:
         ordering = ("-created_at",)
-        indexes = [models.Index(fields=("user", "created_at"))]
+        indexes = [
+            models.Index(fields=("user", "created_at")),
+            # The platform's figures over a period (the admin dashboard, analytics).
+            models.Index(fields=("created_at",), name="fill_created_at_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.size} {self.symbol} @ {self.price}"

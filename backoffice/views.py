@@ -1,0 +1,54 @@
+"""The operators' dashboard page of the admin (``/admin/dashboard/``), staff only."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.utils import timezone
+
+from backoffice.presenters import bar_chart
+from backoffice.selectors import PERIOD_DAYS, dashboard_figures, dashboard_period
+
+
+def _date(text: str | None) -> date | None:
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def dashboard_view(request: HttpRequest) -> TemplateResponse:
+    """Parse the period (``?period=7d|30d|90d|365d`` or ``?from=YYYY-MM-DD&to=YYYY-MM-DD``),
+    read the figures and render them; an unreadable period falls back to the default."""
+    period = dashboard_period(
+        name=request.GET.get("period"),
+        first=_date(request.GET.get("from")),
+        last=_date(request.GET.get("to")),
+        today=timezone.localdate(),
+    )
+    figures = dashboard_figures(period=period)
+    charts = {
+        "signups": bar_chart("Sign-ups per day", figures.signups_per_day),
+        "traders": bar_chart("Active traders per day (users with a fill)", figures.active_traders_per_day),
+        "volume": bar_chart("Trading volume per day", figures.volume_per_day, unit="USDC"),
+        "fees": bar_chart("Fees taken per day", figures.fees_per_day, unit="USDC"),
+        "pnl": bar_chart(
+            "Platform P&L per day (traders' losses less gains)", figures.platform_pnl_per_day, unit="USDC"
+        ),
+        "webhooks_failed": bar_chart(
+            "Webhook deliveries failed per day",
+            [(day, failed) for day, _, failed in figures.webhook_deliveries_per_day],
+        ),
+        "drifts": bar_chart("Reconciliation drifts found per day", figures.drifts_found_per_day),
+    }
+    context = {
+        **admin.site.each_context(request),
+        "title": "Dashboard",
+        "figures": figures,
+        "charts": charts,
+        "periods": list(PERIOD_DAYS),
+    }
+    return TemplateResponse(request, "admin/backoffice/dashboard.html", context)
