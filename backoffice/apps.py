@@ -1,6 +1,7 @@
 from typing import Any
 
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 from django.db.models.signals import post_migrate
 
 from backoffice.operator_groups import operator_groups_sync
@@ -10,6 +11,7 @@ class BackofficeConfig(AppConfig):
     """What operators see across apps: admin composition, the platform-wide staff APIs and the
     operator groups."""
 
+    default = True  # the admin's config below is named in INSTALLED_APPS explicitly
     name = "backoffice"
     verbose_name = "Back office"
     default_auto_field = "django.db.models.BigAutoField"
@@ -21,3 +23,10 @@ class BackofficeConfig(AppConfig):
 def _operator_groups_sync(apps: Any, **kwargs: Any) -> None:
     """After every migrate (and every test flush): the groups hold at least what the matrix says."""
     operator_groups_sync(apps=apps)
+
+
+class OperatorsAdminConfig(admin_apps.AdminConfig):
+    """``django.contrib.admin`` with the operators' console as its default site."""
+
+    default = False
+    default_site = "backoffice.sites.OperatorsAdminSite"

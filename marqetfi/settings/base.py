@@ -32,7 +32,7 @@ CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "backoffice.apps.OperatorsAdminConfig",  # django.contrib.admin, its site regrouped for operators
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -4,11 +4,13 @@ webhook, each through the admin's own pages; a support user is refused a configu
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.apps import apps as django_apps
 from django.contrib.auth.models import Group
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from accounts.models import User
@@ -18,6 +20,8 @@ from marqetfi.core.models import AuditEntry
 from providers.models import ProviderConfig
 from providers.selectors import secrets_decrypt
 from providers.services.configs import provider_config_create
+from tests.accounts.factories import UserFactory
+from tests.backoffice.test_dashboard import trade
 from tests.browser.conftest import PASSWORD, admin_login
 from tests.deposits.factories import new_deposit
 from tests.webhooks.factories import WebhookDeliveryFactory, WebhookEndpointFactory
@@ -140,3 +144,24 @@ def test_a_support_user_sees_providers_but_cannot_change_their_configuration(
     options = page.locator("select[name=action] option").all_inner_texts()
     assert not any("Roll back" in option or "Activate" in option for option in options)
     assert ProviderConfig.objects.filter(provider__name="privy").count() == 1
+
+
+def test_an_operator_opens_the_dashboard_and_changes_its_period(
+    page: Page, live_server: Any, superuser: Any
+) -> None:
+    now = timezone.now()
+    for day in range(12):
+        trader = UserFactory()
+        trade(trader, venue="paper", size="0.5", price="64000", when=now - timedelta(days=day))
+        trade(trader, venue="lighter", size="2", price="3000", when=now - timedelta(days=day), open_=day < 3)
+    admin_login(page, live_server.url, superuser.email)
+
+    page.get_by_role("link", name="Dashboard").click()
+    page.wait_for_url(f"{live_server.url}/admin/dashboard/")
+    expect(page.locator("#figure-volume strong")).to_have_text("456000.00")
+    expect(page.locator("#venue-lighter")).to_be_visible()
+    assert page.locator("figure.chart svg").count() >= 3
+    assert not page.locator("script[src^='http'], link[href^='http']").count()  # nothing from another site
+
+    page.goto(f"{live_server.url}/admin/dashboard/?period=7d")
+    expect(page.locator("#figure-volume strong")).to_have_text("266000.00")
