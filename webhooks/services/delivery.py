@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
+from functools import cache, partial
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -303,9 +303,15 @@ def _post(claim: _Claim, policy: WebhookRetryPolicy) -> _Answer:
 
 
 def _wake_next_in_line(endpoint_id: Any, *, ordered: bool, now: datetime) -> None:
-    """An ordered endpoint's delivery reached a final state: the next one may go now."""
-    if not ordered:
-        return
+    """An ordered endpoint's delivery reached a final state: the next one may go now, once
+    that state is committed. Woken inside the transaction, the next delivery's own attempt
+    (claimed meanwhile) could still see this one pending and put itself off until this one's
+    lease ran out (some 45 s), the wake having come and gone."""
+    if ordered:
+        transaction.on_commit(partial(_wake_following, endpoint_id, now=now))
+
+
+def _wake_following(endpoint_id: Any, *, now: datetime) -> None:
     following = (
         WebhookDelivery.objects.filter(endpoint_id=endpoint_id, status=Pending).order_by("event_seq").first()
     )
