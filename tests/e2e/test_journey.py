@@ -26,9 +26,12 @@ from typing import Any
 
 import httpx
 import pytest
+from django.apps import apps as django_apps
+from django.contrib.auth.models import Group
 from websockets.sync.client import connect
 
 from accounts.models import User
+from backoffice.operator_groups import TRADING_OPERATIONS, operator_groups_sync
 from demo.localchain.devstack import DevStack, devstack_send, devstack_state_read
 from demo.services import demo_deposits_configure, demo_market_ensure
 from deposits.app_settings import DEPOSIT_POLICY
@@ -135,8 +138,8 @@ def platform(e2e_env: dict[str, str], e2e_log_dir: Path) -> Iterator[Platform]:
         processes.append(_manage("follow", "venuefollow", env=env, log_dir=e2e_log_dir))
         server = start_daphne(env, e2e_log_dir)
         processes.append(server.process)
-        # A staff member: signed up like anyone (so the password is hashed the way the server
-        # checks it), then made staff by an operator.
+        # A trading operator: signed up like anyone (so the password is hashed the way the
+        # server checks it), then made staff in the Trading operations group (moves paper prices).
         admin_email, admin_password = "ops@journey.test", "ops password 7 journey"
         with server.client() as client:
             _ok(
@@ -144,6 +147,8 @@ def platform(e2e_env: dict[str, str], e2e_log_dir: Path) -> Iterator[Platform]:
                 201,
             )
         User.objects.filter(email=admin_email).update(is_staff=True)
+        operator_groups_sync(apps=django_apps)  # a transactional test's flush may have dropped them
+        User.objects.get(email=admin_email).groups.add(Group.objects.get(name=TRADING_OPERATIONS))
         processes.append(start_celery_worker(env, e2e_log_dir, concurrency=2).process)
         wait_for(state_file.exists, "the local chain's state file", processes)
         stack = devstack_state_read(state_file)
