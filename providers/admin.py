@@ -16,8 +16,9 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
 from marqetfi.core.admin_audit import AuditedModelAdmin
+from marqetfi.core.audit import audit_record
 from marqetfi.core.errors import ApplicationError
-from providers.breaker import breaker_state
+from providers.breaker import breaker_reset, breaker_state
 from providers.health import provider_stats
 from providers.models import LocalWalletKey, Provider, ProviderConfig, RoutingRule
 from providers.services import configs as config_services
@@ -91,7 +92,7 @@ class ProviderAdmin(AuditedModelAdmin):
     readonly_fields = ("name", "kind", "enabled", "configure", "created_at", "updated_at", "health")
     fields = readonly_fields
     inlines = (ProviderConfigInline,)
-    actions = ("enable", "disable")
+    actions = ("enable", "disable", "reset_breaker")
 
     def get_urls(self) -> list[URLPattern]:
         return [
@@ -179,6 +180,25 @@ class ProviderAdmin(AuditedModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def has_reset_breaker_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("providers.reset_breaker"))
+
+    @admin.action(
+        description="Reset the circuit breaker (closed, failures forgotten)", permissions=["reset_breaker"]
+    )
+    def reset_breaker(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
+        for provider in queryset:
+            before = breaker_state(provider.name)
+            breaker_reset(provider.name)
+            audit_record(
+                actor=request.user,
+                action="provider.breaker_reset",
+                target_type="provider",
+                target_id=provider.name,
+                changes={"breaker": {"before": before, "after": "closed"}},
+            )
+        self.message_user(request, "Circuit breaker(s) reset.", messages.SUCCESS)
 
     @admin.action(description="Switch the selected providers on", permissions=["manage_provider"])
     def enable(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:

@@ -13,6 +13,7 @@ from django.http import HttpRequest
 
 from accounts.models import User
 from marqetfi.core.admin_audit import AuditedModelAdmin
+from marqetfi.core.audit import audit_record
 from marqetfi.core.errors import ApplicationError
 from trading.errors import RiskLimitExists
 from trading.models import (
@@ -24,6 +25,8 @@ from trading.models import (
     RiskLimit,
     VenueReconciliation,
 )
+from trading.services.orders import order_cancel
+from trading.services.positions import position_close
 from trading.services.reconciliation import reconciliation_drift_resolve
 from trading.services.risk_limits import (
     EDITABLE_FIELDS,
@@ -87,6 +90,34 @@ class OrderAdmin(ReadOnlyAdmin):
     )
     list_filter = ("status", "provider", "symbol", "purpose")
     search_fields = ("user__email", "client_order_id", "=id")
+    actions = ("cancel_orders",)
+
+    def has_cancel_order_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("trading.cancel_order"))
+
+    @admin.action(
+        description="Cancel the selected resting orders (collateral back)", permissions=["cancel_order"]
+    )
+    def cancel_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        """What the trader's own cancel does (``order_cancel``), for an operator: only orders still
+        resting in our book can be cancelled; the others are named and left alone."""
+        cancelled = 0
+        for order in queryset.select_related("user").order_by("created_at"):
+            try:
+                order_cancel(order_id=order.pk, user=order.user)
+            except ApplicationError as exc:
+                self.message_user(request, f"{order}: {exc.message}", messages.WARNING)
+            else:
+                audit_record(
+                    actor=request.user,
+                    action="order.cancel",
+                    target_type="order",
+                    target_id=order.pk,
+                    changes={"status": {"before": str(order.status), "after": "cancelled"}},
+                )
+                cancelled += 1
+        if cancelled:
+            self.message_user(request, f"{cancelled} order(s) cancelled.", messages.SUCCESS)
 
 
 class BreachFilter(admin.SimpleListFilter):
@@ -127,6 +158,33 @@ class ProtectiveOrderInline(ReadOnlyInline):
 
 @admin.register(Position)
 class PositionAdmin(ReadOnlyAdmin):
+    actions = ("close_positions",)
+
+    def has_close_position_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("trading.close_position"))
+
+    @admin.action(description="Close the selected positions at market", permissions=["close_position"])
+    def close_positions(self, request: HttpRequest, queryset: QuerySet[Position]) -> None:
+        """A market close through the position's venue, as the trader's own (``position_close``,
+        ``closed_by`` operator); one whose close is already pending, or that is closed, is left."""
+        closed = 0
+        for position in queryset.order_by("created_at"):
+            try:
+                order = position_close(position_id=position.pk, closed_by="operator")
+            except ApplicationError as exc:
+                self.message_user(request, f"{position}: {exc.message}", messages.WARNING)
+                continue
+            audit_record(
+                actor=request.user,
+                action="position.close",
+                target_type="position",
+                target_id=position.pk,
+                changes={"close_order": str(order.pk) if order else None, "size": str(position.size)},
+            )
+            closed += 1
+        if closed:
+            self.message_user(request, f"{closed} position(s) closed or closing.", messages.SUCCESS)
+
     list_display = (
         "created_at",
         "user_email",

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from django.urls import reverse
 
 from conftest import bearer_client
 from marqetfi.core.models import AuditEntry
 from providers import registry
+from providers.breaker import breaker_key, breaker_redis, breaker_state, server_ms
 from providers.models import ProviderConfig, RoutingRule
+from providers.services.configs import provider_ensure
 
 pytestmark = pytest.mark.django_db(transaction=True)  # changes propagate after commit, as in production
 
@@ -236,3 +239,25 @@ def test_activating_a_version_beyond_the_column_is_a_404_in_the_error_shape(ops,
 
     assert response.status_code == 404
     assert response.json()["error"]["code"] in ("not_found", "config_version_not_found")
+
+
+def test_an_operator_resets_a_providers_open_breaker_in_the_admin_and_it_is_audited(client, staff):
+    staff.is_superuser = True
+    staff.save(update_fields=["is_superuser"])
+    client.force_login(staff)
+    provider = provider_ensure("lifi")
+    connection = breaker_redis()
+    now_ms = server_ms(connection.time())
+    connection.hset(breaker_key("lifi"), mapping={"state": "open", "failures": 5, "opened_at_ms": now_ms})
+    assert breaker_state("lifi") == "open"
+
+    response = client.post(
+        reverse("admin:providers_provider_changelist"),
+        {"action": "reset_breaker", "_selected_action": [str(provider.pk)]},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert breaker_state("lifi") == "closed"
+    entry = AuditEntry.objects.get(action="provider.breaker_reset", target_id="lifi")
+    assert entry.actor == staff and entry.changes["breaker"] == {"before": "open", "after": "closed"}

@@ -12,10 +12,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from conftest import bearer_client
+from ledger.checks import ledger_check
+from ledger.selectors import user_balances
 from ledger.services import balance_adjust
 from marqetfi.core.models import AuditEntry
 from tests.accounts.factories import UserFactory
-from trading.models import Fill, Position, ProtectiveOrder, RiskLimit
+from trading.models import Fill, Order, Position, ProtectiveOrder, RiskLimit
 from trading.services.fills import close_fill_record
 from trading.services.positions import position_lock
 
@@ -399,3 +401,47 @@ def test_the_admin_form_refuses_an_invalid_or_duplicate_risk_limit(operator_clie
     assert "strictly between 0 and 1" in too_low.content.decode()
     assert RiskLimit.objects.count() == 1
     assert not AuditEntry.objects.filter(target_type="risk_limit").exists()
+
+
+def _admin_action(client: Any, model: str, action: str, rows: list[Any]) -> Any:
+    return client.post(
+        reverse(f"admin:trading_{model}_changelist"),
+        {"action": action, "_selected_action": [str(row.pk) for row in rows]},
+        follow=True,
+    )
+
+
+def test_an_operator_closes_a_position_at_market_and_it_is_audited(operator_client, book, trader, drive):
+    drive(BTCUSD="64500")
+    position = Position.objects.get(pk=book["margin_called"])
+    closed_already = Position.objects.get(pk=book["closed"])
+
+    response = _admin_action(operator_client, "position", "close_positions", [position, closed_already])
+
+    assert response.status_code == 200
+    position.refresh_from_db()
+    assert position.status == "closed"
+    assert position.orders.get(purpose="close").closed_by == "operator"
+    assert AuditEntry.objects.filter(
+        action="position.close", target_id=str(position.pk), actor=operator_client.operator
+    ).exists()
+    assert not AuditEntry.objects.filter(action="position.close", target_id=str(closed_already.pk)).exists()
+    assert ledger_check() == []
+
+
+def test_an_operator_cancels_a_resting_order_and_its_collateral_goes_back(operator_client, trader, drive):
+    drive(BTCUSD="64000")
+    client = bearer_client(trader)
+    resting = client.post(
+        "/api/v1/orders", {**BTC_ORDER, "type": "limit", "price": "50000"}, format="json"
+    ).json()
+    before = user_balances(user=trader).available
+    order = Order.objects.get(pk=resting["id"])
+
+    _admin_action(operator_client, "order", "cancel_orders", [order])
+
+    order.refresh_from_db()
+    assert order.status == "cancelled"
+    assert user_balances(user=trader).available == before + order.collateral + order.fee_reserved
+    assert AuditEntry.objects.filter(action="order.cancel", target_id=str(order.pk)).exists()
+    assert ledger_check() == []
