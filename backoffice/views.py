@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from django.contrib import admin
 from django.http import HttpRequest
@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from backoffice.presenters import bar_chart
 from backoffice.selectors import PERIOD_DAYS, dashboard_figures, dashboard_period
+from backoffice.services import daily_figures_fill
 
 
 def _date(text: str | None) -> date | None:
@@ -22,14 +23,19 @@ def _date(text: str | None) -> date | None:
 
 def dashboard_view(request: HttpRequest) -> TemplateResponse:
     """Parse the period (``?period=7d|30d|90d|365d`` or ``?from=YYYY-MM-DD&to=YYYY-MM-DD``),
-    read the figures and render them; an unreadable period falls back to the default."""
+    store the rollups of its closed days not stored yet (once), read the figures and render
+    them; an unreadable period falls back to the default."""
+    today = timezone.localdate()
     period = dashboard_period(
         name=request.GET.get("period"),
         first=_date(request.GET.get("from")),
         last=_date(request.GET.get("to")),
-        today=timezone.localdate(),
+        today=today,
     )
-    figures = dashboard_figures(period=period)
+    closed_last = min(period.last, today - timedelta(days=1))
+    if period.first <= closed_last:
+        daily_figures_fill(first=period.first, last=closed_last)
+    figures = dashboard_figures(period=period, today=today)
     charts = {
         "signups": bar_chart("Sign-ups per day", figures.signups_per_day),
         "traders": bar_chart("Active traders per day (users with a fill)", figures.active_traders_per_day),

@@ -9,10 +9,13 @@
    platform's fees or realized-P&L account, ``--deposits`` deposits (50,000) over the nine
    statuses, ``--deliveries`` webhook deliveries (200,000, 95% succeeded) with their events,
    and 2,000 reconciliation drifts. Then ``ANALYZE``.
-2. Profile. Each query of the 365-day dashboard, timed with ``EXPLAIN (ANALYZE)``.
-3. Timings over ``--runs`` runs (default 7, after one warm-up): the selectors for 7, 30, 90 and
-   365 days, the whole page (Django test client, staff signed in) for 30 and 365 days, and two
-   baselines measured in the same run: ``SELECT count(*)`` on the fills and the admin index.
+2. Rollups. The daily rollups of the last 366 closed days dropped and built again, timed once
+   (what the first page over a year, or the first nightly run, costs).
+3. Profile. Each query of the 365-day dashboard (rollups stored), timed with ``EXPLAIN (ANALYZE)``.
+4. Timings over ``--runs`` runs (default 7, after one warm-up): the selectors for 7, 30, 90 and
+   365 days, the whole page (Django test client, staff signed in) for 30 and 365 days, and three
+   baselines measured in the same run: ``SELECT count(*)`` on the fills, the admin index and the
+   365-day selectors reading every day from the raw rows (no rollups: the previous design).
 
 ``--write`` appends the figures, with the machine and date, to BENCHMARKS.md.
 """
@@ -49,7 +52,9 @@ from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from accounts.models import User  # noqa: E402
+from backoffice.models import DailyFigure  # noqa: E402
 from backoffice.selectors import dashboard_figures, dashboard_period  # noqa: E402
+from backoffice.services import daily_figures_roll  # noqa: E402
 from deposits.models import Deposit, DepositSource, DepositStatus  # noqa: E402
 from ledger.models import LedgerAccount, LedgerEntry, LedgerTransaction, TransactionKind  # noqa: E402
 from ledger.services import platform_account  # noqa: E402
@@ -352,6 +357,12 @@ def main() -> int:
     }
     log(", ".join(f"{n:,} {name}" for name, n in counts.items()))
 
+    DailyFigure.objects.all().delete()
+    began = time.perf_counter()
+    rolled = daily_figures_roll(today=timezone.localdate())
+    roll_ms = (time.perf_counter() - began) * 1000
+    log(f"rollups of {rolled} closed days built in {roll_ms:.0f} ms ({DailyFigure.objects.count():,} rows)")
+
     log("profile of the 365-day dashboard, per query (EXPLAIN ANALYZE):")
     for ms, sql in sorted(profile("365d"), reverse=True):
         print(f"  {ms:8.1f} ms  {sql[:150]}")
@@ -377,12 +388,18 @@ def main() -> int:
             cursor.execute("SELECT count(*) FROM trading_fill")
             return cursor.fetchone()
 
-    def figures(name: str) -> Callable[[], object]:
-        return lambda: dashboard_figures(period=dashboard_period(name=name, today=timezone.localdate()))
+    def figures(name: str, *, stored: bool = True) -> Callable[[], object]:
+        return lambda: dashboard_figures(
+            period=dashboard_period(name=name, today=timezone.localdate()), stored=stored
+        )
 
     cases: list[tuple[str, Callable[[], object]]] = [
         ("baseline: SELECT count(*) FROM trading_fill", count_fills),
         ("baseline: admin index page", page_admin_index),
+        (
+            "baseline: selectors, 365d, every day from the raw rows (no rollups)",
+            figures("365d", stored=False),
+        ),
         *[(f"selectors, {name}", figures(name)) for name in ("7d", "30d", "90d", "365d")],
         ("page /admin/dashboard/?period=30d", page("?period=30d")),
         ("page /admin/dashboard/?period=365d", page("?period=365d")),
@@ -401,6 +418,8 @@ def main() -> int:
             f"Machine: {machine()}. Data: " + ", ".join(f"{n:,} {name}" for name, n in counts.items()) + ", "
             "spread over a year. In-process (Django test client for the pages), "
             f"{args.runs} runs after a warm-up.",
+            "",
+            f"Rollups of the last {rolled} closed days built from the raw rows (once): {roll_ms:.0f} ms.",
             "",
             "| case | p50 ms | p95 ms |",
             "| --- | ---: | ---: |",

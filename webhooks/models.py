@@ -90,6 +90,8 @@ class WebhookDelivery(TimeStampedModel):
             models.Index(fields=("status", "next_attempt_at")),
             models.Index(fields=("endpoint", "status", "event_seq")),
             models.Index(fields=("user", "-created_at")),
+            # The dashboard's deliveries of a day (today's live, a closed day's rollup).
+            models.Index(fields=("created_at",), name="webhook_delivery_created_idx"),
         ]
 
     def __str__(self) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import environ
+from celery.schedules import crontab
 
 from marqetfi.core.api_tags import TAGS as API_TAGS
 from marqetfi.core.dev_secrets import dev_fernet_key, dev_secret
@@ -250,6 +251,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "trading.tasks.protective_native_poll",
         "schedule": 15.0,
         "options": {"expires": 15.0},
+    },
+    # The dashboard's daily rollups: yesterday (and the day before, statuses changed since)
+    # computed again, any closed day of the last year not stored yet filled.
+    "dashboard-daily-figures": {
+        "task": "backoffice.tasks.daily_figures_roll",
+        "schedule": crontab(hour=0, minute=5),
+        "options": {"expires": 3600.0},
     },
     # Pending webhook deliveries whose task was lost (a worker killed mid-attempt, a lost message).
     "webhook-deliveries-due": {
