@@ -1,6 +1,7 @@
 from typing import Any
 
 from django.apps import AppConfig
+from django.apps import apps as global_apps
 from django.contrib.admin import apps as admin_apps
 from django.db.models.signals import post_migrate
 
@@ -20,9 +21,10 @@ class BackofficeConfig(AppConfig):
         post_migrate.connect(_operator_groups_sync, sender=self, dispatch_uid="backoffice_operator_groups")
 
 
-def _operator_groups_sync(apps: Any, **kwargs: Any) -> None:
-    """After every migrate (and every test flush): the groups hold at least what the matrix says."""
-    operator_groups_sync(apps=apps)
+def _operator_groups_sync(apps: Any = None, **kwargs: Any) -> None:
+    """After every migrate (and every test flush): the groups hold at least what the matrix says.
+    ``migrate`` passes its app registry; ``flush`` passes none: the live one serves then."""
+    operator_groups_sync(apps=apps or global_apps)
 
 
 class OperatorsAdminConfig(admin_apps.AdminConfig):
