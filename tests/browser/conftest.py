@@ -64,6 +64,13 @@ def admin_login(page: Page, base_url: str, email: str, password: str = PASSWORD)
     page.wait_for_url(f"{base_url}/admin/")
 
 
+def admin_action_run(page: Page, *, row_pk: object, action: str) -> None:
+    """On the changelist open in ``page``: tick ``row_pk``, choose ``action``, press Go."""
+    page.check(f"input[name=_selected_action][value='{row_pk}']")
+    page.select_option("select[name=action]", action)
+    page.click("button[name=index]")
+
+
 @pytest.fixture
 def superuser(transactional_db: Any) -> Any:
     return User.objects.create_superuser(email="operator@example.com", password=PASSWORD)

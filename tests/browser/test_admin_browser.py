@@ -22,7 +22,7 @@ from providers.selectors import secrets_decrypt
 from providers.services.configs import provider_config_create
 from tests.accounts.factories import UserFactory
 from tests.backoffice.test_dashboard import trade
-from tests.browser.conftest import PASSWORD, admin_login
+from tests.browser.conftest import PASSWORD, admin_action_run, admin_login
 from tests.deposits.factories import new_deposit
 from tests.webhooks.factories import WebhookDeliveryFactory, WebhookEndpointFactory
 
@@ -51,9 +51,7 @@ def test_an_operator_rolls_a_provider_back_and_its_secret_stays_masked(
     admin_login(page, live_server.url, superuser.email)
 
     page.goto(f"{live_server.url}/admin/providers/providerconfig/?provider__id__exact={first.provider_id}")
-    page.check(f"input[name=_selected_action][value='{first.pk}']")
-    page.select_option("select[name=action]", "rollback_to")
-    page.click("button[name=index]")
+    admin_action_run(page, row_pk=first.pk, action="rollback_to")
 
     expect(page.locator(".messagelist")).to_contain_text("v3 restores v1")
     active = ProviderConfig.objects.get(provider__name="privy", is_active=True)
@@ -99,9 +97,7 @@ def test_an_operator_retries_a_failed_swap(page: Page, live_server: Any, superus
     admin_login(page, live_server.url, superuser.email)
 
     page.goto(f"{live_server.url}/admin/deposits/deposit/")
-    page.check(f"input[name=_selected_action][value='{failed.pk}']")
-    page.select_option("select[name=action]", "retry_failed_swap")
-    page.click("button[name=index]")
+    admin_action_run(page, row_pk=failed.pk, action="retry_failed_swap")
 
     expect(page.locator(".messagelist")).to_contain_text("1 deposit(s) sent back")
     failed.refresh_from_db()
@@ -115,9 +111,7 @@ def test_an_operator_redelivers_a_failed_webhook(page: Page, live_server: Any, s
     admin_login(page, live_server.url, superuser.email)
 
     page.goto(f"{live_server.url}/admin/webhooks/webhookdelivery/")
-    page.check(f"input[name=_selected_action][value='{failed.pk}']")
-    page.select_option("select[name=action]", "redeliver")
-    page.click("button[name=index]")
+    admin_action_run(page, row_pk=failed.pk, action="redeliver")
 
     expect(page.locator(".messagelist")).to_contain_text("1 delivery(ies) queued again")
     failed.refresh_from_db()

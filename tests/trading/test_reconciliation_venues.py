@@ -19,7 +19,7 @@ from ledger.checks import ledger_check
 from marqetfi.core.models import OperatorAlert
 from pricing.services.pairs import pairs_sync
 from providers import registry
-from providers.base import Side, Venue
+from providers.base import Side, Venue, VenuePosition, WalletInfo
 from providers.models import RoutingRule
 from providers.services.routing import routing_rule_update
 from providers.venues.lighter.adapter import LighterVenue
@@ -317,11 +317,18 @@ def on_chain(ostium: Ostium) -> Iterator[Ostium]:  # noqa: F811
     registry.reset_cache()
 
 
+def _trade_opened_on_chain(world: Ostium) -> tuple[WalletInfo, VenuePosition]:
+    """A trader's wallet that approved USDC and opened one EURUSD long; the trade, as Ostium
+    lists it."""
+    wallet = _trader(world)
+    world.send(wallet, world.venue.build_usdc_approval(amount=Decimal(1_000)))
+    assert _open(world, wallet)["status"] == 1
+    (trade,) = world.venue.positions(account_ref=wallet.address)
+    return wallet, trade
+
+
 def test_an_ostium_trade_opened_on_chain_that_we_do_not_hold_is_extra(on_chain: Ostium, trader: Any) -> None:
-    wallet = _trader(on_chain)
-    on_chain.send(wallet, on_chain.venue.build_usdc_approval(amount=Decimal(1_000)))
-    assert _open(on_chain, wallet)["status"] == 1
-    (ours,) = on_chain.venue.positions(account_ref=wallet.address)
+    wallet, ours = _trade_opened_on_chain(on_chain)
     held(trader, "ostium", wallet.address, "EURUSD", "long", str(ours.size), str(PRICE))
     short = on_chain.venue.build_open_trade(
         trader=wallet.address,
@@ -353,10 +360,7 @@ def test_an_ostium_trade_opened_on_chain_that_we_do_not_hold_is_extra(on_chain: 
 def test_our_ostium_position_whose_trade_was_closed_on_chain_is_missing(
     on_chain: Ostium, trader: Any
 ) -> None:
-    wallet = _trader(on_chain)
-    on_chain.send(wallet, on_chain.venue.build_usdc_approval(amount=Decimal(1_000)))
-    _open(on_chain, wallet)
-    (trade,) = on_chain.venue.positions(account_ref=wallet.address)
+    wallet, trade = _trade_opened_on_chain(on_chain)
     position = held(trader, "ostium", wallet.address, "EURUSD", "long", str(trade.size), str(PRICE))
     assert run()["drifts_found"] == 0
     on_chain.send(
@@ -384,10 +388,7 @@ def test_our_ostium_position_whose_trade_was_closed_on_chain_is_missing(
 def test_an_ostium_market_order_waiting_for_the_keeper_that_is_not_ours_is_extra(
     on_chain: Ostium, trader: Any
 ) -> None:
-    wallet = _trader(on_chain)
-    on_chain.send(wallet, on_chain.venue.build_usdc_approval(amount=Decimal(1_000)))
-    _open(on_chain, wallet)
-    (trade,) = on_chain.venue.positions(account_ref=wallet.address)
+    wallet, trade = _trade_opened_on_chain(on_chain)
     held(trader, "ostium", wallet.address, "EURUSD", "long", str(trade.size), str(PRICE))
     trading = on_chain.chain.contract("TestOstiumTrading", on_chain.trading)
     trading.functions.setAutoExecute(False).transact({"from": on_chain.chain.deployer})
@@ -420,10 +421,7 @@ def test_an_ostium_market_order_waiting_for_the_keeper_that_is_not_ours_is_extra
 def test_an_ostium_entry_price_beyond_the_tolerance_is_a_price_mismatch(
     on_chain: Ostium, trader: Any
 ) -> None:
-    wallet = _trader(on_chain)
-    on_chain.send(wallet, on_chain.venue.build_usdc_approval(amount=Decimal(1_000)))
-    _open(on_chain, wallet)
-    (trade,) = on_chain.venue.positions(account_ref=wallet.address)
+    wallet, trade = _trade_opened_on_chain(on_chain)
     position = held(trader, "ostium", wallet.address, "EURUSD", "long", str(trade.size), "1.2")
 
     run()
