@@ -397,15 +397,7 @@ def order_execute(*, order_id: Any) -> Order:
             traded = wallet_venue(venue)
             if traded is not None:
                 return _order_execute_from_wallet(order, provider, traded, attempts)
-            request = VenueOrderRequest(
-                account_ref=venue_account_prepare(order=order, provider=provider),
-                client_order_id=str(order.pk),
-                symbol=order.symbol,
-                side=Side(order.side),
-                type=OrderType.MARKET,
-                collateral=order.collateral,
-                leverage=order.leverage,
-            )
+            request = _market_request(order, venue_account_prepare(order=order, provider=provider))
             venue_order = call_provider(provider, venue.place_order, order=request)
         except ProviderError as exc:
             attempts.append({"provider": provider, "error": exc.message})
@@ -432,6 +424,20 @@ def order_execute(*, order_id: Any) -> Order:
     )
 
 
+def _market_request(order: Order, account_ref: str, **stops: Decimal | None) -> VenueOrderRequest:
+    """``order`` as a market order for its venue, by our order id as the client id."""
+    return VenueOrderRequest(
+        account_ref=account_ref,
+        client_order_id=str(order.pk),
+        symbol=order.symbol,
+        side=Side(order.side),
+        type=OrderType.MARKET,
+        collateral=order.collateral,
+        leverage=order.leverage,
+        **stops,
+    )
+
+
 def _order_execute_from_wallet(
     order: Order, provider: str, venue: WalletTradedVenue, attempts: list[dict[str, str]]
 ) -> Order:
@@ -450,17 +456,8 @@ def _order_execute_from_wallet(
     another.
     """
     account_ref = venue_account_ref(user=order.user, provider=provider)
-    request = VenueOrderRequest(
-        account_ref=account_ref,
-        client_order_id=str(order.pk),
-        symbol=order.symbol,
-        side=Side(order.side),
-        type=OrderType.MARKET,
-        collateral=order.collateral,
-        leverage=order.leverage,
-        stop_loss=order.stop_loss,
-        take_profit=order.take_profit,
-    )
+    # The venue holds the stop-loss and take-profit: they go with the trade.
+    request = _market_request(order, account_ref, stop_loss=order.stop_loss, take_profit=order.take_profit)
     try:
         wallet = trading_wallet(user_id=order.user_id, address=account_ref)
         quote = price_for_execution(order.symbol)
