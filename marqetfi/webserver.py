@@ -61,7 +61,7 @@ def web_processes_default() -> int:
     if configured:
         count = int(configured)
         if count < 1:
-            raise ValueError(f"WEB_PROCESSES must be at least 1, not {count}")
+            raise ValueError(f"must be at least 1, not {count}")
         return count
     return len(os.sched_getaffinity(0))
 
@@ -109,6 +109,8 @@ class WebTier:
                 with contextlib.suppress(BlockingIOError):
                     wakeup_read.recv(4096)
                 failed = self._supervise()
+            if self.stop_signal is not None:
+                logger.info("%s received: stopping the web processes", signal.Signals(self.stop_signal).name)
         finally:
             self._stop_all()
             signal.set_wakeup_fd(-1)
@@ -117,9 +119,8 @@ class WebTier:
         return 1 if failed else 0
 
     def _stop_requested(self, signum: int, frame: FrameType | None) -> None:
-        if self.stop_signal is None:
+        if self.stop_signal is None:  # logged by the loop: a handler should not take logging's locks
             self.stop_signal = signum
-            logger.info("%s received: stopping the web processes", signal.Signals(signum).name)
 
     def _start(self, slot: _Slot) -> None:
         fd = self.listener.fileno()
@@ -199,7 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("daphne_args", nargs="*", help="after --: options for every daphne")
     args = parser.parse_args(argv)
-    processes = args.processes if args.processes is not None else web_processes_default()
+    try:
+        processes = args.processes if args.processes is not None else web_processes_default()
+    except ValueError as exc:
+        parser.error(f"WEB_PROCESSES: {exc}")
     if processes < 1:
         parser.error("--processes must be at least 1")
 
