@@ -4,7 +4,8 @@ Starts an embedded Redis when ``REDIS_URL`` is not set, migrates, starts the loc
 (``manage.py localchain``: test tokens, a swap router, a funded developer account; skipped
 with ``LOCAL_CHAIN=0``), seeds the demo data, prints the URLs, then runs the Procfile under
 honcho. Ctrl-C stops every process it started, Redis last so that workers can finish their
-warm shutdown.
+warm shutdown. The Procfile's web tier is ``marqetfi.webserver``: one daphne process per
+core on one port (``WEB_PROCESSES`` overrides the count).
 
 honcho puts each app process in a session of its own, so a process whose honcho wrapper
 died could outlive it. This launcher therefore makes itself the "subreaper" of everything
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING
 import psutil
 
 from marqetfi.embedded import EmbeddedRedis
+from marqetfi.webserver import web_processes_default
 
 if TYPE_CHECKING:
     from demo.localchain.devstack import DevStack
@@ -86,7 +88,7 @@ def _start_local_chain() -> tuple[subprocess.Popen[bytes], DevStack]:
     return process, devstack_state_read(STATE_FILE)
 
 
-def _print_urls(port: int, chain: DevStack | None) -> None:
+def _print_urls(port: int, web_processes: int, chain: DevStack | None) -> None:
     base = f"http://127.0.0.1:{port}"
     local_chain = ""
     if chain is not None:
@@ -109,6 +111,7 @@ def _print_urls(port: int, chain: DevStack | None) -> None:
         f"  Admin      {base}/admin/\n"
         f"  WebSocket  ws://127.0.0.1:{port}/ws\n"
         f"  Metrics    {base}/metrics\n"
+        f"  Web        {web_processes} daphne process(es) on one port (WEB_PROCESSES; default 1 per core)\n"
         f"{local_chain}"
         "Press Ctrl-C to stop everything.\n",
         flush=True,
@@ -123,6 +126,9 @@ def main() -> int:
     venv_bin = Path(sys.executable).parent
     os.environ["PATH"] = f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"
     port = int(os.environ.get("PORT", "8000"))
+    # Fixed here so that the banner and the Procfile's web tier agree.
+    web_processes = web_processes_default()
+    os.environ["WEB_PROCESSES"] = str(web_processes)
     _become_subreaper()
 
     redis: EmbeddedRedis | None = None
@@ -142,7 +148,7 @@ def main() -> int:
         if os.environ.get("LOCAL_CHAIN", "1") != "0":
             _, chain = _start_local_chain()
         _manage("seed_demo")
-        _print_urls(port, chain)
+        _print_urls(port, web_processes, chain)
         honcho = subprocess.Popen(  # noqa: S603
             [str(venv_bin / "honcho"), "start", "-f", "Procfile", "-p", str(port)], cwd=BASE_DIR
         )

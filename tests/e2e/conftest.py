@@ -30,6 +30,10 @@ from django.conf import settings
 from django.db import connection
 
 from marqetfi.embedded import die_with_parent
+from pricing.services.pairs import pairs_sync
+from providers.models import RoutingRule
+from providers.services.routing import routing_rule_create
+from tests.accounts.factories import UserFactory
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 30.0
@@ -172,6 +176,20 @@ class CeleryWorker:
     process: ManagedProcess
     hostname: str
     queue: str
+
+
+@pytest.fixture
+def market(db: Any) -> None:
+    """Every category routed to the paper venue, its pairs listed."""
+    for category in ("crypto", "forex", "indices", "commodities"):
+        if not RoutingRule.objects.filter(match=RoutingRule.Match.CATEGORY, value=category).exists():
+            routing_rule_create(match=RoutingRule.Match.CATEGORY, value=category, venues=["paper"])
+    pairs_sync(provider="paper")
+
+
+@pytest.fixture
+def staff(db: Any) -> Any:
+    return UserFactory(is_staff=True, is_superuser=True)
 
 
 @pytest.fixture(scope="session")

@@ -28,9 +28,6 @@ from websockets.sync.client import ClientConnection, connect
 
 from ledger.services import balance_adjust
 from marqetfi.core.events import publish
-from pricing.services.pairs import pairs_sync
-from providers.models import RoutingRule
-from providers.services.routing import routing_rule_create
 from streams.client import StreamClient
 from tests.accounts.factories import UserFactory
 from tests.e2e.conftest import CeleryWorker, DaphneServer, start_daphne
@@ -56,25 +53,11 @@ def stream_server(e2e_env: dict[str, str], e2e_log_dir: Path) -> Iterator[Daphne
     server.process.stop()
 
 
-@pytest.fixture
-def market(db: Any) -> None:
-    """Every category routed to the paper venue, its pairs listed."""
-    for category in ("crypto", "forex", "indices", "commodities"):
-        if not RoutingRule.objects.filter(match=RoutingRule.Match.CATEGORY, value=category).exists():
-            routing_rule_create(match=RoutingRule.Match.CATEGORY, value=category, venues=["paper"])
-    pairs_sync(provider="paper")
-
-
 def token(user: Any, lifetime: timedelta | None = None) -> str:
     access = AccessToken.for_user(user)
     if lifetime is not None:
         access.set_exp(lifetime=lifetime)
     return str(access)
-
-
-@pytest.fixture
-def staff(db: Any) -> Any:
-    return UserFactory(is_staff=True, is_superuser=True)
 
 
 def trader(staff: Any) -> Any:
