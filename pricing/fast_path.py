@@ -3,8 +3,9 @@
 ``GET /api/v1/prices/{symbol}`` and ``GET /api/v1/prices?symbols=...`` are what every open
 app polls. When every symbol asked is a known pair whose price is in the cache, this route
 answers with one Redis round trip (a Lua call that reads the prices and counts the request
-against the same rate limits Django's throttles use) and no thread hop: the body is the
-one the DRF views write, built by the same ``price_body``.
+against the same rate limits Django's throttles use, over the process's pipelined
+connection) and no thread hop: the body is the one the DRF views write, built by the same
+``price_body``.
 
 Everything else goes to Django unchanged, where the full stack decides: a price not in the
 cache (the venue fetch, single flight), ``max_age_ms``, an unknown or malformed symbol, a
@@ -55,7 +56,7 @@ from marqetfi.core.throttling import (
 )
 from pricing.metrics import PRICE_CACHE_HITS, PRICE_FAST_PATH_ANSWERS
 from pricing.models import TradingPair
-from pricing.services.prices import price_body, price_cache_key, price_judge, tick_parse
+from pricing.services.prices import PriceTick, price_body, price_cache_key, price_judge, tick_parse
 
 logger = logging.getLogger("marqetfi.access")
 
@@ -88,6 +89,7 @@ class CachedPriceRoute:
         self._loaded_at: float | None = None
         self._cache_keys: dict[str, bytes] = {}
         self._hits: dict[str, Counter] = {}
+        self._ticks: dict[str, tuple[bytes, PriceTick]] = {}  # the last cached tick read, parsed
         self._reload_task: asyncio.Task[None] | None = None
         self._request_id_header = settings.REQUEST_ID_HEADER.lower().encode()
 
@@ -129,9 +131,15 @@ class CachedPriceRoute:
         now = timezone.now()
         bodies = []
         for pair, raw in zip(pairs, reply[2:], strict=True):
-            tick = tick_parse(pair.symbol, raw)
-            if tick is None:
-                return None
+            last = self._ticks.get(pair.symbol)
+            if last is not None and last[0] == raw:
+                tick = last[1]  # the feed writes a few times a second; reads are many more
+            else:
+                parsed = tick_parse(pair.symbol, raw)
+                if parsed is None:
+                    return None
+                self._ticks[pair.symbol] = (raw, parsed)
+                tick = parsed
             bodies.append(price_body(price_judge(tick, pair, now)))
         for pair in pairs:
             self._hits[pair.category].inc()
