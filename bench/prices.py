@@ -41,6 +41,7 @@ import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -93,17 +94,19 @@ def hey(url: str, *, seconds: int, connections: int, rate: int | None = None) ->
     return figures
 
 
-def with_cpu(
-    servers: list[subprocess.Popen[bytes]], load: Callable[[], dict[str, float]]
-) -> dict[str, float]:
-    """The figures of ``load`` and the CPU the ``servers`` used meanwhile, in % of one core."""
+def with_cpu(servers: list[subprocess.Popen[bytes]], load: Callable[[], dict[str, float]]) -> dict[str, Any]:
+    """The figures of ``load``, the CPU the ``servers`` used meanwhile (in % of one core), and how
+    busy each core of the machine was (everything on it, other work included): a side is only
+    measured at saturation if its servers' core is the busy one."""
     handles = [psutil.Process(server.pid) for server in servers]
     before = [sum(handle.cpu_times()[:2]) for handle in handles]
+    psutil.cpu_percent(percpu=True)
     started = time.monotonic()
     figures = load()
     elapsed = time.monotonic() - started
+    cores = psutil.cpu_percent(percpu=True)
     used = sum(sum(handle.cpu_times()[:2]) - cpu for handle, cpu in zip(handles, before, strict=True))
-    return {**figures, "web_cpu": 100 * used / elapsed}
+    return {**figures, "web_cpu": 100 * used / elapsed, "cores": cores}
 
 
 def cache_counters(base_url: str) -> tuple[float, float]:
@@ -220,13 +223,14 @@ def main() -> int:
             else "nothing pinned (every process on every core)."
         ),
         "",
-        "| run | requests/s | p50 ms | p95 ms | p99 ms | non-2xx | web servers' CPU, % of a core |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| run | requests/s | p50 ms | p95 ms | p99 ms | non-2xx | web servers' CPU, % of a core | each core busy, % |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for name, figures in results.items():
         lines.append(
             f"| {name} | {figures['rps']:.0f} | {figures['p50_ms']:.1f} | {figures['p95_ms']:.1f} | "
-            f"{figures['p99_ms']:.1f} | {figures['non_2xx']:.0f} | {figures['web_cpu']:.0f} |"
+            f"{figures['p99_ms']:.1f} | {figures['non_2xx']:.0f} | {figures['web_cpu']:.0f} | "
+            f"{' / '.join(f'{busy:.0f}' for busy in figures['cores'])} |"
         )
     throughput, p99 = single["rps"] / base["rps"], fixed["p99_ms"] / base_fixed["p99_ms"]
     lines += [
