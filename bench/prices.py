@@ -252,8 +252,9 @@ def main() -> int:
             path.write_text(
                 "# Benchmarks\n\nRun by hand; newest last. Ratios matter more than absolute figures.\n\n"
             )
+        separator = "" if path.read_text().endswith("\n\n") else "\n"
         with path.open("a") as handle:
-            handle.write(report + "\n")
+            handle.write(separator + report + "\n")
     return 0
 
 
