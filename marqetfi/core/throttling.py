@@ -134,8 +134,9 @@ def consume_call(
 
 
 def consume_args(windows: Sequence[RateWindow], read_keys: Sequence[bytes]) -> list[bytes]:
-    """``numkeys``, KEYS and ARGV of one ``CONSUME_SCRIPT`` call, encoded for ``command_pack``
-    (``EVALSHA CONSUME_SHA *args``): ``consume_call`` for a client that packs nothing itself."""
+    """``numkeys``, KEYS and ARGV of one ``CONSUME_SCRIPT`` call, already encoded, for a caller
+    that packs the command itself (``command_pack(b"EVALSHA", CONSUME_SHA, *args)``); what
+    ``consume_call`` hands redis-py, without its per-argument encoding."""
     keys = [*read_keys, *[f"{KEY_PREFIX}{window.name}".encode() for window in windows]]
     args = [b"%d" % len(keys), *keys, b"%d" % len(read_keys), b"%d" % int(time.time() * 1000)]
     args.append(_members.next().encode())
