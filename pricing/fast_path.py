@@ -3,8 +3,9 @@
 ``GET /api/v1/prices/{symbol}`` and ``GET /api/v1/prices?symbols=...`` are what every open
 app polls. When every symbol asked is a known pair whose price is in the cache, this route
 answers with one Redis round trip (a Lua call that reads the prices and counts the request
-against the same rate limits Django's throttles use) and no thread hop: the body is the
-one the DRF views write, built by the same ``price_body``.
+against the same rate limits Django's throttles use, over the process's pipelined
+connection) and no thread hop: the body is the one the DRF views write, built by the same
+``price_body``.
 
 Everything else goes to Django unchanged, where the full stack decides: a price not in the
 cache (the venue fetch, single flight), ``max_age_ms``, an unknown or malformed symbol, a
@@ -23,9 +24,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 from urllib.parse import parse_qs
@@ -34,8 +35,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
-from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
+from prometheus_client import Counter
+from redis.exceptions import NoScriptError, RedisError
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import AccessToken
@@ -44,18 +45,18 @@ from marqetfi.core.app_settings.cache import app_setting, app_settings_refresh
 from marqetfi.core.app_settings.platform import MAINTENANCE_MODE
 from marqetfi.core.logging import bind_user, request_id_var
 from marqetfi.core.middleware import valid_request_id
-from marqetfi.core.redis import async_redis
+from marqetfi.core.redis import command_pack, pipelined_redis
 from marqetfi.core.throttling import (
     CONSUME_SCRIPT,
+    CONSUME_SHA,
     RateWindow,
     client_address,
-    consume_call,
-    consume_result,
+    consume_args,
     scope_rate,
 )
 from pricing.metrics import PRICE_CACHE_HITS, PRICE_FAST_PATH_ANSWERS
 from pricing.models import TradingPair
-from pricing.services.prices import price_body, price_cache_key, price_judge, tick_parse
+from pricing.services.prices import PriceTick, price_body, price_cache_key, price_judge, tick_parse
 
 logger = logging.getLogger("marqetfi.access")
 
@@ -68,13 +69,15 @@ PRICES_PATH: Final = "/api/v1/prices"
 _SINGLE_PATH: Final = re.compile(r"^/api/v1/prices/([A-Za-z0-9]{1,32})$")
 MAX_SYMBOLS: Final = 100
 RELOAD_SECONDS: Final = 1.0
-_SECURITY_HEADERS: Final = [
+_SECURITY_HEADERS: Final = (
     (b"content-type", b"application/json"),
     (b"vary", b"Accept"),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"same-origin"),
-]
+)
+_SCRIPT_BODY: Final = CONSUME_SCRIPT.encode()
+_JSON: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # one, not one per json.dumps
 
 
 class CachedPriceRoute:
@@ -84,9 +87,11 @@ class CachedPriceRoute:
         self.app = app
         self.pairs: dict[str, TradingPair] = {}
         self._loaded_at: float | None = None
+        self._cache_keys: dict[str, bytes] = {}
+        self._hits: dict[str, Counter] = {}
+        self._ticks: dict[str, tuple[bytes, PriceTick]] = {}  # the last cached tick read, parsed
         self._reload_task: asyncio.Task[None] | None = None
-        self._script: AsyncScript | None = None
-        self._script_loop: asyncio.AbstractEventLoop | None = None
+        self._request_id_header = settings.REQUEST_ID_HEADER.lower().encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         symbols = _symbols_asked(scope)
@@ -94,39 +99,52 @@ class CachedPriceRoute:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        answer = await self._answer(scope, symbols)
+        headers = dict(scope.get("headers") or ())
+        answer = await self._answer(scope, headers, symbols)
         if answer is None:
             await self.app(scope, receive, send)
             return
-        await self._respond(scope, send, answer, started)
+        await self._respond(scope, headers, send, answer, started)
 
-    async def _answer(self, scope: Scope, symbols: list[str]) -> dict[str, Any] | None:
-        headers = dict(scope.get("headers") or [])
+    async def _answer(
+        self, scope: Scope, headers: dict[bytes, bytes], symbols: list[str]
+    ) -> tuple[dict[str, Any] | list[dict[str, Any]], str | None] | None:
+        """The body to answer and the signed-in user's id, or None to hand the request to Django."""
         caller = await self._eligible(headers, symbols)
         if caller is None:
             return None
         pairs, user_id = caller
-        windows = _rate_windows(scope, headers, user_id)
-        keys, args = consume_call(windows, read_keys=[price_cache_key(pair.symbol) for pair in pairs])
+        args = consume_args(
+            _rate_windows(scope, headers, user_id), [self._cache_keys[pair.symbol] for pair in pairs]
+        )
+        redis = pipelined_redis()
         try:
-            result = consume_result(await self._consume_script()(keys=keys, args=args))
+            try:
+                reply = await redis.execute_packed(command_pack(b"EVALSHA", CONSUME_SHA, *args))
+            except NoScriptError:  # a new or flushed Redis: EVAL loads it for the next EVALSHA
+                reply = await redis.execute_packed(command_pack(b"EVAL", _SCRIPT_BODY, *args))
         except RedisError:
             logger.warning("Cached price route: Redis failed; handing the request to Django", exc_info=True)
             return None
-        if not result.hit or not result.allowed:
+        if reply[0] != 1:  # {0}: a price is not cached, {2, wait}: over a limit; nothing counted
             return None
         now = timezone.now()
         bodies = []
-        for pair, raw in zip(pairs, result.values, strict=True):
-            tick = tick_parse(pair.symbol, raw)
-            if tick is None:
-                return None
+        for pair, raw in zip(pairs, reply[2:], strict=True):
+            last = self._ticks.get(pair.symbol)
+            if last is not None and last[0] == raw:
+                tick = last[1]  # the feed writes a few times a second; reads are many more
+            else:
+                parsed = tick_parse(pair.symbol, raw)
+                if parsed is None:
+                    return None
+                self._ticks[pair.symbol] = (raw, parsed)
+                tick = parsed
             bodies.append(price_body(price_judge(tick, pair, now)))
         for pair in pairs:
-            PRICE_CACHE_HITS.labels(category=pair.category).inc()
-        if user_id:
-            bind_user(user_id)
-        return {"prices": bodies, "errors": {}} if scope["path"] == PRICES_PATH else bodies[0]
+            self._hits[pair.category].inc()
+        body = {"prices": bodies, "errors": {}} if scope["path"] == PRICES_PATH else bodies[0]
+        return body, user_id
 
     async def _eligible(
         self, headers: dict[bytes, bytes], symbols: list[str]
@@ -145,25 +163,38 @@ class CachedPriceRoute:
             return None
         return pairs, user_id
 
-    async def _respond(self, scope: Scope, send: Send, answer: dict[str, Any], started: float) -> None:
-        headers = dict(scope.get("headers") or [])
-        incoming = headers.get(settings.REQUEST_ID_HEADER.lower().encode(), b"").decode("latin-1")
-        request_id = incoming if valid_request_id(incoming) else uuid.uuid4().hex
-        body = json.dumps(answer, ensure_ascii=False, separators=(",", ":")).encode()
+    async def _respond(
+        self,
+        scope: Scope,
+        headers: dict[bytes, bytes],
+        send: Send,
+        answer: tuple[dict[str, Any] | list[dict[str, Any]], str | None],
+        started: float,
+    ) -> None:
+        incoming = headers.get(self._request_id_header)
+        if incoming is not None and valid_request_id(incoming.decode("latin-1")):
+            request_id = incoming
+        else:
+            request_id = os.urandom(16).hex().encode()  # the shape of Django's: 32 hex digits
+        body = _JSON.encode(answer[0]).encode()
         await send(
             {
                 "type": "http.response.start",
                 "status": 200,
                 "headers": [
                     *_SECURITY_HEADERS,
-                    (b"content-length", str(len(body)).encode()),
-                    (settings.REQUEST_ID_HEADER.lower().encode(), request_id.encode()),
+                    (b"content-length", b"%d" % len(body)),
+                    (self._request_id_header, request_id),
                 ],
             }
         )
         await send({"type": "http.response.body", "body": body})
         PRICE_FAST_PATH_ANSWERS.inc()
-        token = request_id_var.set(request_id)
+        if not logger.isEnabledFor(logging.INFO):
+            return
+        token = request_id_var.set(request_id.decode("latin-1"))
+        if answer[1]:
+            bind_user(answer[1])
         try:
             logger.info(
                 "GET %s 200",
@@ -194,20 +225,18 @@ class CachedPriceRoute:
         close_old_connections()
         try:
             app_settings_refresh()
-            self.pairs = {pair.symbol: pair for pair in TradingPair.objects.filter(active=True)}
+            pairs = {pair.symbol: pair for pair in TradingPair.objects.filter(active=True)}
+            self._cache_keys = {symbol: price_cache_key(symbol).encode() for symbol in pairs}
+            self._hits = {
+                category: PRICE_CACHE_HITS.labels(category=category)
+                for category in {pair.category for pair in pairs.values()}
+            }
+            self.pairs = pairs  # last: a pair in it has its key and counter
         except Exception:
             logger.warning("Cached price route: cannot reload the pair catalogue", exc_info=True)
         finally:
             self._loaded_at = time.monotonic()
             close_old_connections()
-
-    def _consume_script(self) -> AsyncScript:
-        """The throttle-and-read script on this event loop's client (EVALSHA, loaded on first use)."""
-        loop = asyncio.get_running_loop()
-        if self._script is None or self._script_loop is not loop:
-            self._script = async_redis().register_script(CONSUME_SCRIPT)
-            self._script_loop = loop
-        return self._script
 
 
 def _symbols_asked(scope: Scope) -> list[str] | None:

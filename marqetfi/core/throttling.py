@@ -18,9 +18,10 @@ second, without a restart.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
+import os
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, cast
@@ -79,6 +80,28 @@ return answer
 """
 
 
+CONSUME_SHA: Final = hashlib.sha1(CONSUME_SCRIPT.encode(), usedforsecurity=False).hexdigest().encode()
+
+
+class _Members:
+    """Members unique to each request for the windows' sorted sets: a random prefix per process
+    (drawn again in a forked child) and a counter; cheaper than a UUID per request."""
+
+    def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        self.prefix = os.urandom(8).hex()
+        self.counter = itertools.count()
+
+    def next(self) -> str:
+        return f"{self.prefix}{next(self.counter)}"
+
+
+_members = _Members()
+
+
 @dataclass(frozen=True)
 class RateWindow:
     """One limit on one client: ``limit`` requests in any ``seconds``, counted under ``name``."""
@@ -104,10 +127,22 @@ def consume_call(
     """KEYS and ARGV of one ``CONSUME_SCRIPT`` call."""
     now_ms = int((time.time() if now is None else now) * 1000)
     keys: list[str] = [*read_keys, *(f"{KEY_PREFIX}{window.name}" for window in windows)]
-    args: list[Any] = [len(read_keys), now_ms, uuid.uuid4().hex]
+    args: list[Any] = [len(read_keys), now_ms, _members.next()]
     for window in windows:
         args += [window.limit, window.seconds * 1000]
     return keys, args
+
+
+def consume_args(windows: Sequence[RateWindow], read_keys: Sequence[bytes]) -> list[bytes]:
+    """``numkeys``, KEYS and ARGV of one ``CONSUME_SCRIPT`` call, already encoded, for a caller
+    that packs the command itself (``command_pack(b"EVALSHA", CONSUME_SHA, *args)``); what
+    ``consume_call`` hands redis-py, without its per-argument encoding."""
+    keys = [*read_keys, *[f"{KEY_PREFIX}{window.name}".encode() for window in windows]]
+    args = [b"%d" % len(keys), *keys, b"%d" % len(read_keys), b"%d" % int(time.time() * 1000)]
+    args.append(_members.next().encode())
+    for window in windows:
+        args += [b"%d" % window.limit, b"%d" % (window.seconds * 1000)]
+    return args
 
 
 def consume_result(reply: Sequence[Any]) -> ConsumeResult:

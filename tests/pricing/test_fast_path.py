@@ -193,6 +193,15 @@ async def test_a_signed_in_trader_is_counted_as_that_user(client, django_app, ca
     assert any(str(user.pk) in key.decode() for key in redis_conn.keys("marqetfi:throttle:throttle_user_*"))
 
 
+async def test_a_redis_that_lost_the_script_still_answers_here(client, django_app, cached, redis_conn):
+    redis_conn.script_flush()  # a restarted or flushed Redis
+
+    responses = [await client.get("/api/v1/prices/BTCUSD") for _ in range(2)]
+
+    assert [response.status_code for response in responses] == [200, 200]
+    assert django_app.paths == []
+
+
 async def test_a_bad_token_is_refused_by_django(client, django_app, cached):
     response = await client.get("/api/v1/prices/BTCUSD", headers={"Authorization": "Bearer not-a-jwt"})
 
