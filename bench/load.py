@@ -25,7 +25,10 @@
    time minus the price's ``ts``); the overall error rate; the four targets (under 1 % errors,
    price p95 under 200 ms, order p95 under 500 ms, WebSocket lag p99 under 250 ms) with PASS or
    MISS and the margin; CPU used by the stack, by locust and by everything else on the machine
-   (it may be shared). ``--write`` appends it to BENCHMARKS.md.
+   (it may be shared); with ``pg``, the most connections the PostgreSQL server had (the stack's
+   database's and in all) against its ``max_connections``; what the stack logged at ERROR
+   (the devserver's output is kept in a temporary directory, printed at the end). ``--write``
+   appends the report to BENCHMARKS.md. The exit status is 0 only when every target passed.
 
 Percentiles come from locust's histogram: exact to the millisecond under 100 ms, to 10 ms
 under 1 s, to 100 ms above.
@@ -45,6 +48,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -298,15 +302,72 @@ def locust_failures(prefix: Path) -> list[dict[str, str]]:
 
 def connects_read(directory: Path) -> dict[str, Any]:
     """The sockets opened over the whole run (ramp-up included), from every locust process."""
-    total: dict[str, Any] = {"attempts": 0, "failed": 0, "ms": [], "errors": {}}
+    total: dict[str, Any] = {
+        "attempts": 0,
+        "failed": 0,
+        "ms": [],
+        "errors": {},
+        "closed": 0,
+        "error_messages": {},
+    }
     for path in directory.glob("connects-*.json"):
         part = json.loads(path.read_text())
-        total["attempts"] += part["attempts"]
-        total["failed"] += part["failed"]
-        total["ms"] += part["ms"]
-        for error, occurrences in part["errors"].items():
-            total["errors"][error] = total["errors"].get(error, 0) + occurrences
+        for key in ("attempts", "failed", "ms", "closed"):
+            total[key] += part[key]
+        for key in ("errors", "error_messages"):
+            for error, occurrences in part[key].items():
+                total[key][error] = total[key].get(error, 0) + occurrences
     return total
+
+
+def server_errors(log: Path) -> list[tuple[int, str]]:
+    """What the stack logged at ERROR: (count, message and last line of the traceback), most first."""
+    found: dict[str, int] = {}
+    with log.open(errors="replace") as handle:
+        for line in handle:
+            start = line.find("{")
+            if start < 0 or '"ERROR"' not in line:
+                continue
+            try:
+                record = json.loads(line[start:])
+            except ValueError:
+                continue
+            if record.get("level") != "ERROR":
+                continue
+            cause = (record.get("exc_info") or "").strip().splitlines()[-1:] or [""]
+            key = f"{record.get('message', '')[:80]}: {cause[0][:240]}".rstrip(": ")
+            found[key] = found.get(key, 0) + 1
+    return sorted(((count, key) for key, count in found.items()), reverse=True)
+
+
+@dataclass
+class PgWatch:
+    """Connections to the PostgreSQL server, sampled each second: the stack's database's and all."""
+
+    admin_url: str
+    database: str
+    max_connections: int = 0
+    ours_max: int = 0
+    total_max: int = 0
+    samples: int = 0
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        with psycopg.connect(self.admin_url, autocommit=True) as connection:
+            row = connection.execute("SHOW max_connections").fetchone()
+            self.max_connections = int(row[0]) if row else 0
+            while not self.stopping.wait(1.0):
+                counted = connection.execute(
+                    "SELECT count(*) FILTER (WHERE datname = %s), count(*) FROM pg_stat_activity "
+                    "WHERE backend_type = 'client backend'",
+                    (self.database,),
+                ).fetchone()
+                if counted:
+                    self.ours_max, self.total_max = (
+                        max(self.ours_max, counted[0]),
+                        max(self.total_max, counted[1]),
+                    )
+                    self.samples += 1
 
 
 def number(text: str) -> float | None:
@@ -338,6 +399,8 @@ def report(
     rows: list[dict[str, str]],
     failures: list[dict[str, str]],
     connects: dict[str, Any],
+    pg: PgWatch | None,
+    errors_logged: list[tuple[int, str]],
     before: dict[str, dict[str, float]],
     cpu: dict[str, float],
     load_before: tuple[float, float, float],
@@ -395,7 +458,15 @@ def report(
     error_percent = 100 * failed / max(total, 1)
     lines += [
         "",
-        f"Overall: {total} requests, socket opens and socket failures, {failed} errors ({error_percent:.2f} %).",
+        f"Overall: {total} requests, socket opens and socket failures, {failed} errors ({error_percent:.2f} %). "
+        f"Over the whole run, ramp-up included: {connects['closed']} sockets closed unexpectedly, `error` "
+        f"messages {json.dumps(connects['error_messages']) if connects['error_messages'] else 'none'}."
+        + (
+            f" PostgreSQL connections (sampled each second, client backends): the stack's database at most "
+            f"{pg.ours_max}, the whole server at most {pg.total_max} of max_connections {pg.max_connections}."
+            if pg is not None and pg.samples
+            else ""
+        ),
         "",
     ]
     lines += ["| target | measured | result |", "| --- | ---: | --- |"]
@@ -428,6 +499,13 @@ def report(
             f"- {occurrences} x WS connect: {error[:300]}"
             for error, occurrences in sorted(connects["errors"].items(), key=lambda item: -item[1])[:4]
         ]
+    if errors_logged:
+        lines += [
+            "",
+            "Logged at ERROR by the stack (message: last line of the traceback), most frequent first:",
+            "",
+        ]
+        lines += [f"- {count} x {key}" for count, key in errors_logged[:6]]
     lines.append("")
     return "\n".join(lines), passed
 
@@ -465,6 +543,7 @@ def main() -> int:
     )
     stack = stack_start(args, workdir)
     locust: subprocess.Popen[bytes] | None = None
+    pg: PgWatch | None = None
     try:
         print(f"making {args.users} funded traders ...", flush=True)
         traders = traders_make(stack, args.users, workdir)
@@ -508,6 +587,9 @@ def main() -> int:
         locust = subprocess.Popen(command, cwd=BASE_DIR, env=env, start_new_session=True)
         assert stack.process is not None
         cpu = CpuWatch(stack.process.pid, locust.pid, stack.pg_database)
+        if stack.pg_admin_url and stack.pg_database:
+            pg = PgWatch(stack.pg_admin_url, stack.pg_database)
+            threading.Thread(target=pg.run, daemon=True).start()
         time.sleep(ramp)
         cpu.begin()
         time.sleep(args.duration)
@@ -515,16 +597,21 @@ def main() -> int:
         locust.wait(timeout=args.duration + ramp + 120)
         rows, failures, connects = locust_rows(prefix), locust_failures(prefix), connects_read(workdir)
     finally:
+        if pg is not None:
+            pg.stopping.set()
         if locust is not None and locust.poll() is None:
             os.killpg(locust.pid, signal.SIGTERM)
             locust.wait(timeout=30)
         stack.stop()
+    assert stack.log_path is not None
     text, passed = report(
         args=args,
         started_at=started_at,
         rows=rows,
         failures=failures,
         connects=connects,
+        pg=pg,
+        errors_logged=server_errors(stack.log_path),
         before=before,
         cpu=used,
         load_before=load_before,

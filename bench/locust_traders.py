@@ -17,8 +17,9 @@ and to its ``orders`` and ``positions``, and reports, as locust request events o
 - failures: an unexpected close, an ``error`` message.
 
 Opening the sockets (handshake to ``subscribed`` with every snapshot in) happens during the
-ramp-up, whose statistics locust resets: each process writes those times and failures to
-``$LOAD_RESULTS_DIR/connects-<pid>.json`` when it quits instead.
+ramp-up, whose statistics locust resets: each process writes those times and failures, and
+the unexpected closes and ``error`` messages of the whole run, to
+``$LOAD_RESULTS_DIR/connects-<pid>.json`` when it quits.
 
 Input, from the environment: ``LOAD_TRADERS_FILE`` (JSON ``{"tokens": [access JWT, ...],
 "symbols": [...]}``, one token per user: users take them in order, worker ``i`` of
@@ -47,6 +48,7 @@ WS_TYPE = "WS"
 PRICE_LAG = "price lag (receive - ts)"
 ORDER_EVENT = "order_update after POST /orders"
 USER_CHANNELS = ("orders", "positions")
+PONG = json.dumps({"op": "pong"})
 SL_TP_SHARE = 0.4  # of market orders sent with a stop-loss and a take-profit
 SL_TP_DISTANCE = Decimal("0.05")  # 5 % from the mid: inside the liquidation price at leverage 5
 
@@ -56,7 +58,15 @@ TOKENS: list[str] = _TRADERS["tokens"]
 SYMBOLS: list[str] = _TRADERS["symbols"]
 WORKERS = int(os.environ.get("LOAD_WORKERS", "1"))
 _taken = count()
-CONNECTS: dict[str, Any] = {"attempts": 0, "failed": 0, "ms": [], "errors": {}}
+# Over the whole run, ramp-up included (locust's statistics are reset after it).
+CONNECTS: dict[str, Any] = {
+    "attempts": 0,
+    "failed": 0,
+    "ms": [],
+    "errors": {},
+    "closed": 0,
+    "error_messages": {},
+}
 
 
 def _token_next(worker_index: int) -> str:
@@ -79,6 +89,18 @@ def _record(name: str, milliseconds: float, *, length: int = 0, exception: Excep
 def _connects_write(environment: Any, **_: Any) -> None:
     if CONNECTS["attempts"] and (directory := os.environ.get("LOAD_RESULTS_DIR")):
         Path(directory, f"connects-{os.getpid()}.json").write_text(json.dumps(CONNECTS))
+
+
+def _outcome(response: Any) -> None:
+    """Success below 400; otherwise a failure named by status and the API's error ``code``."""
+    if response.ok:
+        response.success()
+        return
+    try:
+        code = response.json()["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        code = "no error body"
+    response.failure(f"{response.status_code} {code}")
 
 
 class WebSocketProblem(Exception):
@@ -129,6 +151,8 @@ class Trader(FastHttpUser):
                     raise WebSocketProblem(f"error {message.get('code')}: {message.get('message')}")
                 if kind == "subscribed":
                     subscribed = True
+                elif kind == "ping":  # a slow server may ping before the snapshots are in
+                    ws.send(PONG)
                 if message.get("snapshot"):
                     waiting.discard(message.get("channel"))
                     self._price_note(message)
@@ -149,6 +173,7 @@ class Trader(FastHttpUser):
                 raw = self.ws.receive()
             except (OSError, simple_websocket.ConnectionClosed) as exc:
                 if not self.stopping:
+                    CONNECTS["closed"] += 1
                     _record("unexpected close", 0, exception=WebSocketProblem(repr(exc)))
                 return
             received = time.time()
@@ -160,8 +185,10 @@ class Trader(FastHttpUser):
                     sent = datetime.fromisoformat(data["ts"]).timestamp()
                     _record(PRICE_LAG, (received - sent) * 1000, length=len(raw))
             elif kind == "ping":
-                self.ws.send('{"op": "pong"}')
+                self.ws.send(PONG)
             elif kind == "error":
+                code = str(message.get("code"))
+                CONNECTS["error_messages"][code] = CONNECTS["error_messages"].get(code, 0) + 1
                 _record(
                     "error message",
                     0,
@@ -219,9 +246,12 @@ class Trader(FastHttpUser):
                 (str(below), str(above)) if side == "long" else (str(above), str(below))
             )
         self.orders_sent[client_order_id] = time.time()
-        response = self.client.post("/api/v1/orders", json=body, headers=self.headers, name="/api/v1/orders")
-        if not response.ok:
-            self.orders_sent.pop(client_order_id, None)
+        with self.client.post(
+            "/api/v1/orders", json=body, headers=self.headers, name="/api/v1/orders", catch_response=True
+        ) as response:
+            if not response.ok:
+                self.orders_sent.pop(client_order_id, None)
+            _outcome(response)
 
     @task(1)
     def close(self) -> None:
@@ -232,9 +262,11 @@ class Trader(FastHttpUser):
         positions = response.json().get("results") or []
         if positions:
             position = random.choice(positions)
-            self.client.post(
+            with self.client.post(
                 f"/api/v1/positions/{position['id']}/close",
                 json={"type": "market"},
                 headers=self.headers,
                 name="/api/v1/positions/{id}/close",
-            )
+                catch_response=True,
+            ) as response:
+                _outcome(response)
