@@ -320,11 +320,12 @@ def connects_read(directory: Path) -> dict[str, Any]:
     return total
 
 
-def server_errors(log: Path) -> list[tuple[int, str]]:
-    """What the stack logged at ERROR: (count, message and last line of the traceback), most first."""
+def server_errors(log: Path, until: int) -> list[tuple[int, str]]:
+    """What the stack logged at ERROR in its first ``until`` bytes of output (up to the end of the
+    load, not its shutdown): (count, message and last line of the traceback), most first."""
     found: dict[str, int] = {}
-    with log.open(errors="replace") as handle:
-        for line in handle:
+    with log.open("rb") as handle:
+        for line in handle.read(until).decode(errors="replace").splitlines():
             start = line.find("{")
             if start < 0 or '"ERROR"' not in line:
                 continue
@@ -595,6 +596,8 @@ def main() -> int:
         time.sleep(args.duration)
         used = cpu.end()
         locust.wait(timeout=args.duration + ramp + 120)
+        assert stack.log_path is not None
+        log_until = stack.log_path.stat().st_size
         rows, failures, connects = locust_rows(prefix), locust_failures(prefix), connects_read(workdir)
     finally:
         if pg is not None:
@@ -603,7 +606,6 @@ def main() -> int:
             os.killpg(locust.pid, signal.SIGTERM)
             locust.wait(timeout=30)
         stack.stop()
-    assert stack.log_path is not None
     text, passed = report(
         args=args,
         started_at=started_at,
@@ -611,7 +613,7 @@ def main() -> int:
         failures=failures,
         connects=connects,
         pg=pg,
-        errors_logged=server_errors(stack.log_path),
+        errors_logged=server_errors(stack.log_path, log_until),
         before=before,
         cpu=used,
         load_before=load_before,

@@ -227,7 +227,9 @@ class Trader(FastHttpUser):
 
     @task(2)
     def order(self) -> None:
-        symbol = random.choice(SYMBOLS)
+        # A stop-loss and take-profit are set against the live price on the trader's socket.
+        protected = self.symbol in self.mids and random.random() < SL_TP_SHARE
+        symbol = self.symbol if protected else random.choice(SYMBOLS)
         side = random.choice(("long", "short"))
         client_order_id = f"load-{uuid.uuid4().hex[:16]}"
         body: dict[str, Any] = {
@@ -239,8 +241,8 @@ class Trader(FastHttpUser):
             "client_order_id": client_order_id,
             "rounding": "down",
         }
-        mid = self.mids.get(symbol)
-        if mid is not None and random.random() < SL_TP_SHARE:
+        if protected:
+            mid = self.mids[symbol]
             below, above = mid * (1 - SL_TP_DISTANCE), mid * (1 + SL_TP_DISTANCE)
             body["stop_loss"], body["take_profit"] = (
                 (str(below), str(above)) if side == "long" else (str(above), str(below))
