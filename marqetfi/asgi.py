@@ -1,5 +1,6 @@
 """ASGI entry point for daphne: HTTP goes to Django (cached price reads are answered in front of
-it, see ``pricing.fast_path``), ``/ws`` to Channels."""
+it, see ``pricing.fast_path``; the others wait their turn in ``marqetfi.core.admission``), ``/ws``
+to Channels."""
 
 import os
 
@@ -10,13 +11,14 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from marqetfi.core.admission import RequestAdmission  # noqa: E402
 from marqetfi.core.websocket_security import websocket_origin_validator  # noqa: E402
 from marqetfi.routing import websocket_urlpatterns  # noqa: E402
 from pricing.fast_path import CachedPriceRoute  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": CachedPriceRoute(django_asgi_app),
+        "http": CachedPriceRoute(RequestAdmission(django_asgi_app)),
         "websocket": websocket_origin_validator(URLRouter(websocket_urlpatterns)),
     }
 )

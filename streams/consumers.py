@@ -19,7 +19,6 @@ from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
 from channels.consumer import get_handler_name
-from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -32,6 +31,7 @@ from marqetfi.core.realtime import user_stream_channel
 from marqetfi.core.stream_hub import StreamHub, StreamMessage, stream_hub
 from streams import presence, protocol, selectors
 from streams.auth import SocketAuthFailed, socket_authenticate
+from streams.db import stream_db
 from streams.protocol import CloseCode
 from streams.tasks import cancel_on_disconnect_schedule
 from streams.transport import ServerSocket, text_frame
@@ -61,7 +61,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
 
         That call hops to a worker thread for every frame a client sends (every ``pong``), to
         close database connections this thread never opens: the consumer's database work runs
-        in ``database_sync_to_async``, which closes stale connections around each call itself.
+        in ``streams.db.stream_db``, which closes stale connections around each call itself.
         Under load, those hops queue behind the GIL and delay every socket of the process."""
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
@@ -337,7 +337,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
 
     async def authenticate(self, token: Any) -> None:
         try:
-            identity = await database_sync_to_async(socket_authenticate)(token=token)
+            identity = await stream_db(socket_authenticate)(token=token)
         except SocketAuthFailed as failure:
             await self.close_with(failure.close_code, failure.code, failure.message)
             return
@@ -405,7 +405,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
                 )
             )
             user_channels = []
-        active = await database_sync_to_async(selectors.symbols_active)(symbols) if symbols else set()
+        active = await stream_db(selectors.symbols_active)(symbols) if symbols else set()
         unknown += [protocol.PRICE_PREFIX + s for s in symbols if s not in active]
         if unknown:
             self.reply(protocol.error("unknown_channel", "No such channel.", channels=unknown))
@@ -467,7 +467,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def snapshot(self, channel: str) -> None:
         symbol = protocol.price_symbol(channel)
         if symbol is not None:
-            price = await database_sync_to_async(selectors.price_snapshot)(symbol)
+            price = await stream_db(selectors.price_snapshot)(symbol)
             if price is not None:
                 self.price_sent_key[channel] = (price["bid"], price["ask"])
                 self.price_sent_at[channel] = asyncio.get_running_loop().time()
@@ -478,7 +478,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             return
         user = self.user
         assert user is not None
-        seq, data = await database_sync_to_async(user_snapshot)(user=user, channel=channel)
+        seq, data = await stream_db(user_snapshot)(user=user, channel=channel)
         if self.last_seq is None and not self.replaying:
             self.last_seq = seq  # live events from here on are checked for gaps
         self.reply({"type": "snapshot", "channel": channel, "snapshot": True, "seq": seq, "data": data})
@@ -601,7 +601,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         cursor, replayed, empty_reads = after_seq, 0, 0
         try:
             while not self.closing:
-                batch = await database_sync_to_async(selectors.events_after)(
+                batch = await stream_db(selectors.events_after)(
                     user_id=user_id, after_seq=cursor, limit=protocol.RESUME_BATCH
                 )
                 for event in batch:

@@ -1,7 +1,7 @@
 """What a socket reads: snapshots of its channels and the outbox after a sequence number.
 
 Each function makes database (and price cache) reads: the consumer runs them through
-``database_sync_to_async``.
+``streams.db.stream_db`` (on the socket database threads).
 """
 
 from __future__ import annotations

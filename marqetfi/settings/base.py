@@ -6,6 +6,7 @@ Nothing configured means the embedded defaults: SQLite under ``var/`` and a Redi
 
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from celery.schedules import crontab
 
 from marqetfi.core.api_tags import TAGS as API_TAGS
 from marqetfi.core.dev_secrets import dev_fernet_key, dev_secret
+from marqetfi.core.process_kind import WEB as _WEB
+from marqetfi.core.process_kind import process_kind
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 VAR_DIR = BASE_DIR / "var"
@@ -103,6 +106,25 @@ TEMPLATES = [
     },
 ]
 
+# --- Web process limits ----------------------------------------------------------------
+# One web process runs one event loop on one core. Django runs each HTTP request's sync code
+# in a thread of its own and, on PostgreSQL, each request holds a connection: requests beyond
+# WEB_MAX_REQUESTS_IN_FLIGHT wait on the event loop (marqetfi/core/admission.py), which costs
+# nothing, and one that waited WEB_QUEUE_TIMEOUT seconds is answered 503 ``server_busy``. 16:
+# a request spends most of its time waiting on PostgreSQL or Redis, so a dozen or so keep the
+# core busy; more only add threads fighting over the GIL and connections.
+WEB_MAX_REQUESTS_IN_FLIGHT = env.int("WEB_MAX_REQUESTS_IN_FLIGHT", default=16)
+WEB_QUEUE_TIMEOUT = env.float("WEB_QUEUE_TIMEOUT", default=10.0)
+# Threads running the WebSocket consumers' database work (sign-in, symbol checks, snapshots,
+# resume), per web process (streams/db.py).
+STREAM_DB_THREADS = env.int("STREAM_DB_THREADS", default=4)
+# The web process's PostgreSQL pool: requests in flight plus the socket threads, so neither
+# waits for the other's connections; a few kept open between bursts.
+DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=WEB_MAX_REQUESTS_IN_FLIGHT + STREAM_DB_THREADS)
+DB_POOL_MIN_SIZE = env.int("DB_POOL_MIN_SIZE", default=2)
+DB_POOL_TIMEOUT = env.float("DB_POOL_TIMEOUT", default=10.0)
+PROCESS_KIND = process_kind(sys.argv)
+
 # --- Database -------------------------------------------------------------------------
 DATABASES: dict[str, dict[str, Any]] = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
@@ -121,6 +143,24 @@ else:
     # closed), so the default is one connection per request; a pooler belongs in front.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # pg_stat_activity shows which kind of process holds each connection (marqetfi-web, ...).
+    DATABASES["default"].setdefault("OPTIONS", {})["application_name"] = env.str(
+        "DB_APPLICATION_NAME", default=f"marqetfi-{PROCESS_KIND}"
+    )[:63]
+    if PROCESS_KIND == _WEB and DB_POOL_MAX_SIZE > 0:
+        # A web process holds at most DB_POOL_MAX_SIZE connections, however many requests
+        # and sockets it serves: a thread that finds them all taken waits up to
+        # DB_POOL_TIMEOUT seconds for one (then its request fails), instead of opening more
+        # until PostgreSQL refuses everyone. Django returns a request's connection to the pool
+        # when the request ends (pooling requires CONN_MAX_AGE 0). Only the web processes
+        # pool: a Celery worker's pool children (forked) keep one connection each for a minute
+        # (WORKER_CONN_MAX_AGE, marqetfi/celery.py) and the other processes need one or two.
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        DATABASES["default"]["OPTIONS"]["pool"] = {
+            "min_size": min(DB_POOL_MIN_SIZE, DB_POOL_MAX_SIZE),
+            "max_size": DB_POOL_MAX_SIZE,
+            "timeout": DB_POOL_TIMEOUT,
+        }
 
 # --- Redis: cache, channel layer, Celery broker, throttle counters ---------------------
 REDIS_URL = env.str("REDIS_URL", default="")
