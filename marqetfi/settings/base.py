@@ -307,11 +307,12 @@ RECONCILIATION_LOOKBACK_HOURS = env.int("RECONCILIATION_LOOKBACK_HOURS", default
 TRAILING_UPDATE_MIN_INTERVAL_MS = env.int("TRAILING_UPDATE_MIN_INTERVAL_MS", default=250)
 
 # --- Outbox ---------------------------------------------------------------------------
-# Dotted paths of callables taking an Event; each must be idempotent (events can be
-# handed over again by the sweeper after a crash).
+# Dotted paths of callables taking a batch of Events (one transaction's, in user and seq
+# order); each must be idempotent (events can be handed over again by the sweeper after a
+# crash).
 EVENT_DISPATCHERS: list[str] = [
-    "marqetfi.core.realtime.event_dispatch_to_user_stream",
-    "webhooks.dispatch.event_dispatch_to_webhooks",
+    "marqetfi.core.realtime.events_dispatch_to_user_stream",
+    "webhooks.dispatch.events_dispatch_to_webhooks",
 ]
 
 # What /api/v1/health lists under "providers" (breaker state and call figures, from Redis).

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from marqetfi.core.models import Event
 
 received: list[tuple[str, int]] = []
 
 
-def record(event: Event) -> None:
-    received.append((event.type, event.seq))
+def record(events: Sequence[Event]) -> None:
+    received.extend((event.type, event.seq) for event in events)
 
 
-def broken(event: Event) -> None:
+def broken(events: Sequence[Event]) -> None:
     raise ConnectionError("receiver unreachable")
