@@ -2,14 +2,15 @@
 
 The budget is for a trader adding to an open position on the paper venue (the steady state
 of a busy trader), counted from the service call through the dispatch of its events after
-commit, every statement included (BEGIN, SAVEPOINT, COMMIT). On PostgreSQL it is 58 (91
+commit, every statement included (BEGIN, SAVEPOINT, COMMIT). On PostgreSQL it is 61 (91
 before the order path was trimmed: three transactions, four events dispatched one by one,
 the catalogue and routing read per order):
 
 - the risk check: risk limits, the live positions, the balances (3);
-- one transaction (48): BEGIN; the position locked; the order row; the collateral lock
-  (user accounts, then in a savepoint: their lock, the ledger transaction, its entries,
-  two balances: 8); ``order.created`` (2); the paper venue's book (its order, position,
+- one transaction (51): BEGIN; the trader's order lock (advisory); the position locked;
+  the order row; the user accounts, and their lock together with the fees shard's (read,
+  lock: 3); the collateral lock (in a savepoint: their lock, the ledger transaction, its
+  entries, two balances: 7); ``order.created`` (2); the paper venue's book (its order, position,
   in savepoints: 9); the fill: the position read and updated (2), the fee (user accounts,
   the fees shard, then in a savepoint: lock, transaction, entries, two balances: 9), the
   fill and order rows (2), the margin call and liquidation re-armed (read, two cancelled,
@@ -36,7 +37,7 @@ from trading.models import Order
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-POSTGRES_BUDGET = 58
+POSTGRES_BUDGET = 61
 
 
 def test_a_paper_market_order_stays_within_its_query_budget(funded_trader: Any, price_to: Any) -> None:

@@ -29,9 +29,16 @@ from django.utils import timezone
 
 from accounts.models import User
 from ledger.errors import InsufficientBalance
-from ledger.models import TransactionKind
+from ledger.models import LedgerAccount, TransactionKind
 from ledger.selectors import user_balances
-from ledger.services import ledger_accounts_for_user, ledger_transaction_post
+from ledger.services import (
+    UserAccounts,
+    ledger_accounts_for_user,
+    ledger_accounts_lock_for_update,
+    ledger_transaction_post,
+    platform_account,
+)
+from marqetfi.core.db_locks import advisory_xact_lock
 from marqetfi.core.errors import ApplicationError
 from marqetfi.core.events import publish
 from marqetfi.core.formats import decimal_text
@@ -333,8 +340,10 @@ def order_place(*, user: User, order: OrderTerms) -> tuple[Order, bool]:
     try:
         with transaction.atomic():
             if in_transaction:
-                # The position row before the ledger's: the lock order of every close and
-                # fill, which this transaction keeps holding the ledger rows through.
+                # The trader's in-transaction orders one at a time, so that the position row
+                # another of them is creating is there (committed) to be locked first; then
+                # the position before the ledger rows: the lock order of every close and fill.
+                advisory_xact_lock("orders", user.pk)
                 _live_position_lock(user=user, plan=plan)
             row = Order.objects.create(
                 user=user,
@@ -358,6 +367,8 @@ def order_place(*, user: User, order: OrderTerms) -> tuple[Order, bool]:
                 routing=plan.routing,
             )
             accounts = ledger_accounts_for_user(user=user)
+            if in_transaction:
+                _fill_accounts_lock(user=user, accounts=accounts)
             amount = plan.collateral + plan.fee
             ledger_transaction_post(
                 kind=TransactionKind.ORDER_COLLATERAL_LOCK,
@@ -390,6 +401,15 @@ def _settles_in_caller_transaction(routing: dict[str, Any]) -> bool:
         )
     except ProviderError:
         return False
+
+
+def _fill_accounts_lock(*, user: User, accounts: UserAccounts) -> None:
+    """Lock the user's accounts and the fees shard the fill will post to, together, in the
+    ledger's one order (by pk). This transaction holds them until it ends; taking the shard
+    only at the fill would wait on a settlement that holds it and waits on the user's
+    accounts (a close of another position of the same trader): a deadlock."""
+    fees = platform_account(kind=LedgerAccount.Kind.FEES, shard_of=user.pk)
+    ledger_accounts_lock_for_update(account_ids=[accounts.available.pk, accounts.margin.pk, fees.pk])
 
 
 def _live_position_lock(*, user: User, plan: OrderPlan) -> None:
