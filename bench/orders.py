@@ -134,7 +134,7 @@ def main() -> int:
             )
         listener.close()
         base = f"http://127.0.0.1:{port}"
-        wait_http(f"{base}/api/v1/health")
+        wait_http(f"{base}/api/v1/health", timeout=120)  # a loaded machine starts daphne slowly
         login = httpx.post(
             f"{base}/api/v1/auth/login", json={"email": TRADER_EMAIL, "password": TRADER_PASSWORD}, timeout=10
         )
