@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from marqetfi.core.models import Event
 
 received: list[tuple[str, int]] = []
+batches: list[int] = []  # how many events each hand-over carried
 
 
 def record(events: Sequence[Event]) -> None:
     received.extend((event.type, event.seq) for event in events)
+    batches.append(len(events))
 
 
 def broken(events: Sequence[Event]) -> None:
