@@ -91,6 +91,20 @@ def _forget_app_settings() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _forget_catalogue() -> Iterator[None]:
+    """A test's routing rules and listings roll back (or are flushed) without moving the
+    routing generation: drop this process's copy."""
+    from pricing.selectors import pair_listings_cache_clear
+    from providers.services.routing import routing_cache_clear
+
+    routing_cache_clear()
+    pair_listings_cache_clear()
+    yield
+    routing_cache_clear()
+    pair_listings_cache_clear()
+
+
+@pytest.fixture(autouse=True)
 def _clear_throttle_counters() -> Iterator[None]:
     """Throttle history lives in Redis and would otherwise leak from one test to the next."""
     from marqetfi.core.throttling import throttle_counters_clear

@@ -2,17 +2,23 @@
 
 Starts, on this machine: Redis (embedded unless REDIS_URL is set), a fresh database with the
 demo data (the paper market and the funded demo trader), the price feed and our app on
-daphne. Signs the demo trader in, then places market orders (``POST /api/v1/orders``, a
-small long on BTCUSD each, adding to one position) one after another and from several
-clients at once, and closes part of the position the same way; reports p50 / p95 / p99 of
-each and appends them, with the machine and date, to BENCHMARKS.md.
+``--web-processes`` daphne processes sharing one listening socket (``daphne --fd``; the
+kernel hands each connection to whichever process accepts first). Signs the demo trader in,
+then places market orders (``POST /api/v1/orders``, a small long on BTCUSD each, adding to
+one position) one after another; then ``--clients`` clients at once, each its own funded
+trader (``bench-orders-<n>@marqetfi.local``, made through a Django shell), for
+``--seconds``; and closes part of the demo trader's position the same way. Reports p50 /
+p95 / p99 of each and the traders' orders per second, and appends them, with the machine
+and date, to BENCHMARKS.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
@@ -27,11 +33,30 @@ BASE_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(BASE_DIR))
 
 from bench.processes import processes_stop, run, wait_http  # noqa: E402
-from marqetfi.embedded import EmbeddedRedis, free_port  # noqa: E402
+from marqetfi.embedded import EmbeddedRedis  # noqa: E402
 
 TRADER_EMAIL = "bench-trader@marqetfi.local"
 TRADER_PASSWORD = "bench-trader-password-1"
 ORDER = {"symbol": "BTCUSD", "side": "long", "type": "market", "collateral": "5", "leverage": "2"}
+
+# The traders of the "several at once" run: made, funded through the ledger and given an
+# access token each, in one Django shell.
+MAKE_TRADERS = """
+import json
+from decimal import Decimal
+from accounts.models import User
+from ledger.services import balance_adjust
+from rest_framework_simplejwt.tokens import AccessToken
+tokens = []
+for n in range({count}):
+    user, created = User.objects.get_or_create(email=f"bench-orders-{{n}}@marqetfi.local")
+    if created:
+        user.set_unusable_password()
+        user.save()
+        balance_adjust(user=user, amount=Decimal(1000000), reason="bench funding", actor=None)
+    tokens.append(str(AccessToken.for_user(user)))
+print("TOKENS " + json.dumps(tokens))
+"""
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
@@ -61,7 +86,17 @@ def timed_post(client: httpx.Client, url: str, body: dict[str, str]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=300, help="sequential market orders")
-    parser.add_argument("--clients", type=int, default=4, help="clients placing orders at once")
+    parser.add_argument(
+        "--clients", type=int, default=8, help="clients placing orders at once, each its own trader"
+    )
+    parser.add_argument("--seconds", type=float, default=20.0, help="how long the clients place orders")
+    parser.add_argument(
+        "--web-processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="daphne processes sharing the listening socket (default: the number of cores)",
+    )
+    parser.add_argument("--note", default="", help="a sentence for BENCHMARKS.md (what else ran, the code)")
     parser.add_argument("--no-write", action="store_true", help="do not append to BENCHMARKS.md")
     args = parser.parse_args()
 
@@ -83,17 +118,23 @@ def main() -> int:
         run([python, "manage.py", "migrate", "--noinput"], env)
         run([python, "manage.py", "seed_demo"], env)
         run([python, "manage.py", "pricefeed", "--once"], env)
-        port = free_port()
+        out = run([python, "manage.py", "shell", "-c", MAKE_TRADERS.format(count=args.clients)], env)
+        tokens: list[str] = json.loads(out.split("TOKENS ", 1)[1])
         quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": BASE_DIR, "env": env}
         processes.append(subprocess.Popen([python, "manage.py", "pricefeed"], **quiet))  # type: ignore[call-overload]
-        processes.append(
-            subprocess.Popen(  # type: ignore[call-overload]
-                [python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "marqetfi.asgi:application"],
-                **quiet,
+        listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
+        port = listener.getsockname()[1]
+        for _ in range(args.web_processes):
+            processes.append(
+                subprocess.Popen(  # type: ignore[call-overload]
+                    [python, "-m", "daphne", "--fd", str(listener.fileno()), "marqetfi.asgi:application"],
+                    pass_fds=(listener.fileno(),),
+                    **quiet,
+                )
             )
-        )
+        listener.close()
         base = f"http://127.0.0.1:{port}"
-        wait_http(f"{base}/api/v1/health")
+        wait_http(f"{base}/api/v1/health", timeout=120)  # a loaded machine starts daphne slowly
         login = httpx.post(
             f"{base}/api/v1/auth/login", json={"email": TRADER_EMAIL, "password": TRADER_PASSWORD}, timeout=10
         )
@@ -104,15 +145,19 @@ def main() -> int:
                 timed_post(client, "/api/v1/orders", ORDER)
             sequential = [timed_post(client, "/api/v1/orders", ORDER) for _ in range(args.orders)]
 
-        def one_client(_: int) -> list[float]:
-            with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
-                return [
-                    timed_post(client, "/api/v1/orders", ORDER) for _ in range(args.orders // args.clients)
-                ]
+        def one_trader(token: str) -> list[float]:
+            trader = {"Authorization": f"Bearer {token}"}
+            with httpx.Client(base_url=base, headers=trader, timeout=30) as client:
+                timed_post(client, "/api/v1/orders", ORDER)  # the trader's position exists before the clock
+                samples = []
+                deadline = time.perf_counter() + args.seconds
+                while time.perf_counter() < deadline:
+                    samples.append(timed_post(client, "/api/v1/orders", ORDER))
+                return samples
 
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=args.clients) as pool:
-            concurrent = [ms for samples in pool.map(one_client, range(args.clients)) for ms in samples]
+            concurrent = [ms for samples in pool.map(one_trader, tokens) for ms in samples]
         concurrent_seconds = time.perf_counter() - started
         with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
             position = client.get("/api/v1/positions").json()["results"][0]["id"]
@@ -129,15 +174,17 @@ def main() -> int:
 
     rows = {
         "place market order, one client": percentiles(sequential),
-        f"place market order, {args.clients} clients at once": percentiles(concurrent),
+        f"place market order, {args.clients} traders at once": percentiles(concurrent),
         "partial close at market, one client": percentiles(closes),
     }
     lines = [
         f"## Orders — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
         f"Machine: {platform.node()}, {os.cpu_count()} cores, {platform.platform()}, Python "
-        f"{platform.python_version()}. One daphne process, paper venue, "
-        f"{'PostgreSQL' if database.startswith('postgres') else 'SQLite'}, price feed running.",
+        f"{platform.python_version()}. {args.web_processes} daphne process(es) on one socket, paper venue, "
+        f"{'PostgreSQL' if database.startswith('postgres') else 'SQLite'}, price feed running. "
+        f"`bench/orders.py --orders {args.orders} --clients {args.clients} --seconds {args.seconds:g} "
+        f"--web-processes {args.web_processes}`. {args.note}".rstrip(),
         "",
         "| run | requests | p50 ms | p95 ms | p99 ms | mean ms |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
@@ -149,7 +196,8 @@ def main() -> int:
         )
     lines += [
         "",
-        f"- {args.clients} clients at once: {len(concurrent) / concurrent_seconds:.0f} orders/s through one process",
+        f"- {args.clients} traders at once: {len(concurrent) / concurrent_seconds:.0f} orders/s "
+        f"through {args.web_processes} process(es)",
         "",
     ]
     report = "\n".join(lines)

@@ -15,7 +15,7 @@ from django.template.response import TemplateResponse
 
 from accounts.models import User
 from ledger.models import AMOUNT_DIGITS, AMOUNT_PLACES, LedgerAccount, LedgerEntry, LedgerTransaction
-from ledger.selectors import user_balances
+from ledger.selectors import platform_balances, user_balances
 from ledger.services import balance_adjust
 from marqetfi.core.admin_audit import AuditedModelAdmin
 from marqetfi.core.errors import ApplicationError
@@ -42,6 +42,14 @@ class LedgerAccountAdmin(ReadOnlyAdmin):
     list_select_related = ("user",)
     ordering = ("kind", "name")
     readonly_fields = ("id", "user", "kind", "name", "balance", "currency", "created_at", "updated_at")
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        """Above the list, each platform account's balance; ``fees`` and ``realized_pnl`` are
+        split into shards (rows named ``shard-N``) and shown here as their sum."""
+        totals = ", ".join(f"{kind} {balance:f}" for kind, balance in platform_balances().items())
+        if totals:
+            messages.info(request, f"Platform balances (shards summed): {totals}")
+        return super().changelist_view(request, extra_context)
 
 
 class LedgerEntryInline(admin.TabularInline):

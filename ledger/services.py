@@ -3,16 +3,31 @@
 ``ledger_transaction_post`` is the one place balances change. It may run inside a caller's
 transaction (trading posts from its own atomic blocks): a refusal rolls back only its own
 savepoint, and it refuses before writing anything.
+
+Platform accounts that every trade posts to (``fees``, ``realized_pnl``) are sharded: the
+kind is ``settings.LEDGER_PLATFORM_SHARDS`` rows, named ``""`` (shard 0, the account from
+before sharding) and ``shard-1`` ... ``shard-N-1``, and a posting goes to the shard of its
+user (``platform_account(kind=..., shard_of=user_id)``). Why shards rather than entries
+without a stored balance: every posting still moves stored balances under row locks, so
+``check_ledger`` keeps proving each stored balance against its entries exactly, and reading
+a balance stays one indexed read (the sum of N rows) instead of a sum over every entry
+ever posted. Why by user: a user's postings already queue on that user's own rows, so two
+traders' fees only meet on a shard when their hashes collide (1 in N), instead of always
+meeting on the one ``fees`` row, which serialised every fill of the platform. The balance
+of a kind is the sum of its shards everywhere it is read (``platform_balances``, the
+dashboard, analytics).
 """
 
 from __future__ import annotations
 
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from uuid import UUID
 
+from django.conf import settings
 from django.db import transaction
 
 from accounts.models import User
@@ -38,6 +53,8 @@ Leg = tuple[LedgerAccount, Decimal]
 
 _AMOUNT_LIMIT = Decimal(10) ** (AMOUNT_DIGITS - AMOUNT_PLACES)
 _PLATFORM_KINDS = frozenset(LedgerAccount.Kind.values) - set(LedgerAccount.USER_KINDS)
+SHARDED_KINDS = frozenset({LedgerAccount.Kind.FEES, LedgerAccount.Kind.REALIZED_PNL})
+SHARD_NAME_PREFIX = "shard-"
 _KIND_MAX_LENGTH = LedgerTransaction._meta.get_field("kind").max_length or 64
 _REFERENCE_MAX_LENGTH = LedgerTransaction._meta.get_field("reference").max_length or 200
 
@@ -51,13 +68,14 @@ class UserAccounts:
 def _account_get_or_create(*, user: User | None, kind: str, name: str = "") -> LedgerAccount:
     # get_or_create reads again after an IntegrityError, so two first postings racing on
     # PostgreSQL both end up with the one row the conditional unique constraint allows.
-    account, _ = LedgerAccount.objects.get_or_create(user=user, kind=kind, name=name)
+    with transaction.atomic():
+        account, _ = LedgerAccount.objects.get_or_create(user=user, kind=kind, name=name)
     return account
 
 
-@transaction.atomic
 def ledger_accounts_for_user(*, user: User) -> UserAccounts:
-    """The user's ``available`` and ``margin`` accounts, created on first use."""
+    """The user's ``available`` and ``margin`` accounts, created on first use (one read once
+    they exist)."""
     found = {account.kind: account for account in LedgerAccount.objects.filter(user=user)}
     for kind in LedgerAccount.USER_KINDS:
         if kind not in found:
@@ -67,17 +85,32 @@ def ledger_accounts_for_user(*, user: User) -> UserAccounts:
     )
 
 
-@transaction.atomic
-def platform_account(*, kind: str, name: str = "") -> LedgerAccount:
-    """One of the platform's accounts, created on first use; venue accounts are named by venue key."""
+def platform_shard_name(*, kind: str, shard_of: object) -> str:
+    """The name of the shard of ``kind`` that postings for ``shard_of`` (a user id) go to: the
+    same shard for the same key in every process (a CRC, not Python's salted ``hash``)."""
+    shards = max(1, int(settings.LEDGER_PLATFORM_SHARDS))
+    if kind not in SHARDED_KINDS or shards == 1:
+        return ""
+    shard = zlib.crc32(str(shard_of).encode()) % shards
+    return f"{SHARD_NAME_PREFIX}{shard}" if shard else ""
+
+
+def platform_account(*, kind: str, name: str = "", shard_of: object = None) -> LedgerAccount:
+    """One of the platform's accounts, created on first use; venue accounts are named by venue key.
+
+    ``shard_of`` (a user id): for a sharded kind (``SHARDED_KINDS``), the shard that key's
+    postings go to; without it, shard 0 (the one account of the kind before sharding)."""
     if kind not in _PLATFORM_KINDS:
         raise InvalidPosting(f"{kind!r} is not a kind of platform account.", details={"kind": kind})
-    if (kind == LedgerAccount.Kind.VENUE) != bool(name):
+    if shard_of is not None and not name:
+        name = platform_shard_name(kind=kind, shard_of=shard_of)
+    elif (kind == LedgerAccount.Kind.VENUE) != bool(name):
         raise InvalidPosting(
             "A venue account is named by its venue key; other platform accounts have no name.",
             details={"kind": kind, "name": name},
         )
-    return _account_get_or_create(user=None, kind=kind, name=name)
+    account = LedgerAccount.objects.filter(user=None, kind=kind, name=name).first()
+    return account if account is not None else _account_get_or_create(user=None, kind=kind, name=name)
 
 
 def ledger_accounts_lock_for_update(*, account_ids: Iterable[UUID]) -> dict[UUID, LedgerAccount]:

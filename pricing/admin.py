@@ -13,6 +13,7 @@ from django.http import HttpRequest
 
 from marqetfi.core.admin_audit import AuditedModelAdmin
 from pricing.models import PairListing, TradingPair
+from providers.services.routing import routing_generation
 
 
 class PairListingInline(admin.TabularInline):
@@ -57,6 +58,19 @@ class TradingPairAdmin(AuditedModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> Any:
         return super().get_queryset(request).prefetch_related("listings")
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """The pair and its listings are saved: the processes' cached catalogue is stale."""
+        super().save_related(request, form, formsets, change)
+        routing_generation.bump()
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        super().delete_model(request, obj)
+        routing_generation.bump()
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        super().delete_queryset(request, queryset)
+        routing_generation.bump()
 
     @admin.display(description="venues")
     def venues(self, obj: TradingPair) -> str:

@@ -6,9 +6,16 @@ from collections.abc import Iterable
 
 from django.db.models import F, QuerySet
 
+from marqetfi.core.runtime import GenerationCache
 from pricing.errors import UnknownSymbol
 from pricing.models import PairListing, TradingPair
-from providers.services.routing import RouteDecision, route
+from providers.services.routing import RouteDecision, route, routing_generation
+
+# The active pair of a symbol with its active listings by venue, read once per process and
+# kept until the catalogue changes (``pairs_changed``): routing reads them on every order.
+_listings_cache: GenerationCache[str, tuple[TradingPair, dict[str, PairListing]]] = GenerationCache(
+    routing_generation
+)
 
 
 def symbol_normalize(symbol: str) -> str:
@@ -50,12 +57,27 @@ def pair_listings_routed(*, symbol: str) -> tuple[list[PairListing], RouteDecisi
     off, not configured or with an open circuit); the first listing is the primary, the
     others the fallbacks. Raises ``UnknownSymbol`` or ``NoVenueAvailable`` (503).
     """
-    pair = pair_get(symbol=symbol)
-    listings = {listing.provider: listing for listing in pair.listings.filter(active=True)}
+    pair, listings = _listings_cache.get(symbol_normalize(symbol), lambda: _pair_listings_load(symbol))
     decision = route(
         symbol=pair.symbol, category=pair.category, purpose="order", listed_on=lambda venue: venue in listings
     )
     return [listings[venue] for venue in decision.venues], decision
+
+
+def pair_get_cached(*, symbol: str) -> TradingPair:
+    """``pair_get`` from this process's copy of the catalogue (see ``_listings_cache``)."""
+    pair, _ = _listings_cache.get(symbol_normalize(symbol), lambda: _pair_listings_load(symbol))
+    return pair
+
+
+def _pair_listings_load(symbol: str) -> tuple[TradingPair, dict[str, PairListing]]:
+    pair = pair_get(symbol=symbol)
+    return pair, {listing.provider: listing for listing in pair.listings.filter(active=True)}
+
+
+def pair_listings_cache_clear() -> None:
+    """Forget the catalogue this process read (tests: rows that rolled back move no generation)."""
+    _listings_cache.clear()
 
 
 def pair_listing_for_trading(*, symbol: str) -> PairListing:

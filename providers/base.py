@@ -393,6 +393,13 @@ class Venue(ProviderAdapter):
 
     kind = ProviderKind.VENUE
 
+    #: The venue keeps its book in our own database and calls nothing outside this process:
+    #: what it does commits or rolls back with the caller's transaction. An order for such a
+    #: venue may be sent inside the transaction that records it (one transaction instead of
+    #: three, and never an order at the venue that we have no row of). Any other venue is
+    #: called only after the order row has committed.
+    settles_in_caller_transaction: ClassVar[bool] = False
+
     @abstractmethod
     def account_ref(self, *, user_id: str, wallet_addresses: Iterable[str]) -> str:
         """The ``account_ref`` a user trades from at this venue, given the user's id and wallet

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from marqetfi.core.models import Event
-from webhooks.services.delivery import TEST_EVENT_TYPE, deliveries_create_for_event
+from webhooks.services.delivery import deliveries_create_for_events
 
 
-def event_dispatch_to_webhooks(event: Event) -> None:
+def events_dispatch_to_webhooks(events: Sequence[Event]) -> None:
     """Idempotent: a delivery exists once per (endpoint, event), so a second hand-over adds nothing.
 
     ``webhook.test`` goes only where it was asked for (``endpoint_test_send``)."""
-    if event.type == TEST_EVENT_TYPE:
-        return
-    deliveries_create_for_event(event)
+    deliveries_create_for_events(events)

@@ -1,16 +1,19 @@
 """The outbox: every state change a user cares about becomes one ``Event`` row.
 
 ``publish`` writes the row inside the caller's transaction with the next number of the
-user's gapless sequence. After commit the event is handed to the dispatchers listed in
-``settings.EVENT_DISPATCHERS`` (WebSocket fan-out, webhook deliveries); an event that
-was not marked dispatched, because the process died or a dispatcher failed, is handed
-over again by ``events_redispatch``, run by beat. Dispatchers must therefore be idempotent.
+user's gapless sequence. After commit the events of the transaction are handed, as one
+batch, to the dispatchers listed in ``settings.EVENT_DISPATCHERS`` (WebSocket fan-out,
+webhook deliveries): one query loads them, each dispatcher takes them all at once, one
+update marks them dispatched. An event that was not marked dispatched, because the process
+died or a dispatcher failed, is handed over again by ``events_redispatch``, run by beat.
+Dispatchers must therefore be idempotent.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from functools import cache
 from typing import Any
@@ -27,7 +30,19 @@ from marqetfi.core.models import Event, EventStream
 
 logger = logging.getLogger(__name__)
 
-EventDispatcher = Callable[[Event], None]
+# A dispatcher takes the events of one hand-over (ordered by user and seq) and raises if it
+# could not take them; a failure counts against every event of the batch.
+EventDispatcher = Callable[[Sequence[Event]], None]
+
+
+class _Pending(threading.local):
+    """The events published on this thread whose transaction has not been dispatched yet."""
+
+    def __init__(self) -> None:
+        self.event_ids: list[UUID] = []
+
+
+_pending = _Pending()
 
 
 def _next_seq(user_id: Any) -> int:
@@ -51,11 +66,25 @@ def _next_seq(user_id: Any) -> int:
 
 
 def publish(*, user_id: Any, type: str, data: dict[str, Any]) -> Event:
-    """Record an event for a user in the current transaction; dispatch it after commit."""
-    with transaction.atomic():
+    """Record an event for a user in the current transaction; dispatch it after commit, in one
+    batch with the other events of the transaction.
+
+    Every publish registers the flush, so an event is never left behind by a savepoint that
+    rolled back; the first flush after commit takes every pending id and the others find
+    nothing to do. Ids of events that were rolled back are skipped by the flush's query
+    (their rows do not exist).
+    """
+    with transaction.atomic(savepoint=False):
         event = Event.objects.create(user_id=user_id, seq=_next_seq(user_id), type=type, data=data)
-        transaction.on_commit(lambda: events_dispatch(event_ids=[event.pk]))
+        _pending.event_ids.append(event.pk)
+        transaction.on_commit(_pending_dispatch)
     return event
+
+
+def _pending_dispatch() -> None:
+    event_ids, _pending.event_ids = _pending.event_ids, []
+    if event_ids:
+        events_dispatch(event_ids=event_ids)
 
 
 @cache
@@ -67,32 +96,42 @@ def dispatchers() -> list[EventDispatcher]:
     return _dispatchers(tuple(settings.EVENT_DISPATCHERS))
 
 
-def _dispatch_one(event: Event) -> bool:
+def _dispatch_batch(events: Sequence[Event]) -> int:
+    """Hand ``events`` to every dispatcher at once and mark them dispatched (one update).
+
+    A batch a dispatcher refused is handed over again one event at a time, so that one event
+    it cannot take does not hold the others back; an event that fails alone counts a failed
+    attempt. Returns how many succeeded everywhere."""
+    if not events:
+        return 0
     errors = []
     for dispatcher in dispatchers():
         try:
-            dispatcher(event)
+            dispatcher(events)
         except Exception as exc:
-            logger.exception("Dispatcher %s failed for event %s", dispatcher.__name__, event.pk)
+            logger.exception("Dispatcher %s failed for %s event(s)", dispatcher.__name__, len(events))
             errors.append(f"{dispatcher.__name__}: {exc!r}")
+    ids = [event.pk for event in events]
+    if errors and len(events) > 1:
+        return sum(_dispatch_batch([event]) for event in events)
     if errors:
-        Event.objects.filter(pk=event.pk).update(
+        Event.objects.filter(pk__in=ids).update(
             dispatch_attempts=F("dispatch_attempts") + 1, last_dispatch_error="\n".join(errors)[:2000]
         )
-        return False
-    Event.objects.filter(pk=event.pk, dispatched_at__isnull=True).update(
+        return 0
+    Event.objects.filter(pk__in=ids, dispatched_at__isnull=True).update(
         dispatched_at=timezone.now(), dispatch_attempts=F("dispatch_attempts") + 1, last_dispatch_error=""
     )
-    logger.debug("Event %s #%s (%s) dispatched", event.pk, event.seq, event.type)
-    return True
+    logger.debug("%s event(s) dispatched", len(events))
+    return len(events)
 
 
 def events_dispatch(*, event_ids: Iterable[UUID]) -> int:
     """Hand the given events to every dispatcher; returns how many succeeded everywhere."""
-    events = Event.objects.filter(pk__in=list(event_ids), dispatched_at__isnull=True).order_by(
-        "user_id", "seq"
+    events = list(
+        Event.objects.filter(pk__in=list(event_ids), dispatched_at__isnull=True).order_by("user_id", "seq")
     )
-    return sum(_dispatch_one(event) for event in events)
+    return _dispatch_batch(events)
 
 
 def events_redispatch(*, older_than: timedelta | None = None, batch_size: int = 500) -> int:
@@ -110,7 +149,7 @@ def events_redispatch(*, older_than: timedelta | None = None, batch_size: int = 
             .filter(dispatched_at__isnull=True, created_at__lte=cutoff)
             .order_by("created_at")[:batch_size]
         )
-        dispatched = sum(_dispatch_one(event) for event in events)
+        dispatched = _dispatch_batch(events)
     if events:
         logger.info("Redispatched %s of %s pending events", dispatched, len(events))
     return dispatched

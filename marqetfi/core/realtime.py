@@ -8,6 +8,7 @@ channel its sockets follow and hands the message to them in memory.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -31,10 +32,19 @@ def price_stream_channel(symbol: str) -> str:
 def stream_publish(channel: str, message: dict[str, Any]) -> int:
     """Publish ``message`` on a stream channel (one Redis ``PUBLISH``); returns how many web
     processes follow the channel. Compact JSON: it is decoded once per process."""
-    body = json.dumps(message, separators=(",", ":"), cls=DjangoJSONEncoder)
-    return int(get_redis_connection("default").publish(stream_channel_key(channel), body))
+    return int(get_redis_connection("default").publish(stream_channel_key(channel), _stream_body(message)))
 
 
-def event_dispatch_to_user_stream(event: Event) -> None:
-    """Outbox dispatcher: the event goes to the user's stream channel, read by their sockets."""
-    stream_publish(user_stream_channel(event.user_id), event_payload(event))
+def _stream_body(message: dict[str, Any]) -> str:
+    return json.dumps(message, separators=(",", ":"), cls=DjangoJSONEncoder)
+
+
+def events_dispatch_to_user_stream(events: Sequence[Event]) -> None:
+    """Outbox dispatcher: each event goes to its user's stream channel, read by their sockets;
+    the batch's publishes go to Redis in one pipeline (one round trip), in order."""
+    pipeline = get_redis_connection("default").pipeline(transaction=False)
+    for event in events:
+        pipeline.publish(
+            stream_channel_key(user_stream_channel(event.user_id)), _stream_body(event_payload(event))
+        )
+    pipeline.execute()

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
 
 from django.db import transaction
 from django_redis import get_redis_connection
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
 class Generation:
@@ -22,6 +27,7 @@ class Generation:
         self._lock = threading.Lock()
         self._value: int | None = None
         self._checked_at = 0.0
+        self._local_changes = 0
 
     def current(self) -> int:
         """The generation, read from Redis at most once per ``check_interval`` in this process."""
@@ -33,8 +39,17 @@ class Generation:
                 self._checked_at = now
             return self._value
 
+    def stamp(self) -> tuple[int, int]:
+        """What a cache compares to know whether it is still good: the generation (as
+        ``current``) and this process's own changes, counted at once (before its commit: a
+        test's transaction that never commits still empties the caches of its process)."""
+        return self.current(), self._local_changes
+
     def bump(self) -> None:
-        """Announce a change; runs after the surrounding transaction commits."""
+        """Announce a change; every process sees it after the surrounding transaction commits,
+        this one at once too (see ``stamp``)."""
+        with self._lock:
+            self._local_changes += 1
 
         def incr() -> None:
             get_redis_connection("default").incr(self.key)
@@ -42,3 +57,36 @@ class Generation:
                 self._checked_at = 0.0  # this process sees its own change at once
 
         transaction.on_commit(incr)
+
+
+class GenerationCache(Generic[K, V]):
+    """Values read from the database, kept by this process until ``generation`` moves on.
+
+    ``get(key, load)`` answers from memory while the generation stands; a change announced
+    anywhere (``Generation.bump``) empties it within the generation's check interval, at
+    once in the process that made it. ``None`` is never stored: ``load`` raising leaves
+    nothing behind either.
+    """
+
+    def __init__(self, generation: Generation) -> None:
+        self.generation = generation
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._values: dict[K, V] = {}
+
+    def get(self, key: K, load: Callable[[], V]) -> V:
+        stamp = self.generation.stamp()
+        with self._lock:
+            if stamp != self._stamp:
+                self._values, self._stamp = {}, stamp
+            elif key in self._values:
+                return self._values[key]
+        value = load()
+        with self._lock:
+            if self._stamp == stamp:
+                self._values[key] = value
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values, self._stamp = {}, None

@@ -347,11 +347,12 @@ RECONCILIATION_LOOKBACK_HOURS = env.int("RECONCILIATION_LOOKBACK_HOURS", default
 TRAILING_UPDATE_MIN_INTERVAL_MS = env.int("TRAILING_UPDATE_MIN_INTERVAL_MS", default=250)
 
 # --- Outbox ---------------------------------------------------------------------------
-# Dotted paths of callables taking an Event; each must be idempotent (events can be
-# handed over again by the sweeper after a crash).
+# Dotted paths of callables taking a batch of Events (one transaction's, in user and seq
+# order); each must be idempotent (events can be handed over again by the sweeper after a
+# crash).
 EVENT_DISPATCHERS: list[str] = [
-    "marqetfi.core.realtime.event_dispatch_to_user_stream",
-    "webhooks.dispatch.event_dispatch_to_webhooks",
+    "marqetfi.core.realtime.events_dispatch_to_user_stream",
+    "webhooks.dispatch.events_dispatch_to_webhooks",
 ]
 
 # What /api/v1/health lists under "providers" (breaker state and call figures, from Redis).
@@ -469,6 +470,11 @@ SIWE_MAX_MESSAGE_AGE_SECONDS = env.int("SIWE_MAX_MESSAGE_AGE_SECONDS", default=6
 # Extra ledger invariants (dotted paths of callables returning a list of problems), run by
 # ``manage.py check_ledger`` after the ledger's own.
 LEDGER_CHECKS: list[str] = ["deposits.checks.deposits_ledger_check"]
+# How many rows the platform's fees and realized-P&L accounts are each split into, so that
+# fills of different traders do not queue on one row (ledger/services.py). Raising it is
+# safe at any time; lowering it leaves the higher shards holding their balance (still
+# summed everywhere a balance is read).
+LEDGER_PLATFORM_SHARDS = env.int("LEDGER_PLATFORM_SHARDS", default=16)
 
 # Supported EVM chains (balances, EIP-1271 checks, deposits), as JSON keyed by chain id:
 # {"42161": {"name": "Arbitrum One", "rpc_url": "https://...", "confirmations": 20,

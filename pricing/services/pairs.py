@@ -25,6 +25,7 @@ from providers import registry
 from providers.base import Market
 from providers.breaker import call_provider
 from providers.errors import ProviderError
+from providers.services.routing import routing_generation
 
 logger = logging.getLogger("pricing.pairs")
 
@@ -188,6 +189,8 @@ def _listings_upsert(*, provider: str, markets: dict[str, Market], rejected: lis
         .exclude(pair__symbol__in=markets)
         .update(active=False, updated_at=now)
     )
+    if to_create or to_update or deactivated:
+        routing_generation.bump()  # the processes' cached listings (pricing.selectors) are stale
     return PairsSyncResult(
         provider=provider,
         created=len(to_create),

@@ -65,7 +65,7 @@ from pricing.errors import (
 from pricing.market_hours import MarketState, market_open
 from pricing.metrics import PRICE_CACHE_HITS, PRICE_CACHE_MISSES
 from pricing.models import TradingPair
-from pricing.selectors import pairs_by_symbol, symbol_normalize
+from pricing.selectors import pair_get_cached, pairs_by_symbol, symbol_normalize
 from providers import registry
 from providers.base import Quote, Venue
 from providers.breaker import call_provider
@@ -648,10 +648,7 @@ def price_for_execution(symbol: str, *, at: datetime | None = None) -> Price:
     any refetch, by default).
     """
     moment = at or timezone.now()
-    normalized = symbol_normalize(symbol)
-    pair = pairs_by_symbol([normalized]).get(normalized)
-    if pair is None:
-        raise UnknownSymbol(details={"symbol": normalized})
+    pair = pair_get_cached(symbol=symbol)
     if not market_open(pair.trading_hours, moment):
         raise MarketClosed(details={"symbol": pair.symbol, "trading_hours": pair.trading_hours})
     limit = staleness_limit_ms(pair.category)

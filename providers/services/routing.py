@@ -5,6 +5,10 @@ A rule for the exact symbol beats the rule for its category, which beats the def
 configured or whose circuit is open are skipped (each skip is reported with its reason).
 Orders also skip venues that do not list the pair. Anything on an existing position goes to
 the venue that holds it, whatever the rules say now.
+
+The rules (and, in ``pricing``, the pair catalogue) are read once per process and kept
+until ``routing_generation`` moves: every write to them bumps it. Health (switched off,
+circuit open) is looked at on every decision.
 """
 
 from __future__ import annotations
@@ -17,10 +21,17 @@ from django.conf import settings
 from django.db import transaction
 
 from marqetfi.core.audit import audit_record
+from marqetfi.core.runtime import Generation, GenerationCache
 from providers import registry
 from providers.breaker import breaker_state
 from providers.errors import InvalidRoutingRule, NoVenueAvailable, RoutingRuleNotFound
 from providers.models import RoutingRule
+
+# Bumped by every change of a routing rule or of the pair catalogue (pricing.services.pairs).
+routing_generation = Generation("routing")
+_rules_cache: GenerationCache[tuple[str, str], tuple[tuple[str, ...], str]] = GenerationCache(
+    routing_generation
+)
 
 
 @dataclass(frozen=True)
@@ -39,15 +50,27 @@ def _breaker_open(name: str) -> bool:
 
 
 def _candidates(symbol: str, category: str) -> tuple[list[str], str]:
+    venues, rule = _rules_cache.get(
+        (symbol.upper(), category.lower()), lambda: _candidates_load(symbol, category)
+    )
+    return list(venues), rule
+
+
+def routing_cache_clear() -> None:
+    """Forget the rules this process read (tests: rows that rolled back move no generation)."""
+    _rules_cache.clear()
+
+
+def _candidates_load(symbol: str, category: str) -> tuple[tuple[str, ...], str]:
     rules = {
         (rule.match, rule.value): rule
         for rule in RoutingRule.objects.filter(enabled=True, value__in=[symbol.upper(), category.lower()])
     }
     if (rule := rules.get((RoutingRule.Match.SYMBOL, symbol.upper()))) is not None:
-        return list(rule.venues), f"symbol:{symbol.upper()}"
+        return tuple(rule.venues), f"symbol:{symbol.upper()}"
     if (rule := rules.get((RoutingRule.Match.CATEGORY, category.lower()))) is not None:
-        return list(rule.venues), f"category:{category.lower()}"
-    return list(settings.ROUTING_DEFAULTS.get(category.lower(), [])), f"default:{category.lower()}"
+        return tuple(rule.venues), f"category:{category.lower()}"
+    return tuple(settings.ROUTING_DEFAULTS.get(category.lower(), [])), f"default:{category.lower()}"
 
 
 def _unusable_reason(venue: str) -> str | None:
@@ -134,6 +157,7 @@ def routing_rule_create(
         enabled=enabled,
         updated_by=actor if getattr(actor, "pk", None) else None,
     )
+    routing_generation.bump()
     audit_record(
         actor=actor,
         action="routing_rule.create",
@@ -157,6 +181,7 @@ def routing_rule_update(*, rule_id: Any, actor: Any = None, **changes: Any) -> R
     rule.enabled = bool(changes.get("enabled", rule.enabled))
     rule.updated_by = actor if getattr(actor, "pk", None) else None
     rule.save(update_fields=["match", "value", "venues", "enabled", "updated_by", "updated_at"])
+    routing_generation.bump()
     audit_record(
         actor=actor,
         action="routing_rule.update",
@@ -180,3 +205,4 @@ def routing_rule_delete(*, rule_id: Any, actor: Any = None) -> None:
         changes=_rule_public(rule),
     )
     rule.delete()
+    routing_generation.bump()

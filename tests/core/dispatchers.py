@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from marqetfi.core.models import Event
 
 received: list[tuple[str, int]] = []
+batches: list[int] = []  # how many events each hand-over carried
 
 
-def record(event: Event) -> None:
-    received.append((event.type, event.seq))
+def record(events: Sequence[Event]) -> None:
+    received.extend((event.type, event.seq) for event in events)
+    batches.append(len(events))
 
 
-def broken(event: Event) -> None:
+def broken(events: Sequence[Event]) -> None:
     raise ConnectionError("receiver unreachable")

@@ -22,6 +22,7 @@ BROKEN = "tests.core.dispatchers.broken"
 @pytest.fixture(autouse=True)
 def _reset_recorder():
     dispatchers.received.clear()
+    dispatchers.batches.clear()
 
 
 @pytest.mark.django_db
@@ -76,6 +77,36 @@ def test_dispatch_waits_for_commit_then_reaches_the_users_stream(
     }
     event.refresh_from_db()
     assert event.dispatched_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_events_of_one_transaction_are_handed_over_in_one_batch_in_order():
+    user = UserFactory()
+    with override_settings(EVENT_DISPATCHERS=[RECORD]), transaction.atomic():
+        for kind in ("order.created", "order.filled", "trade.executed", "position.opened"):
+            events.publish(user_id=user.pk, type=kind, data={})
+        assert dispatchers.received == [], "nothing before commit"
+    assert dispatchers.batches == [4]
+    assert dispatchers.received == [
+        ("order.created", 1),
+        ("order.filled", 2),
+        ("trade.executed", 3),
+        ("position.opened", 4),
+    ]
+    assert not Event.objects.filter(user=user, dispatched_at__isnull=True).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_savepoints_event_is_skipped_and_the_others_still_go():
+    user = UserFactory()
+    with override_settings(EVENT_DISPATCHERS=[RECORD]), transaction.atomic():
+        events.publish(user_id=user.pk, type="order.created", data={})
+        with pytest.raises(ValueError), transaction.atomic():
+            events.publish(user_id=user.pk, type="order.filled", data={})
+            raise ValueError("the fill failed")
+        events.publish(user_id=user.pk, type="order.rejected", data={})
+    assert dispatchers.batches == [2]
+    assert dispatchers.received == [("order.created", 1), ("order.rejected", 2)]
 
 
 @pytest.mark.django_db

@@ -22,6 +22,7 @@ from providers import registry
 from providers.base import OrderType, Side, VenueOrderRequest, VenuePosition
 from providers.errors import ProviderError
 from providers.models import PaperOrder, PaperPosition, RoutingRule
+from providers.services.routing import routing_rule_update
 from providers.venues.paper.adapter import PaperVenue
 from tests.trading.venues import FAULTS, faults
 from trading import tasks
@@ -47,6 +48,7 @@ class DownVenue(PaperVenue):
     """A venue that cannot be reached."""
 
     name: ClassVar[str] = "down"
+    settles_in_caller_transaction: ClassVar[bool] = False
 
     def positions(self, *, account_ref: str) -> list[VenuePosition]:
         raise ProviderError(self.name, "connect failed: ConnectError: refused", retryable=True)
@@ -211,7 +213,7 @@ def test_a_resting_order_only_the_venue_has_is_extra(btc_long, trader):
 
 
 def test_an_order_the_venue_never_received_is_missing_at_the_venue(venues, trader, drive):
-    RoutingRule.objects.filter(value="crypto").update(venues=["flaky"])
+    routing_rule_update(rule_id=RoutingRule.objects.get(value="crypto").pk, venues=["flaky"])
     drive(BTCUSD="64000")
     faults(place="timeout_before")
     order, _ = order_place(user=trader, order=BTC)
@@ -234,7 +236,7 @@ def test_an_order_the_venue_never_received_is_missing_at_the_venue(venues, trade
 
 
 def test_an_order_the_venue_filled_while_we_waited_is_filled_here_exactly_once(venues, trader, drive):
-    RoutingRule.objects.filter(value="crypto").update(venues=["flaky"])
+    routing_rule_update(rule_id=RoutingRule.objects.get(value="crypto").pk, venues=["flaky"])
     drive(BTCUSD="64000")
     faults(place="timeout_after_fill")
     order, _ = order_place(user=trader, order=BTC)
@@ -256,7 +258,7 @@ def test_an_order_the_venue_filled_while_we_waited_is_filled_here_exactly_once(v
 
 
 def test_an_order_changed_within_the_grace_period_is_left_alone(venues, trader, drive):
-    RoutingRule.objects.filter(value="crypto").update(venues=["flaky"])
+    routing_rule_update(rule_id=RoutingRule.objects.get(value="crypto").pk, venues=["flaky"])
     drive(BTCUSD="64000")
     faults(place="timeout_after_fill")
     order, _ = order_place(user=trader, order=BTC)

@@ -20,6 +20,7 @@ from ledger.selectors import user_balances
 from pricing.services.pairs import pairs_sync
 from providers import registry
 from providers.models import PaperOrder, RoutingRule
+from providers.services.routing import routing_rule_update
 from tests.trading.venues import FAULTS, faults
 from trading import tasks
 from trading.models import Order, Position
@@ -38,7 +39,7 @@ def flaky_first(paper_market: None) -> Iterator[None]:
     with override_settings(PROVIDERS=catalogue):
         registry.reset_cache()
         pairs_sync(provider="flaky")
-        RoutingRule.objects.filter(value="crypto").update(venues=["flaky", "paper"])
+        routing_rule_update(rule_id=RoutingRule.objects.get(value="crypto").pk, venues=["flaky", "paper"])
         FAULTS.update(place="ok", quotes="ok")
         yield
         FAULTS.update(place="ok", quotes="ok")
@@ -143,7 +144,7 @@ def test_the_beat_task_reconciles_orders_left_unknown_for_a_while(trader, drive,
 
 
 def test_a_stale_price_refuses_the_order_and_changes_nothing(trader, drive, flaky_first):
-    RoutingRule.objects.filter(value="crypto").update(venues=["flaky"])
+    routing_rule_update(rule_id=RoutingRule.objects.get(value="crypto").pk, venues=["flaky"])
     faults(quotes="old")
     price_cache_clear()
     client = bearer_client(trader)

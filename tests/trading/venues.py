@@ -18,6 +18,8 @@ FAULTS: dict[str, str] = {"place": "ok", "quotes": "ok"}
 
 class FlakyPaperVenue(PaperVenue):
     name: ClassVar[str] = "flaky"
+    # It stands in for a venue across the network: our order row commits before it is called.
+    settles_in_caller_transaction: ClassVar[bool] = False
 
     def prices(self, *, symbols: list[str]) -> dict[str, Quote]:
         quotes = super().prices(symbols=symbols)

@@ -24,7 +24,7 @@ from marqetfi.core.events import publish
 from marqetfi.core.models import Event
 from tests.accounts.factories import UserFactory
 from tests.webhooks.receiver import HANG, Receiver, running_receiver
-from webhooks.dispatch import event_dispatch_to_webhooks
+from webhooks.dispatch import events_dispatch_to_webhooks
 from webhooks.errors import WebhookEndpointDisabled
 from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookRecovery
 from webhooks.services.delivery import (
@@ -456,7 +456,7 @@ def test_deliveries_go_to_each_enabled_endpoint_that_takes_the_type_once(
     event = event_for(user)
 
     created = deliveries_create_for_event(event)
-    event_dispatch_to_webhooks(event)  # the outbox sweeper handing it over again
+    events_dispatch_to_webhooks([event])  # the outbox sweeper handing it over again
 
     assert {d.endpoint_id for d in created} == {every.pk, fills.pk}
     assert WebhookDelivery.objects.filter(event=event).count() == 2
@@ -469,7 +469,7 @@ def test_a_test_event_goes_only_to_the_endpoint_it_was_sent_to(retry_policy: Any
     endpoint_for(user, receiver.url)
 
     delivery = endpoint_test_send(endpoint)
-    event_dispatch_to_webhooks(delivery.event)
+    events_dispatch_to_webhooks([delivery.event])
     drive(delivery)
 
     assert WebhookDelivery.objects.filter(event=delivery.event).count() == 1

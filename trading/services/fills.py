@@ -34,7 +34,7 @@ from trading.services.protection import (
     protective_native_resize,
     risk_triggers_arm,
 )
-from trading.services.risk import risk_profile_get
+from trading.services.risk import RiskProfile, risk_profile_get
 from trading.services.venues import venue_account_ref
 from trading.services.wallet_trades import native_protection_kinds
 from trading.triggers.index import order_unindex
@@ -51,6 +51,8 @@ def _order_filled(order: Order, *, size: Decimal, price: Decimal, fee: Decimal, 
     order.save(
         update_fields=[
             "status",
+            "provider",
+            "routing",
             "filled_size",
             "avg_fill_price",
             "fee",
@@ -65,8 +67,11 @@ def _order_filled(order: Order, *, size: Decimal, price: Decimal, fee: Decimal, 
 # --- opening ---------------------------------------------------------------------------------
 
 
-def _risk_levels(order: Order) -> tuple[Decimal, Decimal]:
-    """The liquidation and margin-call levels a new position on this order's market starts with."""
+def _risk_levels(order: Order, risk: RiskProfile | None) -> tuple[Decimal, Decimal]:
+    """The liquidation and margin-call levels a new position on this order's market starts with:
+    those of ``risk`` (the profile the order was checked against) when the caller has it."""
+    if risk is not None:
+        return risk.liquidation_level, risk.margin_call_level
     listing = PairListing.objects.filter(pair__symbol=order.symbol, provider=order.provider).first()
     risk = risk_profile_get(
         user=order.user,
@@ -89,7 +94,7 @@ def _venue_position_id(order: Order) -> str:
     return match.venue_position_id if match else ""
 
 
-def _position_for_fill(order: Order) -> tuple[Position, bool]:
+def _position_for_fill(order: Order, risk: RiskProfile | None) -> tuple[Position, bool]:
     """The user's open position on this market, locked, or a new one (race-safe)."""
     for _ in range(2):
         existing = (
@@ -105,7 +110,7 @@ def _position_for_fill(order: Order) -> tuple[Position, bool]:
         )
         if existing is not None:
             return existing, False
-        liquidation_level, margin_call_level = _risk_levels(order)
+        liquidation_level, margin_call_level = _risk_levels(order, risk)
         try:
             with transaction.atomic():
                 return (
@@ -140,13 +145,14 @@ def _reprice(position: Position) -> None:
     )
 
 
-def order_fill_open(*, order: Order, venue_order: VenueOrder) -> Position:
+def order_fill_open(*, order: Order, venue_order: VenueOrder, risk: RiskProfile | None = None) -> Position:
     """Record the fill of an opening order (the order row is locked by the caller): the fill, the
-    position opened or increased, the fee charged from the locked margin, the stops armed."""
+    position opened or increased, the fee charged from the locked margin, the stops armed.
+    ``risk``: the profile the order was checked against, if the caller has it (not read again)."""
     size = venue_order.filled_size
     price = venue_order.avg_fill_price
     assert price is not None and size > 0
-    position, created = _position_for_fill(order)
+    position, created = _position_for_fill(order, risk)
     notional = size * price
     total_size = position.size + size
     position.entry_price = ((position.size * position.entry_price + notional) / total_size).quantize(
@@ -182,7 +188,7 @@ def order_fill_open(*, order: Order, venue_order: VenueOrder) -> Position:
             kind=TransactionKind.FEE,
             legs=[
                 (accounts.margin, -order.fee_reserved),
-                (platform_account(kind=LedgerAccount.Kind.FEES), order.fee_reserved),
+                (platform_account(kind=LedgerAccount.Kind.FEES, shard_of=order.user_id), order.fee_reserved),
             ],
             reference=f"order:{order.pk}",
             memo=f"opening fee {order.symbol}",
@@ -211,14 +217,16 @@ def order_fill_open(*, order: Order, venue_order: VenueOrder) -> Position:
             reference_price=price,
             native_kinds=native_protection_kinds(order.provider),
         )
+    # A new position has no margin call or liquidation armed yet: nothing to read.
+    armed = {} if created else protective_armed(position)
     if not created:
         placed_now = frozenset(
             kind
             for kind, asked in (("stop_loss", order.stop_loss), ("take_profit", order.take_profit))
             if asked is not None
         )
-        protective_native_resize(position=position, keep=placed_now)
-    risk_triggers_arm(position)
+        protective_native_resize(position=position, keep=placed_now, armed=armed)
+    risk_triggers_arm(position, armed=armed)
     publish(user_id=order.user_id, type="order.filled", data=order_data(order))
     publish(user_id=order.user_id, type="trade.executed", data=fill_data(fill))
     publish(
@@ -252,16 +260,18 @@ def _settle(*, position: Position, size: Decimal, price: Decimal, kind: str, ref
         fee, payout = Decimal(0), Decimal(0)
         legs = [
             (accounts.margin, -released),
-            (platform_account(kind=LedgerAccount.Kind.REALIZED_PNL), released),
+            (platform_account(kind=LedgerAccount.Kind.REALIZED_PNL, shard_of=position.user_id), released),
         ]
     else:
         fee = min(terms.fee_for(size * price), gross)
         payout = gross - fee
         legs = [(accounts.margin, -released), (accounts.available, payout)]
         if fee:
-            legs.append((platform_account(kind=LedgerAccount.Kind.FEES), fee))
+            legs.append((platform_account(kind=LedgerAccount.Kind.FEES, shard_of=position.user_id), fee))
         if pnl:
-            legs.append((platform_account(kind=LedgerAccount.Kind.REALIZED_PNL), -pnl))
+            legs.append(
+                (platform_account(kind=LedgerAccount.Kind.REALIZED_PNL, shard_of=position.user_id), -pnl)
+            )
     legs = [(account, amount) for account, amount in legs if amount]
     if legs:
         ledger_transaction_post(kind=kind, legs=legs, reference=reference, memo=f"{kind} {position.symbol}")

@@ -29,9 +29,16 @@ from django.utils import timezone
 
 from accounts.models import User
 from ledger.errors import InsufficientBalance
-from ledger.models import TransactionKind
+from ledger.models import LedgerAccount, TransactionKind
 from ledger.selectors import user_balances
-from ledger.services import ledger_accounts_for_user, ledger_transaction_post
+from ledger.services import (
+    UserAccounts,
+    ledger_accounts_for_user,
+    ledger_accounts_lock_for_update,
+    ledger_transaction_post,
+    platform_account,
+)
+from marqetfi.core.db_locks import advisory_xact_lock
 from marqetfi.core.errors import ApplicationError
 from marqetfi.core.events import publish
 from marqetfi.core.formats import decimal_text
@@ -315,15 +322,29 @@ def _check_exposure(
 
 def order_place(*, user: User, order: OrderTerms) -> tuple[Order, bool]:
     """Place an order; returns it and whether it was created now (False: a replay of the same
-    ``client_order_id``). Market orders are executed before this returns; limit orders rest."""
+    ``client_order_id``). Market orders are executed before this returns; limit orders rest.
+
+    A market order whose venues all settle in our own transaction (the paper venue, see
+    ``Venue.settles_in_caller_transaction``) is recorded, sent and filled in one transaction:
+    nothing can be at such a venue that we have no row of, so there is nothing to commit
+    first; a failure rolls everything back, the venue's book included. At any other venue
+    the order row commits before the venue is called (see the module).
+    """
     fingerprint = order.fingerprint()
     if order.client_order_id:
         existing = Order.objects.filter(user=user, client_order_id=order.client_order_id).first()
         if existing is not None:
             return _order_replayed(existing, fingerprint), False
     plan = order_preview(user=user, order=order)
+    in_transaction = plan.type == Order.Type.MARKET and _settles_in_caller_transaction(plan.routing)
     try:
         with transaction.atomic():
+            if in_transaction:
+                # The trader's in-transaction orders one at a time, so that the position row
+                # another of them is creating is there (committed) to be locked first; then
+                # the position before the ledger rows: the lock order of every close and fill.
+                advisory_xact_lock("orders", user.pk)
+                _live_position_lock(user=user, plan=plan)
             row = Order.objects.create(
                 user=user,
                 client_order_id=order.client_order_id,
@@ -336,6 +357,7 @@ def order_place(*, user: User, order: OrderTerms) -> tuple[Order, bool]:
                 collateral=plan.collateral,
                 leverage=plan.leverage,
                 price=plan.price,
+                size=plan.size,
                 stop_loss=plan.stop_loss,
                 take_profit=plan.take_profit,
                 trailing_stop=plan.trailing_stop,
@@ -345,6 +367,8 @@ def order_place(*, user: User, order: OrderTerms) -> tuple[Order, bool]:
                 routing=plan.routing,
             )
             accounts = ledger_accounts_for_user(user=user)
+            if in_transaction:
+                _fill_accounts_lock(user=user, accounts=accounts)
             amount = plan.collateral + plan.fee
             ledger_transaction_post(
                 kind=TransactionKind.ORDER_COLLATERAL_LOCK,
@@ -355,6 +379,8 @@ def order_place(*, user: User, order: OrderTerms) -> tuple[Order, bool]:
             publish(user_id=user.pk, type="order.created", data=order_data(row))
             if row.status == Order.Status.OPEN:
                 _after_commit_index(row.pk)
+            if in_transaction:
+                return _order_execute(row, locked=True, risk=plan.risk), True
     except IntegrityError:
         existing = Order.objects.filter(user=user, client_order_id=order.client_order_id).first()
         if existing is None:
@@ -364,6 +390,37 @@ def order_place(*, user: User, order: OrderTerms) -> tuple[Order, bool]:
         order_execute(order_id=row.pk)
         row.refresh_from_db()
     return row, True
+
+
+def _settles_in_caller_transaction(routing: dict[str, Any]) -> bool:
+    """Whether every venue the order may be sent to settles in our own transaction."""
+    candidates = routing.get("candidates") or []
+    try:
+        return bool(candidates) and all(
+            registry.venue(name).settles_in_caller_transaction for name in candidates
+        )
+    except ProviderError:
+        return False
+
+
+def _fill_accounts_lock(*, user: User, accounts: UserAccounts) -> None:
+    """Lock the user's accounts and the fees shard the fill will post to, together, in the
+    ledger's one order (by pk). This transaction holds them until it ends; taking the shard
+    only at the fill would wait on a settlement that holds it and waits on the user's
+    accounts (a close of another position of the same trader): a deadlock."""
+    fees = platform_account(kind=LedgerAccount.Kind.FEES, shard_of=user.pk)
+    ledger_accounts_lock_for_update(account_ids=[accounts.available.pk, accounts.margin.pk, fees.pk])
+
+
+def _live_position_lock(*, user: User, plan: OrderPlan) -> None:
+    """Lock the user's live position this order would add to, if there is one."""
+    list(
+        Position.objects.select_for_update(no_key=True)
+        .filter(
+            user=user, symbol=plan.symbol, side=plan.side, provider=plan.provider, status__in=Position.LIVE
+        )
+        .values_list("pk", flat=True)
+    )
 
 
 def _order_replayed(existing: Order, fingerprint: str) -> Order:
@@ -388,7 +445,13 @@ def order_execute(*, order_id: Any) -> Order:
     rejects with ``no_venue_available``, anything else rejects with ``venue_rejected``; the
     collateral goes back either way, and the next order picks the account up where it stopped.
     """
-    order = Order.objects.select_related("user").get(pk=order_id)
+    return _order_execute(Order.objects.select_related("user").get(pk=order_id))
+
+
+def _order_execute(order: Order, *, locked: bool = False, risk: RiskProfile | None = None) -> Order:
+    """``order_execute`` of a row already read; ``locked``: the caller's transaction created or
+    locked it (its answer is recorded on this very row); ``risk``: the profile the order was
+    checked against, which a new position takes its levels from (read once per order)."""
     attempts: list[dict[str, str]] = list(order.routing.get("attempts", []))
     candidates = order.routing.get("candidates") or [order.provider]
     for provider in candidates:
@@ -413,9 +476,14 @@ def order_execute(*, order_id: Any) -> Order:
                 provider=provider,
             )
         attempts.append({"provider": provider, "status": venue_order.status})
-        recorded = order_venue_answer_record(
-            order_id=order.pk, provider=provider, venue_order=venue_order, attempts=attempts
-        )
+        if locked:
+            recorded = _order_answer_record(
+                order, provider=provider, venue_order=venue_order, attempts=attempts, risk=risk
+            )
+        else:
+            recorded = order_venue_answer_record(
+                order_id=order.pk, provider=provider, venue_order=venue_order, attempts=attempts
+            )
         if recorded.status == Order.Status.PENDING:  # pending at the venue: look once more now
             return order_poll(order_id=recorded.pk, just_acknowledged=True)
         return recorded
@@ -510,6 +578,20 @@ def order_venue_answer_record(
         order = (
             Order.objects.select_for_update(no_key=True, of=("self",)).select_related("user").get(pk=order_id)
         )
+        return _order_answer_record(order, provider=provider, venue_order=venue_order, attempts=attempts)
+
+
+def _order_answer_record(
+    order: Order,
+    *,
+    provider: str,
+    venue_order: VenueOrder,
+    attempts: list[dict[str, str]] | None,
+    risk: RiskProfile | None = None,
+) -> Order:
+    """``order_venue_answer_record`` on a row locked by the caller's transaction (no savepoint of
+    its own: a failure here fails the caller's transaction, which records the order)."""
+    with transaction.atomic(savepoint=False):
         if order.status not in (Order.Status.PENDING, Order.Status.UNKNOWN, Order.Status.OPEN):
             return order
         order.provider = provider
@@ -517,8 +599,7 @@ def order_venue_answer_record(
             attempts = _attempts_answered(order, provider, str(venue_order.status))
         order.routing = {**order.routing, "attempts": attempts}
         if venue_order.status in ("filled", "partially_filled") and venue_order.filled_size > 0:
-            order.save(update_fields=["provider", "routing", "updated_at"])
-            order_fill_open(order=order, venue_order=venue_order)
+            order_fill_open(order=order, venue_order=venue_order, risk=risk)  # saves provider, routing
             return order
         if venue_order.status in ("rejected", "cancelled"):
             order.save(update_fields=["provider", "routing", "updated_at"])

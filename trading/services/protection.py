@@ -250,12 +250,15 @@ def protection_apply(
             protective.save(update_fields=["oco_group", "updated_at"])
 
 
-def protective_native_resize(*, position: Position, keep: frozenset[str] = frozenset()) -> None:
+def protective_native_resize(
+    *, position: Position, keep: frozenset[str] = frozenset(), armed: dict[str, ProtectiveOrder] | None = None
+) -> None:
     """The position grew: its stops held at the venue as trigger orders for a size (placed
     through ``NativeStops``) are placed again, for the whole position, at the same prices; the
     old ones are cancelled there. ``keep``: kinds just placed for the new size, left alone.
-    A venue whose stops are not sized (Ostium's belong to the trade) has none to resize."""
-    armed = protective_armed(position)
+    A venue whose stops are not sized (Ostium's belong to the trade) has none to resize.
+    ``armed``: ``protective_armed(position)`` if the caller has read it already."""
+    armed = protective_armed(position) if armed is None else armed
     prices = {
         kind: protective.trigger_price
         for kind, protective in armed.items()
@@ -276,9 +279,11 @@ def protective_native_resize(*, position: Position, keep: frozenset[str] = froze
     )
 
 
-def risk_triggers_arm(position: Position) -> None:
-    """(Re-)arm the platform's margin call and liquidation at the position's current prices."""
-    armed = protective_armed(position)
+def risk_triggers_arm(position: Position, *, armed: dict[str, ProtectiveOrder] | None = None) -> None:
+    """(Re-)arm the platform's margin call and liquidation at the position's current prices.
+    ``armed``: the position's armed protective orders if the caller has read them already
+    (their margin call and liquidation, which changing the stops leaves alone, are current)."""
+    armed = protective_armed(position) if armed is None else armed
     for kind in ProtectiveOrder.RISK_KINDS:
         if kind in armed:
             protective_cancel(armed[kind])

@@ -62,6 +62,8 @@ class PaperVenue(Venue):
     """
 
     name: ClassVar[str] = "paper"
+    # The book is rows of our database (``book.py``) and prices come from Redis.
+    settles_in_caller_transaction: ClassVar[bool] = True
 
     def __init__(
         self,
