@@ -168,9 +168,8 @@ class TriggerFirer:
         cursor: Any = "0-0"
         claimed = 0
         while True:
-            # raw: redis-py drops the cursor of a JUSTID reply
-            reply = redis.execute_command(
-                "XAUTOCLAIM", stream_key(partition), GROUP, self.name, 0, cursor, "COUNT", 1000, "JUSTID"
+            reply = redis.xautoclaim(
+                stream_key(partition), GROUP, self.name, min_idle_time=0, start_id=cursor, count=500
             )
             cursor, ids = reply[0], reply[1]
             claimed += len(ids)
