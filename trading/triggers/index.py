@@ -378,22 +378,24 @@ def _expected_entries(symbol: str) -> list[Entry]:
 def index_reconcile(symbol: str) -> bool:
     """Make the symbol's index hold exactly its armed triggers; returns whether it had to.
 
-    Cheap when the index is right: its set sizes are compared with counts from the
-    database. Otherwise every armed trigger is written again (trailing scores one-way) and
-    every member whose row is no longer armed, checked again now, is removed: a trigger
-    armed while this runs is never dropped.
+    Cheap when the index is right: its set sizes (and the owner hash's, one field per
+    trigger) are compared with counts from the database. Otherwise every armed trigger is
+    written again (trailing scores one-way) and every member whose row is no longer armed,
+    checked again now, is removed: a trigger armed while this runs is never dropped.
     """
     redis = redis_connection()
     with redis.pipeline(transaction=False) as pipe:
         for name in SETS:
             pipe.zcard(index_key(symbol, name))
-        sizes = dict(zip(SETS, pipe.execute(), strict=True))
+        pipe.hlen(index_key(symbol, OWNER))
+        *counts, owners = pipe.execute()
+        sizes = dict(zip(SETS, counts, strict=True))
     queued = queued_members(symbol)
     for claimed in queued.values():  # out of the sets while the firing queue holds them
         for name in claimed.sets:
             if name in sizes:
                 sizes[name] += 1
-    if sizes == _expected_counts(symbol):
+    if sizes == _expected_counts(symbol) and owners == sum(sizes[name] for name in FIRE_SETS):
         return False
     entries = [entry for entry in _expected_entries(symbol) if entry.member not in queued]
     expected = {entry.member for entry in entries}
@@ -402,8 +404,10 @@ def index_reconcile(symbol: str) -> bool:
             entry_write(pipe, entry)
         for name in SETS:
             pipe.zrange(index_key(symbol, name), 0, -1)
-        replies = pipe.execute()
+        pipe.hkeys(index_key(symbol, OWNER))
+        *replies, owned = pipe.execute()
     indexed = {member.decode() for members in replies[-len(SETS) :] for member in members}
+    indexed |= {member.decode() for member in owned} - set(queued)
     extra = [member_id(member) for member in indexed - expected]
     still = {
         str(pk)
