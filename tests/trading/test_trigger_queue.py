@@ -147,3 +147,19 @@ def test_a_stop_not_fired_goes_back_to_the_index(funded_trader, price_to):
     Position.objects.filter(pk=order.position_id).update(status="open")
     assert engine.tick_evaluate(tick("61400")).queued == 1
     assert fire_pending() == 1
+
+
+def test_the_sweep_fires_a_stop_queued_past_the_grace(funded_trader, price_to):
+    price_to("64000")
+    order = place(funded_trader, stop_loss="62000", take_profit="70000")
+    with override_settings(PRICE_TICK_HOOKS=PAPER_HOOK_ONLY):
+        price_to("61500")
+    assert engine.tick_evaluate(tick("61500")).queued == 1
+
+    with override_settings(TRIGGER_FIRE_QUEUED_GRACE_SECONDS=-1):  # no consumer ran in time
+        outcome = sweep.triggers_sweep()
+
+    assert outcome.fired == 1
+    assert fire_pending() == 0  # the consumer's entry, late, changes nothing
+    assert len(closes(order.position_id)) == 1
+    assert ledger_check() == []
