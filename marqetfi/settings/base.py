@@ -345,6 +345,18 @@ RECONCILIATION_LOOKBACK_HOURS = env.int("RECONCILIATION_LOOKBACK_HOURS", default
 # Trailing stops: at most one position.updated per position per interval (the last move of a
 # burst follows with the next move or the next trigger sweep).
 TRAILING_UPDATE_MIN_INTERVAL_MS = env.int("TRAILING_UPDATE_MIN_INTERVAL_MS", default=250)
+# Triggers crossed by a tick are enqueued on this many partition streams (by position) and
+# fired by `manage.py triggerfire` consumers, each partition by one consumer at a time.
+TRIGGER_FIRE_PARTITIONS = env.int("TRIGGER_FIRE_PARTITIONS", default=4)
+# How long a consumer's hold on a partition lasts unless renewed (a dead consumer's partitions
+# pass to another after this).
+TRIGGER_FIRE_LEASE_MS = env.int("TRIGGER_FIRE_LEASE_MS", default=10_000)
+# The sweep leaves queued triggers to the consumers for this long, then fires them itself
+# (consumers down): an outage, not the normal path.
+TRIGGER_FIRE_QUEUED_GRACE_SECONDS = env.int("TRIGGER_FIRE_QUEUED_GRACE_SECONDS", default=600)
+# Fire crossed triggers in the tick's own thread, as before the firing queue (benchmarks
+# measure the old path with it; never in production: a crash then stalls the feed).
+TRIGGER_FIRE_INLINE = env.bool("TRIGGER_FIRE_INLINE", default=False)
 
 # --- Outbox ---------------------------------------------------------------------------
 # Dotted paths of callables taking a batch of Events (one transaction's, in user and seq

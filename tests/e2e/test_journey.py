@@ -1,8 +1,8 @@
 """One trader's journey over real processes, seen only as a mobile app sees it.
 
-Web (daphne), a Celery worker, beat, the price feed and the venue follower run as processes
-on the session's database and Redis (the embedded defaults, or ``DATABASE_URL`` /
-``REDIS_URL``); the local chain and the simulated LI-FI run as ``manage.py localchain``, as
+Web (daphne), a Celery worker, beat, the price feed, the trigger firing consumer and the venue
+follower run as processes on the session's database and Redis (the embedded defaults, or
+``DATABASE_URL`` / ``REDIS_URL``); the local chain and the simulated LI-FI run as ``manage.py localchain``, as
 under ``make run``. The test sets the platform up the way ``seed_demo`` does (an operator's
 job), then speaks HTTP and WebSocket only: register with email, link a wallet by SIWE, create
 the MPC wallet, receive USDT on the chain (swapped to USDC through LI-FI and credited), open
@@ -135,6 +135,7 @@ def platform(e2e_env: dict[str, str], e2e_log_dir: Path) -> Iterator[Platform]:
             )
         )  # fmt: skip
         processes.append(_manage("feed", "pricefeed", env=env, log_dir=e2e_log_dir))
+        processes.append(_manage("fire", "triggerfire", env=env, log_dir=e2e_log_dir))
         processes.append(_manage("follow", "venuefollow", env=env, log_dir=e2e_log_dir))
         server = start_daphne(env, e2e_log_dir)
         processes.append(server.process)

@@ -22,6 +22,7 @@ from providers.models import RoutingRule
 from providers.services.routing import routing_rule_create
 from providers.venues.paper.walk import ANCHORS_KEY
 from tests.accounts.factories import UserFactory
+from trading.triggers.consumer import fire_pending
 
 
 def _forget_prices() -> None:
@@ -72,11 +73,13 @@ def paper_market(db: Any, paper_options: dict[str, str]) -> Iterator[None]:
 
 @pytest.fixture
 def drive(paper_market: None) -> Callable[..., None]:
-    """Set paper prices now: ``drive(BTCUSD="64000")``; each flows through the feed's path."""
+    """Set paper prices now: ``drive(BTCUSD="64000")``; each flows through the feed's path,
+    and what the ticks enqueued is fired before it returns (as the firing consumer would)."""
 
     def set_prices(**prices: str) -> None:
         for symbol, price in prices.items():
             paper_price_drive(symbol=symbol, price=Decimal(price))
+            fire_pending()
 
     return set_prices
 
@@ -109,10 +112,12 @@ def still_paper_market(paper_market: None) -> None:
 
 @pytest.fixture
 def price_to(paper_market: None) -> Callable[..., None]:
-    """``price_to("62000")``: BTCUSD's paper price now, through the feed's path (tick hooks included)."""
+    """``price_to("62000")``: BTCUSD's paper price now, through the feed's path (tick hooks
+    included), then what the tick enqueued fired (as the firing consumer would)."""
 
     def set_price(price: str, symbol: str = "BTCUSD") -> None:
         paper_price_drive(symbol=symbol, price=Decimal(price))
+        fire_pending()
 
     return set_price
 

@@ -24,6 +24,7 @@ from tests.trading.answer_modes import paper_answer_mode  # noqa: F401 - sync an
 from trading.models import Order, Position
 from trading.services.orders import OrderTerms, order_cancel, order_place
 from trading.services.positions import position_close
+from trading.triggers.consumer import fire_pending
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -95,6 +96,7 @@ def run_step(step: tuple[Any, ...], user: Any, staff: Any, prices: dict[str, Dec
             _, symbol, pct = step
             prices[symbol] = (prices[symbol] * (100 + pct) / 100).quantize(TICKS[symbol])
             paper_price_drive(symbol=symbol, price=prices[symbol])
+            fire_pending()
         elif kind == "cancel":
             resting = list(Order.objects.filter(user=user, status="open").order_by("created_at"))
             if resting:

@@ -12,7 +12,10 @@ Modules, each depending only on those before it:
 
 - ``index``: the Redis index of armed triggers per symbol (a cache of the database);
 - ``trailing``: moving trailing stops as the market improves on their best price;
+- ``queue``: the firing queue, where a tick enqueues what it crosses (one Redis script);
 - ``firing``: firing one trigger, exactly once (closing, liquidating, executing a limit order);
-- ``engine``: evaluating each price tick (the ``PRICE_TICK_HOOKS`` entry);
+- ``engine``: evaluating each price tick (the ``PRICE_TICK_HOOKS`` entry): moves trailing stops,
+  enqueues crossed triggers;
+- ``consumer``: the ``triggerfire`` process, firing the queue's entries in order per position;
 - ``sweep``: the periodic safety net that evaluates from the database and heals the index.
 """

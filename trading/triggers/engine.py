@@ -1,7 +1,13 @@
-"""Tick evaluation: every price tick ingested moves the trailing stops it improves on and fires
-the triggers it crosses, synchronously, in the process that ingested it. Every crossed trigger
-fires on the tick that crossed it (a stop touched must not be skipped because the price came
-back). The database is not read while nothing is crossed or moved.
+"""Tick evaluation: every price tick ingested moves the trailing stops it improves on and
+enqueues the triggers it crosses for the firing consumer (``trading.triggers.queue``): the
+feed's thread never waits on a close, so a crash through thousands of stops does not delay
+the next tick. Every crossed trigger is enqueued on the tick that crossed it, with that
+tick's bid and ask (a stop touched must not be skipped because the price came back). The
+database is not read while nothing is crossed or moved; a crossing costs one more Redis
+round trip, whatever the number crossed.
+
+``TRIGGER_FIRE_INLINE`` fires in the tick's thread instead, as before the queue (kept to
+measure the old path against the new one in ``bench/trigger_crash.py``).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.utils import timezone
 
 from pricing.market_hours import market_open
@@ -35,6 +42,7 @@ from trading.triggers.index import (
     protective_member,
     redis_connection,
 )
+from trading.triggers.queue import triggers_enqueue
 from trading.triggers.trailing import trailing_move
 
 logger = logging.getLogger(__name__)
@@ -44,7 +52,8 @@ logger = logging.getLogger(__name__)
 class TickOutcome:
     candidates: int = 0
     moved: int = 0
-    fired: int = 0
+    queued: int = 0
+    fired: int = 0  # only with TRIGGER_FIRE_INLINE
 
 
 def _tradable(tick: PriceTick) -> bool:
@@ -61,7 +70,7 @@ def _tradable(tick: PriceTick) -> bool:
 
 
 def tick_evaluate(tick: PriceTick) -> TickOutcome:
-    """Move the trailing stops this tick improves on and fire the triggers it crosses."""
+    """Move the trailing stops this tick improves on and enqueue the triggers it crosses."""
     outcome = TickOutcome()
     if not tick.market_open:
         return outcome
@@ -76,7 +85,13 @@ def tick_evaluate(tick: PriceTick) -> TickOutcome:
             moved, due = trailing_move(symbol=tick.symbol, side=side, price=price, ids=ids)
             outcome.moved += moved
             _rekey_settle(tick.symbol, [pk for pk in ids if pk not in due])
-    outcome.fired = _candidates_fire(tick.symbol, [m for ms in to_fire for m in ms], tick.bid, tick.ask)
+    crossing = [m for ms in to_fire for m in ms]
+    if settings.TRIGGER_FIRE_INLINE:
+        outcome.fired = _candidates_fire(tick.symbol, crossing, tick.bid, tick.ask)
+    elif crossing:
+        outcome.queued = triggers_enqueue(
+            symbol=tick.symbol, members=crossing, bid=tick.bid, ask=tick.ask, ts=tick.ts
+        )
     return outcome
 
 
@@ -104,7 +119,8 @@ def _rekey_settle(symbol: str, ids: Sequence[str]) -> None:
 
 
 def _candidates_fire(symbol: str, members: Iterable[bytes | str], bid: Decimal, ask: Decimal) -> int:
-    """Fire the crossed ones among index candidates, each checked against its row first."""
+    """Fire the crossed ones among index candidates, each checked against its row first
+    (``TRIGGER_FIRE_INLINE`` only)."""
     protective_ids: list[str] = []
     order_ids: list[str] = []
     for member in dict.fromkeys(members):

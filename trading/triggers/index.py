@@ -20,14 +20,23 @@ stop's best smaller than a float can tell waits for the next one). Trailing stop
 way (up for a long, down for a short), so their scores are written with ``GT`` / ``LT``: a
 late or concurrent writer never moves a stop back.
 
+Two hashes go with the sets: ``owner`` (member -> the position it acts on, or the member
+itself for a limit open), by which the firing queue keeps one position's triggers in order,
+and ``queued`` (member -> where it was claimed from and when): a crossed member leaves the
+sets when a tick claims it for the firing queue (``trading.triggers.queue``) and is held in
+``queued`` until the firing consumer has fired it or put it back.
+
 The index is a cache of the database: written after the commit that armed or disarmed a
-trigger, a failure logged and left to the sweep, which puts it right (``index_reconcile``).
+trigger, a failure logged and left to the sweep, which puts it right (``index_reconcile``,
+which counts queued members as indexed and never writes them back while they are queued).
 It knows the trading models and nothing of the services that change them.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -56,6 +65,8 @@ BID_REKEY: Final = "bid_rekey"
 ASK_REKEY: Final = "ask_rekey"
 FIRE_SETS: Final = (BID_BELOW, BID_ABOVE, ASK_ABOVE, ASK_BELOW)
 SETS: Final = (*FIRE_SETS, BID_REKEY, ASK_REKEY)
+OWNER: Final = "owner"  # hash: member -> the position it acts on (its firing order's key)
+QUEUED: Final = "queued"  # hash: member -> {"g": owner, "s": sets left, "t": ms} while queued
 
 ARMED = ProtectiveOrder.Status.ARMED
 # Native stops are held and fired by their venue: never in the index, never fired by us.
@@ -83,7 +94,7 @@ _ORDER_SET: Final[dict[tuple[str, str], str]] = {
 }
 _REKEY_SET: Final = {LONG: BID_REKEY, SHORT: ASK_REKEY}
 # What an index entry is made of, for reads of many rows.
-ENTRY_FIELDS: Final = ("symbol", "side", "kind", "status", "trigger_price", "best_price")
+ENTRY_FIELDS: Final = ("symbol", "side", "kind", "status", "trigger_price", "best_price", "position")
 
 
 def index_key(symbol: str, name: str) -> str:
@@ -133,6 +144,7 @@ class Entry:
     fire_price: Decimal
     trailing_side: str | None = None  # trailing stops: also in the re-key set, scores one-way
     best: Decimal | None = None
+    owner: str = ""  # the position it acts on (firing order); empty: the member alone
 
 
 def protective_entry(protective: ProtectiveOrder) -> Entry:
@@ -144,6 +156,7 @@ def protective_entry(protective: ProtectiveOrder) -> Entry:
         fire_price=protective.trigger_price,
         trailing_side=protective.side if trailing else None,
         best=protective.best_price if trailing else None,
+        owner=str(protective.position_id),
     )
 
 
@@ -155,6 +168,7 @@ def order_entry(order: Order) -> Entry | None:
         member=order_member(order.pk),
         fire_set=_ORDER_SET[(order.side, order.purpose)],
         fire_price=order.price,
+        owner=str(order.position_id) if order.position_id is not None else "",
     )
 
 
@@ -162,6 +176,8 @@ def entry_write(pipe: Pipeline, entry: Entry, *, existing_only: bool = False, ex
     """Queue the writes of ``entry``: ``existing_only`` never adds a member (it may have left
     meanwhile); ``exact`` sets a trailing stop's scores even if that moves them back."""
     key = partial(index_key, entry.symbol)
+    if not existing_only:
+        pipe.hset(key(OWNER), entry.member, entry.owner or entry.member)
     if entry.trailing_side is None:
         pipe.zadd(key(entry.fire_set), {entry.member: score(entry.fire_price)}, xx=existing_only)
         return
@@ -185,7 +201,36 @@ def members_remove(symbol: str, members: Sequence[str]) -> None:
     with redis_connection().pipeline(transaction=False) as pipe:
         for name in SETS:
             pipe.zrem(index_key(symbol, name), *members)
+        pipe.hdel(index_key(symbol, OWNER), *members)
         pipe.execute()
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A member claimed for firing and not yet fired or put back."""
+
+    owner: str
+    sets: tuple[str, ...]
+    queued_ms: int
+
+    def age_seconds(self) -> float:
+        return max(0.0, time.time() - self.queued_ms / 1000)
+
+
+def queued_members(symbol: str) -> dict[str, Queued]:
+    """The members of ``symbol`` the firing queue holds (claimed by a tick, not yet settled)."""
+    found: dict[Any, Any] = redis_connection().hgetall(index_key(symbol, QUEUED))
+    queued: dict[str, Queued] = {}
+    for raw_member, raw in found.items():
+        member = raw_member.decode() if isinstance(raw_member, bytes) else str(raw_member)
+        try:
+            value = json.loads(raw)
+            queued[member] = Queued(
+                owner=str(value["g"]), sets=tuple(value.get("s") or ()), queued_ms=int(value["t"])
+            )
+        except (ValueError, KeyError, TypeError):
+            queued[member] = Queued(owner=member, sets=(), queued_ms=0)
+    return queued
 
 
 def protective_index(protective_id: Any) -> None:
@@ -324,7 +369,7 @@ def _expected_entries(symbol: str) -> list[Entry]:
     resting = (
         Order.objects.filter(symbol=symbol, status=Order.Status.OPEN, type=Order.Type.LIMIT)
         .order_by()
-        .only("symbol", "side", "type", "purpose", "status", "price")
+        .only("symbol", "side", "type", "purpose", "status", "price", "position")
     )
     entries.extend(entry for order in resting.iterator() if (entry := order_entry(order)) is not None)
     return entries
@@ -333,27 +378,36 @@ def _expected_entries(symbol: str) -> list[Entry]:
 def index_reconcile(symbol: str) -> bool:
     """Make the symbol's index hold exactly its armed triggers; returns whether it had to.
 
-    Cheap when the index is right: its set sizes are compared with counts from the
-    database. Otherwise every armed trigger is written again (trailing scores one-way) and
-    every member whose row is no longer armed, checked again now, is removed: a trigger
-    armed while this runs is never dropped.
+    Cheap when the index is right: its set sizes (and the owner hash's, one field per
+    trigger) are compared with counts from the database. Otherwise every armed trigger is
+    written again (trailing scores one-way) and every member whose row is no longer armed,
+    checked again now, is removed: a trigger armed while this runs is never dropped.
     """
     redis = redis_connection()
     with redis.pipeline(transaction=False) as pipe:
         for name in SETS:
             pipe.zcard(index_key(symbol, name))
-        sizes = dict(zip(SETS, pipe.execute(), strict=True))
-    if sizes == _expected_counts(symbol):
+        pipe.hlen(index_key(symbol, OWNER))
+        *counts, owners = pipe.execute()
+        sizes = dict(zip(SETS, counts, strict=True))
+    queued = queued_members(symbol)
+    for claimed in queued.values():  # out of the sets while the firing queue holds them
+        for name in claimed.sets:
+            if name in sizes:
+                sizes[name] += 1
+    if sizes == _expected_counts(symbol) and owners == sum(sizes[name] for name in FIRE_SETS):
         return False
-    entries = _expected_entries(symbol)
+    entries = [entry for entry in _expected_entries(symbol) if entry.member not in queued]
     expected = {entry.member for entry in entries}
     with redis.pipeline(transaction=False) as pipe:
         for entry in entries:
             entry_write(pipe, entry)
         for name in SETS:
             pipe.zrange(index_key(symbol, name), 0, -1)
-        replies = pipe.execute()
+        pipe.hkeys(index_key(symbol, OWNER))
+        *replies, owned = pipe.execute()
     indexed = {member.decode() for members in replies[-len(SETS) :] for member in members}
+    indexed |= {member.decode() for member in owned} - set(queued)
     extra = [member_id(member) for member in indexed - expected]
     still = {
         str(pk)

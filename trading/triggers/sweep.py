@@ -3,6 +3,14 @@ restart) and for a lost index. It prices every symbol with armed triggers throug
 ``price_for_execution`` (never a stale price or a closed market), evaluates the armed rows
 from the database and puts the index right. It also publishes the trailing moves whose
 ``position.updated`` was throttled (``trailing_updates_flush``).
+
+Triggers a tick enqueued are the firing consumer's: the sweep leaves them, and every other
+trigger of their positions, alone (firing a take-profit ahead of a queued stop-loss would
+break their order), unless they have waited longer than
+``TRIGGER_FIRE_QUEUED_GRACE_SECONDS`` (no consumer running): then it forgets their queued
+record, so that the index takes them back and the sweep fires them. A queue lost with its
+Redis (a flush) loses the queued records too: the index is rebuilt from the database and the
+sweep fires what is due, as for any lost index.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from django.conf import settings
 from django.db.models import Q
 
 from marqetfi.core.errors import ApplicationError
@@ -22,9 +31,14 @@ from trading.triggers.index import (
     ARMED,
     KEY_PREFIX,
     LONG,
+    QUEUED,
     SHORT,
     SYNTHETIC,
+    index_key,
     index_reconcile,
+    order_member,
+    protective_member,
+    queued_members,
     redis_connection,
 )
 from trading.triggers.trailing import trailing_move, trailing_updates_flush
@@ -103,7 +117,21 @@ def triggers_sweep() -> SweepOutcome:
     return outcome
 
 
+def _queued_held(symbol: str) -> tuple[set[str], set[str]]:
+    """The members the firing queue holds for ``symbol`` and their owners (positions); the
+    records older than the grace are forgotten here (and left out)."""
+    grace: int = settings.TRIGGER_FIRE_QUEUED_GRACE_SECONDS
+    queued = queued_members(symbol)
+    stale = [member for member, held in queued.items() if held.age_seconds() > grace]
+    if stale:
+        logger.warning("%s triggers of %s queued over %ss: fired by the sweep", len(stale), symbol, grace)
+        redis_connection().hdel(index_key(symbol, QUEUED), *stale)
+    held = {member: q for member, q in queued.items() if member not in stale}
+    return set(held), {q.owner for q in held.values()}
+
+
 def _symbol_sweep(symbol: str, outcome: SweepOutcome) -> None:
+    queued, owners = _queued_held(symbol)
     if index_reconcile(symbol):
         outcome.reindexed.append(symbol)
     try:
@@ -135,7 +163,9 @@ def _symbol_sweep(symbol: str, outcome: SweepOutcome) -> None:
         | Q(side=SHORT, kind__in=stops, trigger_price__lte=ask)
         | Q(side=SHORT, kind=ProtectiveOrder.Kind.TAKE_PROFIT, trigger_price__gte=ask)
     )
-    for protective_id in list(due.values_list("pk", flat=True)):
+    for protective_id, position_id in list(due.values_list("pk", "position_id")):
+        if protective_member(protective_id) in queued or str(position_id) in owners:
+            continue  # the consumer's, in order
         outcome.fired += protective_fire(protective_id=protective_id, bid=bid, ask=ask)
     resting = Order.objects.filter(symbol=symbol, status=Order.Status.OPEN, type=Order.Type.LIMIT).filter(
         Q(side=LONG, purpose=Order.Purpose.OPEN, price__gte=ask)
@@ -143,5 +173,7 @@ def _symbol_sweep(symbol: str, outcome: SweepOutcome) -> None:
         | Q(side=LONG, purpose=Order.Purpose.CLOSE, price__lte=bid)
         | Q(side=SHORT, purpose=Order.Purpose.CLOSE, price__gte=ask)
     )
-    for order_id in list(resting.values_list("pk", flat=True)):
+    for order_id, position_id in list(resting.values_list("pk", "position_id")):
+        if order_member(order_id) in queued or str(position_id) in owners:
+            continue
         outcome.fired += order_fire(order_id=order_id, bid=bid, ask=ask)
