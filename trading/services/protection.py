@@ -22,6 +22,8 @@ from functools import partial
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Case, Value, When
+from django.utils import timezone
 
 from providers import registry
 from providers.base import NativeStops
@@ -30,7 +32,7 @@ from providers.errors import ProviderError
 from trading import terms
 from trading.errors import InvalidStopSide, InvalidTrailingStop, StopBeyondLiquidation
 from trading.models import Order, Position, ProtectiveOrder
-from trading.triggers.index import protective_index, protective_unindex
+from trading.triggers.index import protective_entry, protective_index, protective_rekey, protective_unindex
 
 logger = logging.getLogger(__name__)
 
@@ -282,11 +284,14 @@ def protective_native_resize(
 def risk_triggers_arm(position: Position, *, armed: dict[str, ProtectiveOrder] | None = None) -> None:
     """(Re-)arm the platform's margin call and liquidation at the position's current prices.
     ``armed``: the position's armed protective orders if the caller has read them already
-    (their margin call and liquidation, which changing the stops leaves alone, are current)."""
+    (their margin call and liquidation, which changing the stops leaves alone, are current).
+
+    One already armed is moved to its new price in place (one UPDATE for both, their index
+    entries re-keyed after the commit in one pipeline) rather than cancelled and armed anew:
+    a fill that adds to a position moves both on every order. One no longer wanted (the
+    position was margin-called, or has no liquidation price) is cancelled; one missing is
+    armed."""
     armed = protective_armed(position) if armed is None else armed
-    for kind in ProtectiveOrder.RISK_KINDS:
-        if kind in armed:
-            protective_cancel(armed[kind])
     margin_call = terms.loss_price(
         side=position.side,
         entry=position.entry_price,
@@ -294,10 +299,38 @@ def risk_triggers_arm(position: Position, *, armed: dict[str, ProtectiveOrder] |
         collateral=position.collateral,
         level=position.margin_call_level,
     )
-    if margin_call is not None and position.margin_called_at is None:
-        _arm(position, ProtectiveOrder.Kind.MARGIN_CALL, trigger_price=margin_call)
-    if position.liquidation_price is not None:
-        _arm(position, ProtectiveOrder.Kind.LIQUIDATION, trigger_price=position.liquidation_price)
+    wanted: dict[str, Decimal | None] = {
+        ProtectiveOrder.Kind.MARGIN_CALL: margin_call if position.margin_called_at is None else None,
+        ProtectiveOrder.Kind.LIQUIDATION: position.liquidation_price,
+    }
+    moved: list[ProtectiveOrder] = []
+    for kind, price in wanted.items():
+        current = armed.get(kind)
+        if current is not None and (
+            price is None or current.execution_mode != ProtectiveOrder.ExecutionMode.SYNTHETIC
+        ):
+            protective_cancel(current)
+            current = None
+        if price is None:
+            continue
+        if current is None:
+            _arm(position, kind, trigger_price=price)
+        elif current.trigger_price != price:
+            current.trigger_price = price
+            moved.append(current)
+    if not moved:
+        return
+    now = timezone.now()
+    ProtectiveOrder.objects.filter(pk__in=[p.pk for p in moved]).update(
+        trigger_price=Case(
+            *(When(pk=p.pk, then=Value(p.trigger_price)) for p in moved),
+            output_field=ProtectiveOrder._meta.get_field("trigger_price"),
+        ),
+        updated_at=now,
+    )
+    for protective in moved:
+        protective.updated_at = now
+    transaction.on_commit(partial(protective_rekey, [protective_entry(p) for p in moved]))
 
 
 def protective_rearm(*, close_order: Order) -> None:
