@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from ledger.models import LedgerAccount, TransactionKind
 from ledger.services import ledger_accounts_for_user, ledger_transaction_post, platform_account
-from marqetfi.core.events import publish
+from marqetfi.core.events import publish, publish_many
 from pricing.models import PairListing
 from providers import registry
 from providers.base import VenueOrder
@@ -227,12 +227,13 @@ def order_fill_open(*, order: Order, venue_order: VenueOrder, risk: RiskProfile 
         )
         protective_native_resize(position=position, keep=placed_now, armed=armed)
     risk_triggers_arm(position, armed=armed)
-    publish(user_id=order.user_id, type="order.filled", data=order_data(order))
-    publish(user_id=order.user_id, type="trade.executed", data=fill_data(fill))
-    publish(
+    publish_many(
         user_id=order.user_id,
-        type="position.opened" if created else "position.updated",
-        data=position_data(position),
+        events=[
+            ("order.filled", order_data(order)),
+            ("trade.executed", fill_data(fill)),
+            ("position.opened" if created else "position.updated", position_data(position)),
+        ],
     )
     return position
 
