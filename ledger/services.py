@@ -29,7 +29,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, Value, When
+from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
 from accounts.models import User
@@ -125,6 +125,43 @@ def ledger_accounts_lock_for_update(*, account_ids: Iterable[UUID]) -> dict[UUID
         LedgerAccount.objects.select_for_update(no_key=True).filter(pk__in=set(account_ids)).order_by("pk")
     )
     return {account.pk: account for account in accounts}
+
+
+@dataclass(frozen=True)
+class TradingAccounts:
+    """A trader's accounts and the fees shard their fills post to, locked together."""
+
+    available: LedgerAccount
+    margin: LedgerAccount
+    fees: LedgerAccount
+
+
+def trading_accounts_lock(*, user: User) -> TradingAccounts:
+    """Lock the user's ``available`` and ``margin`` accounts and their ``fees`` shard until the
+    transaction ends, in one statement (in the ledger's one lock order, by pk), and return them
+    as they are now. Accounts not made yet are made first (then locked as usual)."""
+    fees_name = platform_shard_name(kind=LedgerAccount.Kind.FEES, shard_of=user.pk)
+    rows = list(
+        LedgerAccount.objects.select_for_update(no_key=True)
+        .filter(
+            Q(user=user, kind__in=LedgerAccount.USER_KINDS)
+            | Q(user=None, kind=LedgerAccount.Kind.FEES, name=fees_name)
+        )
+        .order_by("pk")
+    )
+    found = {account.kind: account for account in rows}
+    if len(found) < len(LedgerAccount.USER_KINDS) + 1:
+        accounts = ledger_accounts_for_user(user=user)
+        fees = platform_account(kind=LedgerAccount.Kind.FEES, shard_of=user.pk)
+        locked = ledger_accounts_lock_for_update(
+            account_ids=[accounts.available.pk, accounts.margin.pk, fees.pk]
+        )
+        found = {account.kind: account for account in locked.values()}
+    return TradingAccounts(
+        available=found[LedgerAccount.Kind.AVAILABLE],
+        margin=found[LedgerAccount.Kind.MARGIN],
+        fees=found[LedgerAccount.Kind.FEES],
+    )
 
 
 def amount_check(amount: object) -> Decimal:

@@ -254,12 +254,13 @@ def protection_apply(
 
 def protective_native_resize(
     *, position: Position, keep: frozenset[str] = frozenset(), armed: dict[str, ProtectiveOrder] | None = None
-) -> None:
+) -> bool:
     """The position grew: its stops held at the venue as trigger orders for a size (placed
     through ``NativeStops``) are placed again, for the whole position, at the same prices; the
     old ones are cancelled there. ``keep``: kinds just placed for the new size, left alone.
     A venue whose stops are not sized (Ostium's belong to the trade) has none to resize.
-    ``armed``: ``protective_armed(position)`` if the caller has read it already."""
+    ``armed``: ``protective_armed(position)`` if the caller has read it already. Whether any
+    was placed again (``armed`` then no longer says what is armed)."""
     armed = protective_armed(position) if armed is None else armed
     prices = {
         kind: protective.trigger_price
@@ -270,7 +271,7 @@ def protective_native_resize(
         and protective.venue_client_order_id
     }
     if not prices:
-        return
+        return False
     protection_apply(
         position=position,
         protection=Protection(
@@ -279,6 +280,7 @@ def protective_native_resize(
         ),
         reference_price=position.entry_price,
     )
+    return True
 
 
 def risk_triggers_arm(position: Position, *, armed: dict[str, ProtectiveOrder] | None = None) -> None:
