@@ -50,9 +50,9 @@ def test_adding_to_a_position_moves_its_margin_call_and_liquidation_in_the_index
     assert ProtectiveOrder.objects.filter(position_id=order.position_id).count() == 2
     position = Position.objects.get(pk=order.position_id)
     assert next(p for p in armed if p.kind == "liquidation").trigger_price == position.liquidation_price
-    scores = redis_connection().zrange(index_key("BTCUSD", BID_BELOW), 0, -1, withscores=True)
-    indexed = {member.decode(): score for member, score in scores}
-    assert {protective_member(p.pk): float(p.trigger_price) for p in armed}.items() <= indexed.items()
+    redis, key = redis_connection(), index_key("BTCUSD", BID_BELOW)
+    for protective in armed:  # at their new prices in the index
+        assert redis.zscore(key, protective_member(protective.pk)) == float(protective.trigger_price)
 
 
 def test_a_margin_call_warns_once_then_the_liquidation_closes_the_position(trader, drive, ledger_balanced):
