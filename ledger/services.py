@@ -29,6 +29,8 @@ from uuid import UUID
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Case, Q, Value, When
+from django.utils import timezone
 
 from accounts.models import User
 from ledger.errors import (
@@ -125,6 +127,43 @@ def ledger_accounts_lock_for_update(*, account_ids: Iterable[UUID]) -> dict[UUID
     return {account.pk: account for account in accounts}
 
 
+@dataclass(frozen=True)
+class TradingAccounts:
+    """A trader's accounts and the fees shard their fills post to, locked together."""
+
+    available: LedgerAccount
+    margin: LedgerAccount
+    fees: LedgerAccount
+
+
+def trading_accounts_lock(*, user: User) -> TradingAccounts:
+    """Lock the user's ``available`` and ``margin`` accounts and their ``fees`` shard until the
+    transaction ends, in one statement (in the ledger's one lock order, by pk), and return them
+    as they are now. Accounts not made yet are made first (then locked as usual)."""
+    fees_name = platform_shard_name(kind=LedgerAccount.Kind.FEES, shard_of=user.pk)
+    rows = list(
+        LedgerAccount.objects.select_for_update(no_key=True)
+        .filter(
+            Q(user=user, kind__in=LedgerAccount.USER_KINDS)
+            | Q(user=None, kind=LedgerAccount.Kind.FEES, name=fees_name)
+        )
+        .order_by("pk")
+    )
+    found = {account.kind: account for account in rows}
+    if len(found) < len(LedgerAccount.USER_KINDS) + 1:
+        accounts = ledger_accounts_for_user(user=user)
+        fees = platform_account(kind=LedgerAccount.Kind.FEES, shard_of=user.pk)
+        locked = ledger_accounts_lock_for_update(
+            account_ids=[accounts.available.pk, accounts.margin.pk, fees.pk]
+        )
+        found = {account.kind: account for account in locked.values()}
+    return TradingAccounts(
+        available=found[LedgerAccount.Kind.AVAILABLE],
+        margin=found[LedgerAccount.Kind.MARGIN],
+        fees=found[LedgerAccount.Kind.FEES],
+    )
+
+
 def amount_check(amount: object) -> Decimal:
     """``amount`` if it is a finite, non-zero Decimal of at most 6 decimal places within the column.
 
@@ -169,7 +208,6 @@ def _posting_check(*, kind: str, legs: Sequence[Leg], reference: str) -> None:
         raise UnbalancedTransaction(details={"total": f"{total:f}"})
 
 
-@transaction.atomic
 def ledger_transaction_post(
     *,
     kind: str,
@@ -184,9 +222,24 @@ def ledger_transaction_post(
     places, are zero, or do not sum to exactly zero (``InvalidAmount``,
     ``UnbalancedTransaction``), and a posting that would take a user's account below zero
     (``InsufficientBalance``). The accounts of ``legs`` get their new balances.
+
+    In a caller's transaction it opens no savepoint: a refusal comes before any write (the
+    only statement before it is the lock, which a refusal leaves harmless), and a failed
+    statement marks the caller's transaction for rollback, as Django does for any. Three
+    writes: the transaction, its entries, the balances (one UPDATE for all the accounts).
     """
+    if not transaction.get_connection().in_atomic_block:
+        with transaction.atomic():
+            return _transaction_post(kind=kind, legs=legs, reference=reference, memo=memo, actor=actor)
+    return _transaction_post(kind=kind, legs=legs, reference=reference, memo=memo, actor=actor)
+
+
+def _transaction_post(
+    *, kind: str, legs: Sequence[Leg], reference: str, memo: str, actor: User | None
+) -> LedgerTransaction:
     _posting_check(kind=kind, legs=legs, reference=reference)
-    locked = ledger_accounts_lock_for_update(account_ids=(account.pk for account, _ in legs))
+    with transaction.atomic(savepoint=False):  # a failed statement dooms the caller's transaction
+        locked = ledger_accounts_lock_for_update(account_ids=(account.pk for account, _ in legs))
     changes: dict[UUID, Decimal] = defaultdict(Decimal)
     for account, amount in legs:
         if account.pk not in locked:
@@ -201,20 +254,32 @@ def ledger_transaction_post(
                 required=(-change).quantize(AMOUNT_QUANTUM), available=account.balance, account=account.kind
             )
 
-    posted = LedgerTransaction.objects.create(
-        kind=kind, reference=reference, memo=memo, actor=actor if actor is not None and actor.pk else None
-    )
-    LedgerEntry.objects.bulk_create(
-        [
-            LedgerEntry(transaction=posted, account=locked[account.pk], amount=amount)
-            for account, amount in legs
-        ]
-    )
-    for account_id, change in changes.items():
-        if change:
-            account = locked[account_id]
-            account.balance += change
-            account.save(update_fields=["balance", "updated_at"])
+    with transaction.atomic(savepoint=False):
+        posted = LedgerTransaction.objects.create(
+            kind=kind, reference=reference, memo=memo, actor=actor if actor is not None and actor.pk else None
+        )
+        LedgerEntry.objects.bulk_create(
+            [
+                LedgerEntry(transaction=posted, account=locked[account.pk], amount=amount)
+                for account, amount in legs
+            ]
+        )
+        moved = {account_id: change for account_id, change in changes.items() if change}
+        if moved:
+            # The rows are locked: each new balance is the locked one plus its change, set
+            # exactly (not ``balance + change`` in SQL) so the rows and the objects agree.
+            now = timezone.now()
+            for account_id, change in moved.items():
+                locked[account_id].balance += change
+                locked[account_id].updated_at = now
+            balance_field = LedgerAccount._meta.get_field("balance")
+            LedgerAccount.objects.filter(pk__in=list(moved)).update(
+                balance=Case(
+                    *(When(pk=pk, then=Value(locked[pk].balance)) for pk in moved),
+                    output_field=balance_field,
+                ),
+                updated_at=now,
+            )
     for account, _ in legs:
         account.balance = locked[account.pk].balance
     return posted

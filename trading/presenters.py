@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -110,15 +111,25 @@ def armed_protective_orders(position: Position) -> list[ProtectiveOrder]:
         rows = list(cache["protective_orders"])
     else:
         rows = list(position.protective_orders.filter(status=ProtectiveOrder.Status.ARMED))
+    return _trader_stops(rows)
+
+
+def _trader_stops(rows: Iterable[ProtectiveOrder]) -> list[ProtectiveOrder]:
     return [
         p for p in rows if p.status == ProtectiveOrder.Status.ARMED and p.kind in ProtectiveOrder.TRADER_KINDS
     ]
 
 
 def position_data(
-    position: Position, *, mark_price: Decimal | None = None, unrealized_pnl: Decimal | None = None
+    position: Position,
+    *,
+    mark_price: Decimal | None = None,
+    unrealized_pnl: Decimal | None = None,
+    armed: Sequence[ProtectiveOrder] | None = None,
 ) -> dict[str, Any]:
-    armed = armed_protective_orders(position)
+    """``armed``: the position's armed protective orders if the caller holds them (read in its
+    transaction, locked), else they are read."""
+    armed = armed_protective_orders(position) if armed is None else _trader_stops(armed)
     by_kind = {p.kind: p for p in armed}
     return {
         "id": str(position.pk),

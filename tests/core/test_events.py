@@ -97,6 +97,34 @@ def test_the_events_of_one_transaction_are_handed_over_in_one_batch_in_order():
 
 
 @pytest.mark.django_db(transaction=True)
+def test_events_published_together_take_the_next_numbers_in_order_and_go_with_the_others():
+    user = UserFactory()
+    with override_settings(EVENT_DISPATCHERS=[RECORD]), transaction.atomic():
+        events.publish(user_id=user.pk, type="order.created", data={})
+        published = events.publish_many(
+            user_id=user.pk,
+            events=[("order.filled", {"n": 1}), ("trade.executed", {"n": 2}), ("position.updated", {})],
+        )
+        assert [event.seq for event in published] == [2, 3, 4]
+    with override_settings(EVENT_DISPATCHERS=[RECORD]):
+        assert events.publish(user_id=user.pk, type="order.created", data={}).seq == 5
+    assert dispatchers.batches == [4, 1]
+    assert dispatchers.received == [
+        ("order.created", 1),
+        ("order.filled", 2),
+        ("trade.executed", 3),
+        ("position.updated", 4),
+        ("order.created", 5),
+    ]
+    assert list(
+        Event.objects.filter(user=user, seq__in=(2, 3)).order_by("seq").values_list("data", flat=True)
+    ) == [
+        {"n": 1},
+        {"n": 2},
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_rolled_back_savepoints_event_is_skipped_and_the_others_still_go():
     user = UserFactory()
     with override_settings(EVENT_DISPATCHERS=[RECORD]), transaction.atomic():

@@ -37,6 +37,24 @@ def test_every_position_gets_a_margin_call_and_a_liquidation_armed(trader, drive
     assert position.liquidation_price == armed["liquidation"]
 
 
+def test_adding_to_a_position_moves_its_margin_call_and_liquidation_in_the_index(trader, drive):
+    from trading.triggers.index import BID_BELOW, index_key, protective_member, redis_connection
+
+    drive(BTCUSD="64000")
+    order, _ = order_place(user=trader, order=BTC)
+    drive(BTCUSD="66000")
+    order_place(user=trader, order=BTC)  # a higher entry: both triggers move up
+
+    armed = list(ProtectiveOrder.objects.filter(position_id=order.position_id, status="armed"))
+    assert {p.kind for p in armed} == {"margin_call", "liquidation"}
+    assert ProtectiveOrder.objects.filter(position_id=order.position_id).count() == 2
+    position = Position.objects.get(pk=order.position_id)
+    assert next(p for p in armed if p.kind == "liquidation").trigger_price == position.liquidation_price
+    redis, key = redis_connection(), index_key("BTCUSD", BID_BELOW)
+    for protective in armed:  # at their new prices in the index
+        assert redis.zscore(key, protective_member(protective.pk)) == float(protective.trigger_price)
+
+
 def test_a_margin_call_warns_once_then_the_liquidation_closes_the_position(trader, drive, ledger_balanced):
     drive(BTCUSD="64000")
     order, _ = order_place(user=trader, order=BTC)
@@ -81,4 +99,5 @@ def test_a_partial_close_moves_the_liquidation_price_with_the_position(trader, d
     armed = ProtectiveOrder.objects.get(position=position, kind="liquidation", status="armed")
     assert armed.trigger_price == position.liquidation_price
     assert position.liquidation_price == before  # half the size with half the collateral: same price
-    assert ProtectiveOrder.objects.filter(position=position, kind="liquidation").count() == 2
+    # moved in place: the one liquidation trigger of the position, never cancelled and re-armed
+    assert ProtectiveOrder.objects.filter(position=position, kind="liquidation").count() == 1

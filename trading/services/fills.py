@@ -16,15 +16,20 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ledger.models import LedgerAccount, TransactionKind
-from ledger.services import ledger_accounts_for_user, ledger_transaction_post, platform_account
-from marqetfi.core.events import publish
+from ledger.services import (
+    TradingAccounts,
+    ledger_accounts_for_user,
+    ledger_transaction_post,
+    platform_account,
+)
+from marqetfi.core.events import publish, publish_many
 from pricing.models import PairListing
 from providers import registry
 from providers.base import VenueOrder
 from providers.errors import ProviderError
 from trading import terms
 from trading.errors import PositionNotOpen
-from trading.models import Fill, Order, Position
+from trading.models import Fill, Order, Position, ProtectiveOrder
 from trading.presenters import fill_data, order_data, position_data
 from trading.services.protection import (
     protection_apply,
@@ -145,14 +150,35 @@ def _reprice(position: Position) -> None:
     )
 
 
-def order_fill_open(*, order: Order, venue_order: VenueOrder, risk: RiskProfile | None = None) -> Position:
+@dataclass(frozen=True)
+class LockedForFill:
+    """Rows the caller's transaction locked before sending the order, which its fill posts to:
+    the trader's accounts with their fees shard, and their live position on the market if
+    there was one (``None``: the fill finds or opens it)."""
+
+    accounts: TradingAccounts
+    position: Position | None
+
+
+def order_fill_open(
+    *,
+    order: Order,
+    venue_order: VenueOrder,
+    risk: RiskProfile | None = None,
+    locked: LockedForFill | None = None,
+) -> Position:
     """Record the fill of an opening order (the order row is locked by the caller): the fill, the
     position opened or increased, the fee charged from the locked margin, the stops armed.
-    ``risk``: the profile the order was checked against, if the caller has it (not read again)."""
+    ``risk``: the profile the order was checked against, if the caller has it (not read again);
+    ``locked``: the rows the caller locked already (not read again)."""
     size = venue_order.filled_size
     price = venue_order.avg_fill_price
     assert price is not None and size > 0
-    position, created = _position_for_fill(order, risk)
+    held = locked.position if locked is not None else None
+    if held is not None and held.provider == order.provider and held.status in Position.LIVE:
+        position, created = held, False
+    else:
+        position, created = _position_for_fill(order, risk)
     notional = size * price
     total_size = position.size + size
     position.entry_price = ((position.size * position.entry_price + notional) / total_size).quantize(
@@ -182,14 +208,15 @@ def order_fill_open(*, order: Order, venue_order: VenueOrder, risk: RiskProfile 
             "updated_at",
         ]
     )
-    accounts = ledger_accounts_for_user(user=order.user)
     if order.fee_reserved:
+        if locked is not None:
+            margin, fees = locked.accounts.margin, locked.accounts.fees
+        else:
+            margin = ledger_accounts_for_user(user=order.user).margin
+            fees = platform_account(kind=LedgerAccount.Kind.FEES, shard_of=order.user_id)
         ledger_transaction_post(
             kind=TransactionKind.FEE,
-            legs=[
-                (accounts.margin, -order.fee_reserved),
-                (platform_account(kind=LedgerAccount.Kind.FEES, shard_of=order.user_id), order.fee_reserved),
-            ],
+            legs=[(margin, -order.fee_reserved), (fees, order.fee_reserved)],
             reference=f"order:{order.pk}",
             memo=f"opening fee {order.symbol}",
         )
@@ -219,20 +246,24 @@ def order_fill_open(*, order: Order, venue_order: VenueOrder, risk: RiskProfile 
         )
     # A new position has no margin call or liquidation armed yet: nothing to read.
     armed = {} if created else protective_armed(position)
+    # The stops the position shows: those just read, unless resized at the venue since (or new).
+    stops: list[ProtectiveOrder] | None = None
     if not created:
         placed_now = frozenset(
             kind
             for kind, asked in (("stop_loss", order.stop_loss), ("take_profit", order.take_profit))
             if asked is not None
         )
-        protective_native_resize(position=position, keep=placed_now, armed=armed)
+        if not protective_native_resize(position=position, keep=placed_now, armed=armed):
+            stops = list(armed.values())
     risk_triggers_arm(position, armed=armed)
-    publish(user_id=order.user_id, type="order.filled", data=order_data(order))
-    publish(user_id=order.user_id, type="trade.executed", data=fill_data(fill))
-    publish(
+    publish_many(
         user_id=order.user_id,
-        type="position.opened" if created else "position.updated",
-        data=position_data(position),
+        events=[
+            ("order.filled", order_data(order)),
+            ("trade.executed", fill_data(fill)),
+            ("position.opened" if created else "position.updated", position_data(position, armed=stops)),
+        ],
     )
     return position
 

@@ -29,14 +29,14 @@ from django.utils import timezone
 
 from accounts.models import User
 from ledger.errors import InsufficientBalance
-from ledger.models import LedgerAccount, TransactionKind
+from ledger.models import TransactionKind
 from ledger.selectors import user_balances
 from ledger.services import (
+    TradingAccounts,
     UserAccounts,
     ledger_accounts_for_user,
-    ledger_accounts_lock_for_update,
     ledger_transaction_post,
-    platform_account,
+    trading_accounts_lock,
 )
 from marqetfi.core.db_locks import advisory_xact_lock
 from marqetfi.core.errors import ApplicationError
@@ -70,7 +70,7 @@ from trading.errors import (
 )
 from trading.models import Order, Position
 from trading.presenters import order_data
-from trading.services.fills import order_fill_open
+from trading.services.fills import LockedForFill, order_fill_open
 from trading.services.positions import (
     close_size,
     outcome_unknown,
@@ -344,7 +344,7 @@ def order_place(*, user: User, order: OrderTerms) -> tuple[Order, bool]:
                 # another of them is creating is there (committed) to be locked first; then
                 # the position before the ledger rows: the lock order of every close and fill.
                 advisory_xact_lock("orders", user.pk)
-                _live_position_lock(user=user, plan=plan)
+                live = _live_position_lock(user=user, plan=plan)
             row = Order.objects.create(
                 user=user,
                 client_order_id=order.client_order_id,
@@ -366,9 +366,12 @@ def order_place(*, user: User, order: OrderTerms) -> tuple[Order, bool]:
                 provider=plan.provider,
                 routing=plan.routing,
             )
-            accounts = ledger_accounts_for_user(user=user)
-            if in_transaction:
-                _fill_accounts_lock(user=user, accounts=accounts)
+            # In one transaction with the fill: the user's accounts and the fees shard the fill
+            # will post to are locked together now, in the ledger's one order (by pk). Taking
+            # the shard only at the fill would wait on a settlement that holds it and waits on
+            # the user's accounts (a close of another position of the same trader): a deadlock.
+            held = trading_accounts_lock(user=user) if in_transaction else None
+            accounts: UserAccounts | TradingAccounts = held or ledger_accounts_for_user(user=user)
             amount = plan.collateral + plan.fee
             ledger_transaction_post(
                 kind=TransactionKind.ORDER_COLLATERAL_LOCK,
@@ -379,8 +382,9 @@ def order_place(*, user: User, order: OrderTerms) -> tuple[Order, bool]:
             publish(user_id=user.pk, type="order.created", data=order_data(row))
             if row.status == Order.Status.OPEN:
                 _after_commit_index(row.pk)
-            if in_transaction:
-                return _order_execute(row, locked=True, risk=plan.risk), True
+            if held is not None:
+                locked = LockedForFill(accounts=held, position=live)
+                return _order_execute(row, locked=True, risk=plan.risk, held=locked), True
     except IntegrityError:
         existing = Order.objects.filter(user=user, client_order_id=order.client_order_id).first()
         if existing is None:
@@ -403,24 +407,14 @@ def _settles_in_caller_transaction(routing: dict[str, Any]) -> bool:
         return False
 
 
-def _fill_accounts_lock(*, user: User, accounts: UserAccounts) -> None:
-    """Lock the user's accounts and the fees shard the fill will post to, together, in the
-    ledger's one order (by pk). This transaction holds them until it ends; taking the shard
-    only at the fill would wait on a settlement that holds it and waits on the user's
-    accounts (a close of another position of the same trader): a deadlock."""
-    fees = platform_account(kind=LedgerAccount.Kind.FEES, shard_of=user.pk)
-    ledger_accounts_lock_for_update(account_ids=[accounts.available.pk, accounts.margin.pk, fees.pk])
-
-
-def _live_position_lock(*, user: User, plan: OrderPlan) -> None:
-    """Lock the user's live position this order would add to, if there is one."""
-    list(
-        Position.objects.select_for_update(no_key=True)
-        .filter(
+def _live_position_lock(*, user: User, plan: OrderPlan) -> Position | None:
+    """Lock the user's live position this order would add to, if there is one, and return it."""
+    live = list(
+        Position.objects.select_for_update(no_key=True).filter(
             user=user, symbol=plan.symbol, side=plan.side, provider=plan.provider, status__in=Position.LIVE
         )
-        .values_list("pk", flat=True)
     )
+    return live[0] if live else None
 
 
 def _order_replayed(existing: Order, fingerprint: str) -> Order:
@@ -448,10 +442,13 @@ def order_execute(*, order_id: Any) -> Order:
     return _order_execute(Order.objects.select_related("user").get(pk=order_id))
 
 
-def _order_execute(order: Order, *, locked: bool = False, risk: RiskProfile | None = None) -> Order:
+def _order_execute(
+    order: Order, *, locked: bool = False, risk: RiskProfile | None = None, held: LockedForFill | None = None
+) -> Order:
     """``order_execute`` of a row already read; ``locked``: the caller's transaction created or
     locked it (its answer is recorded on this very row); ``risk``: the profile the order was
-    checked against, which a new position takes its levels from (read once per order)."""
+    checked against, which a new position takes its levels from (read once per order);
+    ``held``: the rows the caller's transaction locked for the fill (not read again)."""
     attempts: list[dict[str, str]] = list(order.routing.get("attempts", []))
     candidates = order.routing.get("candidates") or [order.provider]
     for provider in candidates:
@@ -478,7 +475,7 @@ def _order_execute(order: Order, *, locked: bool = False, risk: RiskProfile | No
         attempts.append({"provider": provider, "status": venue_order.status})
         if locked:
             recorded = _order_answer_record(
-                order, provider=provider, venue_order=venue_order, attempts=attempts, risk=risk
+                order, provider=provider, venue_order=venue_order, attempts=attempts, risk=risk, held=held
             )
         else:
             recorded = order_venue_answer_record(
@@ -588,6 +585,7 @@ def _order_answer_record(
     venue_order: VenueOrder,
     attempts: list[dict[str, str]] | None,
     risk: RiskProfile | None = None,
+    held: LockedForFill | None = None,
 ) -> Order:
     """``order_venue_answer_record`` on a row locked by the caller's transaction (no savepoint of
     its own: a failure here fails the caller's transaction, which records the order)."""
@@ -599,7 +597,8 @@ def _order_answer_record(
             attempts = _attempts_answered(order, provider, str(venue_order.status))
         order.routing = {**order.routing, "attempts": attempts}
         if venue_order.status in ("filled", "partially_filled") and venue_order.filled_size > 0:
-            order_fill_open(order=order, venue_order=venue_order, risk=risk)  # saves provider, routing
+            # saves provider, routing
+            order_fill_open(order=order, venue_order=venue_order, risk=risk, locked=held)
             return order
         if venue_order.status in ("rejected", "cancelled"):
             order.save(update_fields=["provider", "routing", "updated_at"])

@@ -22,6 +22,8 @@ from functools import partial
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Case, Value, When
+from django.utils import timezone
 
 from providers import registry
 from providers.base import NativeStops
@@ -30,7 +32,7 @@ from providers.errors import ProviderError
 from trading import terms
 from trading.errors import InvalidStopSide, InvalidTrailingStop, StopBeyondLiquidation
 from trading.models import Order, Position, ProtectiveOrder
-from trading.triggers.index import protective_index, protective_unindex
+from trading.triggers.index import protective_entry, protective_index, protective_rekey, protective_unindex
 
 logger = logging.getLogger(__name__)
 
@@ -252,12 +254,13 @@ def protection_apply(
 
 def protective_native_resize(
     *, position: Position, keep: frozenset[str] = frozenset(), armed: dict[str, ProtectiveOrder] | None = None
-) -> None:
+) -> bool:
     """The position grew: its stops held at the venue as trigger orders for a size (placed
     through ``NativeStops``) are placed again, for the whole position, at the same prices; the
     old ones are cancelled there. ``keep``: kinds just placed for the new size, left alone.
     A venue whose stops are not sized (Ostium's belong to the trade) has none to resize.
-    ``armed``: ``protective_armed(position)`` if the caller has read it already."""
+    ``armed``: ``protective_armed(position)`` if the caller has read it already. Whether any
+    was placed again (``armed`` then no longer says what is armed)."""
     armed = protective_armed(position) if armed is None else armed
     prices = {
         kind: protective.trigger_price
@@ -268,7 +271,7 @@ def protective_native_resize(
         and protective.venue_client_order_id
     }
     if not prices:
-        return
+        return False
     protection_apply(
         position=position,
         protection=Protection(
@@ -277,16 +280,20 @@ def protective_native_resize(
         ),
         reference_price=position.entry_price,
     )
+    return True
 
 
 def risk_triggers_arm(position: Position, *, armed: dict[str, ProtectiveOrder] | None = None) -> None:
     """(Re-)arm the platform's margin call and liquidation at the position's current prices.
     ``armed``: the position's armed protective orders if the caller has read them already
-    (their margin call and liquidation, which changing the stops leaves alone, are current)."""
+    (their margin call and liquidation, which changing the stops leaves alone, are current).
+
+    One already armed is moved to its new price in place (one UPDATE for both, their index
+    entries re-keyed after the commit in one pipeline) rather than cancelled and armed anew:
+    a fill that adds to a position moves both on every order. One no longer wanted (the
+    position was margin-called, or has no liquidation price) is cancelled; one missing is
+    armed."""
     armed = protective_armed(position) if armed is None else armed
-    for kind in ProtectiveOrder.RISK_KINDS:
-        if kind in armed:
-            protective_cancel(armed[kind])
     margin_call = terms.loss_price(
         side=position.side,
         entry=position.entry_price,
@@ -294,10 +301,38 @@ def risk_triggers_arm(position: Position, *, armed: dict[str, ProtectiveOrder] |
         collateral=position.collateral,
         level=position.margin_call_level,
     )
-    if margin_call is not None and position.margin_called_at is None:
-        _arm(position, ProtectiveOrder.Kind.MARGIN_CALL, trigger_price=margin_call)
-    if position.liquidation_price is not None:
-        _arm(position, ProtectiveOrder.Kind.LIQUIDATION, trigger_price=position.liquidation_price)
+    wanted: dict[str, Decimal | None] = {
+        ProtectiveOrder.Kind.MARGIN_CALL: margin_call if position.margin_called_at is None else None,
+        ProtectiveOrder.Kind.LIQUIDATION: position.liquidation_price,
+    }
+    moved: list[ProtectiveOrder] = []
+    for kind, price in wanted.items():
+        current = armed.get(kind)
+        if current is not None and (
+            price is None or current.execution_mode != ProtectiveOrder.ExecutionMode.SYNTHETIC
+        ):
+            protective_cancel(current)
+            current = None
+        if price is None:
+            continue
+        if current is None:
+            _arm(position, kind, trigger_price=price)
+        elif current.trigger_price != price:
+            current.trigger_price = price
+            moved.append(current)
+    if not moved:
+        return
+    now = timezone.now()
+    ProtectiveOrder.objects.filter(pk__in=[p.pk for p in moved]).update(
+        trigger_price=Case(
+            *(When(pk=p.pk, then=Value(p.trigger_price)) for p in moved),
+            output_field=ProtectiveOrder._meta.get_field("trigger_price"),
+        ),
+        updated_at=now,
+    )
+    for protective in moved:
+        protective.updated_at = now
+    transaction.on_commit(partial(protective_rekey, [protective_entry(p) for p in moved]))
 
 
 def protective_rearm(*, close_order: Order) -> None:

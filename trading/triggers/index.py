@@ -253,6 +253,22 @@ def protective_index(protective_id: Any) -> None:
         logger.exception("protective order %s not indexed; the sweep will", protective_id)
 
 
+def protective_rekey(entries: Sequence[Entry]) -> None:
+    """Move already indexed triggers to their new scores, in one pipeline and without reading
+    their rows: called after the commit that changed their prices in place (the platform's
+    margin call and liquidation after a fill). ``XX``: a member that left meanwhile (fired,
+    cancelled) is not added back; one missing is the sweep's to put right."""
+    if not entries:
+        return
+    try:
+        with redis_connection().pipeline(transaction=False) as pipe:
+            for entry in entries:
+                entry_write(pipe, entry, existing_only=True, exact=True)
+            pipe.execute()
+    except Exception:
+        logger.exception("triggers %s not re-keyed; the sweep will", [entry.member for entry in entries])
+
+
 def protective_unindex(protective_id: Any) -> None:
     """Take a protective order (fired, cancelled) out of its symbol's index."""
     try:

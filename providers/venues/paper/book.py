@@ -170,7 +170,6 @@ def _order_by_client_id(account_ref: str, client_order_id: str) -> PaperOrder | 
     return PaperOrder.objects.filter(account_ref=account_ref, client_order_id=client_order_id).first()
 
 
-@transaction.atomic
 def paper_order_place(
     *,
     order: VenueOrderRequest,
@@ -182,12 +181,13 @@ def paper_order_place(
     the first result and changes nothing.
 
     ``executes_at`` (the asynchronous answer mode): an accepted market order is kept
-    ``pending`` and executes at the price of the moment ``paper_order_get`` finds it due."""
-    defer = executes_at is not None
-    existing = _order_by_client_id(order.account_ref, order.client_order_id)
-    if existing is not None:
-        return _to_venue_order(existing)
+    ``pending`` and executes at the price of the moment ``paper_order_get`` finds it due.
 
+    Written in one savepoint: an order that fills now is inserted already filled, after its
+    position was moved (one insert instead of an insert and an update); a repeat is told by
+    the unique client id refusing the insert (the savepoint then undoes the position's move),
+    not by a read before every order."""
+    defer = executes_at is not None
     pair = paper_pair(order.symbol)
     market = pair.market if pair is not None else None
     reason = _rejection(order, market)
@@ -233,21 +233,22 @@ def paper_order_place(
     )
     try:
         with transaction.atomic():
+            if fill_price is not None and not defer:
+                _fill(row, fill_price, save=False)
             row.save(force_insert=True)
     except IntegrityError:
-        # The same client id arrived at the same time from another request: its result stands.
+        # A repeat of the client id (sent again, or at the same time from another request):
+        # the first result stands and nothing of this one is kept.
         first = _order_by_client_id(order.account_ref, order.client_order_id)
         if first is None:
             raise
         return _to_venue_order(first)
-
-    if fill_price is not None and not defer:
-        _fill(row, fill_price)
     return _to_venue_order(row)
 
 
-def _fill(order: PaperOrder, price: Decimal) -> None:
-    """Fill the (locked or just created) ``order`` at ``price`` into its position."""
+def _fill(order: PaperOrder, price: Decimal, *, save: bool = True) -> None:
+    """Fill the (locked, or not yet saved: ``save=False``, the caller inserts it) ``order`` at
+    ``price`` into its position."""
     position = _position_add(
         account_ref=order.account_ref,
         symbol=order.symbol,
@@ -261,9 +262,10 @@ def _fill(order: PaperOrder, price: Decimal) -> None:
     order.avg_fill_price = price
     order.position = position
     order.filled_at = timezone.now()
-    order.save(
-        update_fields=["status", "filled_size", "avg_fill_price", "position", "filled_at", "updated_at"]
-    )
+    if save:
+        order.save(
+            update_fields=["status", "filled_size", "avg_fill_price", "position", "filled_at", "updated_at"]
+        )
 
 
 def _open_position_for_update(account_ref: str, symbol: str, side: Side) -> PaperPosition | None:

@@ -130,6 +130,15 @@ def test_a_repeated_client_order_id_returns_the_first_order_and_fills_once(btc):
     assert btc.get_order(account_ref=ACCOUNT, client_order_id="same-id") == first
 
 
+def test_a_repeat_on_the_same_side_leaves_the_position_as_the_first_order_made_it(btc):
+    first = btc.place_order(order=request("same-side"))
+    [before] = btc.positions(account_ref=ACCOUNT)
+    again = btc.place_order(order=request("same-side", collateral="500"))
+    assert again == first
+    assert PaperOrder.objects.count() == 1
+    assert btc.positions(account_ref=ACCOUNT) == [before]
+
+
 def test_the_same_client_order_id_on_another_account_is_another_order(btc):
     first = btc.place_order(order=request("shared"))
     other = btc.place_order(order=request("shared", account_ref="paper:trader-2"))
