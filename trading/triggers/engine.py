@@ -52,6 +52,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class TickOutcome:
+    # re-key candidates, and crossed ones: all of them inline, at most one per fire set when
+    # the queue claims them inside Redis (``queued`` then counts them)
     candidates: int = 0
     moved: int = 0
     queued: int = 0
