@@ -11,11 +11,15 @@ Redis db of REDIS_URL is flushed. Then, on the paper market:
 - runs a feed in this process: one thread ingesting, in order and on schedule, a steady
   stream of ticks on ``--others`` other symbols (each every ``--interval`` s) through
   ``price_tick_ingest`` with the production tick hooks, and one crash tick through the stops.
-  A tick's latency is from its scheduled arrival to the return of its ingest (cached,
-  broadcast, hooks run): what a tick waits behind the crash tick shows there;
-- new path: ``--consumers`` ``manage.py triggerfire`` processes (``TRIGGER_FIRE_PARTITIONS``
-  partitions shared between them) fire what the crash tick enqueued; the time until the last
-  stop fired is measured from the crash tick;
+  A tick's latency is from its scheduled arrival to the return of its ingest: what a tick
+  waits behind the crash tick shows there. On the new path the hooks run as ``pricefeed``
+  runs them, on a ``TickHookRunner`` (the ingest returns once the tick is cached and
+  broadcast); the bench's own last hook also records when each tick's hooks were done
+  (tick-to-hooks) and how long the crash tick's hooks took (the claim of every stop);
+- new path: ``--consumers`` ``manage.py triggerfire`` processes with ``--concurrency`` threads
+  each (``TRIGGER_FIRE_PARTITIONS`` partitions shared between them by lease, no flag pinning
+  them) fire what the crash tick enqueued; the time until the last stop fired is measured
+  from the crash tick;
 - baseline, same run, same feed: ``TRIGGER_FIRE_INLINE`` (the tick fires in the feed's thread,
   as before the queue) on the ETHUSD stops (fewer, so that it finishes).
 
@@ -71,6 +75,19 @@ class Feed:
     crash_done: threading.Event = field(default_factory=threading.Event)
     crash_seconds: float = 0.0
     crash_started: float = 0.0
+    crash_hooks_done: float = 0.0
+    hooks: Any = None  # a TickHookRunner, as pricefeed runs them; None: in this thread
+    due_of: dict[tuple[str, datetime], float] = field(default_factory=dict)
+    hook_latencies: list[tuple[float, float]] = field(default_factory=list)  # (arrival, ms)
+
+    def hooks_done(self, tick: Any) -> None:
+        """The bench's last tick hook: when the production hooks of a tick were done."""
+        now = time.perf_counter()
+        due = self.due_of.pop((tick.symbol, tick.ts), None)
+        if due is None:
+            self.crash_hooks_done = now
+        else:
+            self.hook_latencies.append((due, (now - due) * 1000))
 
     def run(self) -> None:
         from django.db import connection
@@ -90,7 +107,12 @@ class Feed:
                     self.crash = None
                     self.crash_started = time.perf_counter()
                     price_tick_ingest(
-                        symbol=symbol, bid=price, ask=price, provider="paper", ts=datetime.now(UTC)
+                        symbol=symbol,
+                        bid=price,
+                        ask=price,
+                        provider="paper",
+                        ts=datetime.now(UTC),
+                        hooks=self.hooks,
                     )
                     self.crash_seconds = time.perf_counter() - self.crash_started
                     self.crash_done.set()
@@ -98,7 +120,11 @@ class Feed:
                 symbol, base = self.others[index % len(self.others)]
                 wiggle = Decimal(1 + (index % 7)) / Decimal(10_000)
                 price = (base * (1 + wiggle)).quantize(Decimal("0.0001"))
-                price_tick_ingest(symbol=symbol, bid=price, ask=price, provider="paper", ts=datetime.now(UTC))
+                ts = datetime.now(UTC)
+                self.due_of[(symbol, ts)] = due
+                price_tick_ingest(
+                    symbol=symbol, bid=price, ask=price, provider="paper", ts=ts, hooks=self.hooks
+                )
                 self.latencies.append((time.perf_counter() - due) * 1000)
                 self.arrivals.append(due)
                 index += 1
@@ -114,6 +140,15 @@ class Feed:
             "p99": _percentile(ordered, 0.99),
             "max": ordered[-1] if ordered else 0.0,
         }
+
+
+_FEEDS: list[Feed] = []
+
+
+def hooks_done(tick: Any) -> None:
+    """A ``PRICE_TICK_HOOKS`` entry (``__main__.hooks_done``) after the production ones."""
+    if _FEEDS:
+        _FEEDS[-1].hooks_done(tick)
 
 
 def _environment() -> None:
@@ -270,6 +305,8 @@ def phase(
     feed.crash = (symbol, CRASH_TO[symbol])
     feed.crash_done.wait()
     started = feed.crash_started
+    while not feed.crash_hooks_done and time.perf_counter() - started < limit:
+        time.sleep(0.01)
     last = None
     while time.perf_counter() - started < limit:
         if fired_count(symbol) >= count:
@@ -287,7 +324,12 @@ def phase(
         for latency, arrival in zip(feed.latencies[before:], feed.arrivals[before:], strict=True)
         if arrival > started + 2
     )
+    hooked = sorted(ms for arrival, ms in list(feed.hook_latencies) if arrival >= started)
     return {
+        "crash_hooks_ms": (feed.crash_hooks_done - started) * 1000,
+        "hooks_p50": statistics.median(hooked) if hooked else 0.0,
+        "hooks_p99": _percentile(hooked, 0.99),
+        "hooks_max": hooked[-1] if hooked else 0.0,
         "over_50ms": sum(1 for latency in during if latency > 50),
         "p99_after_2s": _percentile(settled, 0.99),
         "max_after_2s": settled[-1] if settled else 0.0,
@@ -306,7 +348,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stops", type=int, default=10_000)
     parser.add_argument("--baseline-stops", type=int, default=300)
-    parser.add_argument("--consumers", type=int, default=2)
+    parser.add_argument("--consumers", type=int, default=1, help="triggerfire processes")
+    parser.add_argument("--concurrency", type=int, default=4, help="consumer threads per process")
     parser.add_argument("--nice", type=int, default=10, help="niceness of the consumer processes")
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--others", type=int, default=8, help="other symbols ticking")
@@ -338,10 +381,16 @@ def main() -> int:
         flush=True,
     )
 
+    from django.conf import settings
+
+    from pricing.services.prices import TickHookRunner
+
+    hooks = [*settings.PRICE_TICK_HOOKS, "__main__.hooks_done"]
     feed = Feed(others=others, interval=args.interval)
+    _FEEDS.append(feed)
     results: dict[str, Any] = {}
     # Baseline: the old path, firing in the feed's thread.
-    with override_settings(TRIGGER_FIRE_INLINE=True):
+    with override_settings(TRIGGER_FIRE_INLINE=True, PRICE_TICK_HOOKS=hooks):
         thread = threading.Thread(target=feed.run, daemon=True)
         thread.start()
         results["baseline"] = phase(
@@ -354,25 +403,28 @@ def main() -> int:
 
     # The firing queue and its consumers.
     env = {**os.environ, "TRIGGER_FIRE_PARTITIONS": str(args.partitions)}
-    parts = [list(range(args.partitions))[n :: args.consumers] for n in range(args.consumers)]
     consumers = [
         subprocess.Popen(
             [
                 *("nice", "-n", str(args.nice), sys.executable, "manage.py", "triggerfire"),
-                *("--partitions", ",".join(map(str, p))),
+                *("--concurrency", str(args.concurrency)),
             ],
             cwd=BASE_DIR,
             env=env,
         )
-        for p in parts
+        for _ in range(args.consumers)
     ]
+    runner = TickHookRunner(name="feed-hooks")
     try:
-        feed = Feed(others=others, interval=args.interval)
-        thread = threading.Thread(target=feed.run, daemon=True)
-        thread.start()
-        results["queue"] = phase(feed, CRASH_SYMBOL, args.stops, warmup=5, after=2, limit=args.limit)
-        feed.stop.set()
-        thread.join()
+        feed = Feed(others=others, interval=args.interval, hooks=runner)
+        _FEEDS.append(feed)
+        with override_settings(PRICE_TICK_HOOKS=hooks):
+            thread = threading.Thread(target=feed.run, daemon=True)
+            thread.start()
+            results["queue"] = phase(feed, CRASH_SYMBOL, args.stops, warmup=5, after=2, limit=args.limit)
+            feed.stop.set()
+            thread.join()
+            runner.stop()
     finally:
         for process in consumers:
             process.terminate()
@@ -401,24 +453,32 @@ def _report(results: dict[str, Any], args: argparse.Namespace) -> str:
         "user, bulk-seeded; one feed thread ingests a steady stream of ticks on "
         f"{args.others} other symbols ({args.others / args.interval:.0f} ticks/s) through "
         "`price_tick_ingest` with the production hooks, and one crash tick through every stop. "
-        "Latency: from a tick's scheduled arrival to the return of its ingest (cache written, "
-        "broadcast, hooks run), for the other symbols' ticks from the crash tick until 2 s after "
-        "the last fire. Baseline in the same run: `TRIGGER_FIRE_INLINE` (the old synchronous "
-        f"firing in the feed's thread), on {args.baseline_stops} stops so that it finishes. "
-        f"Queue: {args.consumers} `triggerfire` processes (nice {args.nice}: the feed first) over "
-        f"{args.partitions} partitions.",
+        "Tick-to-cache latency: from a tick's scheduled arrival to the return of its ingest, for "
+        "the other symbols' ticks from the crash tick until 2 s after the last fire; on the queue "
+        "path the hooks run on the feed's `TickHookRunner` (4 threads, per symbol in order), as in "
+        "`pricefeed`, and tick-to-hooks is when their hooks were done. Crash tick: its ingest in "
+        "the feed's thread / its hooks (the claim of every stop). Baseline in the same run: "
+        "`TRIGGER_FIRE_INLINE` with the hooks in the feed's thread (the old synchronous firing), "
+        f"on {args.baseline_stops} stops so that it finishes. Queue: {args.consumers} `triggerfire` "
+        f"process(es) of {args.concurrency} consumer threads (nice {args.nice}: the feed first) over "
+        f"{args.partitions} partitions. Load average at the end: {os.getloadavg()[0]:.1f} / "
+        f"{os.getloadavg()[1]:.1f} / {os.getloadavg()[2]:.1f} (1 / 5 / 15 min).",
         "",
-        "| path | stops | crash tick ms | last fire s | other ticks | p50 ms | p99 ms | max ms "
-        "| over 50 ms | p99 / max ms from 2 s after the crash "
+        "| path | stops | crash tick ms (feed / hooks) | last fire s | other ticks | p50 ms | p99 ms "
+        "| max ms | over 50 ms | p99 / max ms from 2 s after the crash | tick-to-hooks p50 / p99 / max ms "
         "| fired | closed | one close each | more than one | ledger problems |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: | ---: | ---: |",
     ]
     for name, r in (("synchronous (baseline)", base), ("queue + consumers", queue)):
         c = r["check"]
         lines.append(
-            f"| {name} | {c['stops']:,} | {r['crash_tick_ms']:.1f} | {r['last_fire_s']:.1f} | {r['ticks']} "
+            f"| {name} | {c['stops']:,} | {r['crash_tick_ms']:.1f} / {r['crash_hooks_ms']:.1f} "
+            f"| {r['last_fire_s']:.1f} | {r['ticks']} "
             f"| {r['p50']:.2f} | {r['p99']:.2f} | {r['max']:.1f} | {r['over_50ms']} "
-            f"| {r['p99_after_2s']:.1f} / {r['max_after_2s']:.1f} | {c['fired']:,} | {c['closed']:,} "
+            f"| {r['p99_after_2s']:.1f} / {r['max_after_2s']:.1f} "
+            f"| {r['hooks_p50']:.1f} / {r['hooks_p99']:.1f} / {r['hooks_max']:.1f} "
+            f"| {c['fired']:,} | {c['closed']:,} "
             f"| {c['positions_with_one_close']:,} | {c['positions_with_more']} | {c['ledger_problems']} |"
         )
     lines.append("")

@@ -4,8 +4,10 @@ One loop per process (``manage.py pricefeed``). Each round it routes every activ
 polls the venues for the quotes of their pairs, one ``prices()`` call per venue (venues in
 parallel), hands each quote to ``price_tick_ingest`` (cache, WebSocket group, tick hooks
 such as the trigger engine and the paper venue's order matching) and sleeps until the next
-round. A venue that fails is backed off exponentially (and its circuit breaker opens), the
-others keep ticking; pairs fall back to their next venue through routing. Several feed
+round. The tick hooks run on threads of their own (``TickHookRunner``, per symbol in order):
+a crash tick whose hook claims thousands of stops does not hold back other symbols' prices.
+A venue that fails is backed off exponentially (and its circuit breaker opens), the others
+keep ticking; pairs fall back to their next venue through routing. Several feed
 processes may run: ticks are idempotent writes of the latest price.
 
 A venue that can stream (``PriceStreaming``, such as Lighter over its WebSocket, whose REST
@@ -33,7 +35,7 @@ from django_redis import get_redis_connection
 
 from marqetfi.core.errors import ApplicationError
 from pricing.models import TradingPair
-from pricing.services.prices import price_tick_ingest
+from pricing.services.prices import TickHookRunner, price_tick_ingest
 from providers import registry
 from providers.base import PriceStreaming, Quote
 from providers.breaker import call_provider
@@ -84,6 +86,10 @@ class PriceFeed:
     stream: bool = True  # run_forever streams the venues that can; False polls everything
     stream_join_seconds: float = 5.0
     streams: dict[str, VenueStream] = field(default_factory=dict)
+    # run_forever runs the tick hooks on this many threads of their own (``TickHookRunner``):
+    # a slow hook never delays another symbol's cache write. 0: in the ingesting thread.
+    hook_workers: int = 4
+    hooks: TickHookRunner | None = None
 
     def routes(self, pairs: Iterable[TradingPair]) -> dict[str, list[str]]:
         """The usable venues of every pair that has one, best first."""
@@ -138,6 +144,8 @@ class PriceFeed:
     def run_forever(self) -> None:
         mode = "streaming where venues can" if self.stream else "polling only"
         logger.info("Price feed started (every %.2f s, %s)", self.interval, mode)
+        if self.hook_workers > 0:
+            self.hooks = TickHookRunner(self.hook_workers, name="feed-hooks")
         try:
             while not self.stop_event.is_set():
                 started = time.monotonic()
@@ -150,6 +158,9 @@ class PriceFeed:
                 self.stop_event.wait(max(0.0, self.interval - (time.monotonic() - started)))
         finally:
             self.streams_stop()
+            if self.hooks is not None:  # the ticks ingested still reach the hooks
+                self.hooks.stop()
+                self.hooks = None
         logger.info("Price feed stopped after %s rounds", self.rounds)
 
     def _round(self, *, streaming: bool) -> int:
@@ -175,6 +186,7 @@ class PriceFeed:
                 provider=venue,
                 ts=quote.ts,
                 market_open=quote.market_open,
+                hooks=self.hooks,
             )
         except ApplicationError as exc:  # a crossed or malformed quote: skip it, keep the rest
             logger.warning("Price feed: quote of %s from %s refused (%s)", quote.symbol, venue, exc)

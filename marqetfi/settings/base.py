@@ -348,6 +348,9 @@ TRAILING_UPDATE_MIN_INTERVAL_MS = env.int("TRAILING_UPDATE_MIN_INTERVAL_MS", def
 # Triggers crossed by a tick are enqueued on this many partition streams (by position) and
 # fired by `manage.py triggerfire` consumers, each partition by one consumer at a time.
 TRIGGER_FIRE_PARTITIONS = env.int("TRIGGER_FIRE_PARTITIONS", default=4)
+# Consumer threads of one `triggerfire` process, each draining its share of the partitions:
+# one process fires this many partitions in parallel (no more than TRIGGER_FIRE_PARTITIONS).
+TRIGGER_FIRE_CONCURRENCY = env.int("TRIGGER_FIRE_CONCURRENCY", default=4)
 # How long a consumer's hold on a partition lasts unless renewed (a dead consumer's partitions
 # pass to another after this).
 TRIGGER_FIRE_LEASE_MS = env.int("TRIGGER_FIRE_LEASE_MS", default=10_000)

@@ -29,9 +29,11 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import queue
 import threading
 import time
 import uuid
+import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -42,7 +44,7 @@ from functools import lru_cache
 from typing import Any, Final
 
 from django.conf import settings
-from django.db import connection
+from django.db import close_old_connections, connection
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django_redis import get_redis_connection
@@ -703,8 +705,60 @@ def _run_hooks(tick: PriceTick) -> None:
             logger.exception("price tick hook %s failed on %s", path, tick.symbol)
 
 
+class TickHookRunner:
+    """Runs the ``PRICE_TICK_HOOKS`` of ingested ticks on threads of their own, off the
+    thread that writes the cache (the price feed's), so that a slow hook (the trigger engine
+    claiming a crash through thousands of stops) never delays another symbol's cache write.
+
+    A symbol always goes to the same thread (a stable hash of it), one FIFO queue each: the
+    hooks see every tick of a symbol, none skipped, in the order they were ingested, one at
+    a time; another symbol's ticks wait behind a slow hook only if they share its thread.
+    The queues are unbounded (a tick is never dropped); ``backlog()`` tells how far behind
+    the hooks are. ``stop()`` runs what is queued, then ends the threads.
+    """
+
+    def __init__(self, workers: int = 4, *, name: str = "tick-hooks") -> None:
+        self._queues: list[queue.SimpleQueue[PriceTick | None]] = [
+            queue.SimpleQueue() for _ in range(max(1, workers))
+        ]
+        self._threads = [
+            threading.Thread(target=self._run, args=(q,), name=f"{name}-{n}", daemon=True)
+            for n, q in enumerate(self._queues)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, tick: PriceTick) -> None:
+        self._queues[zlib.crc32(tick.symbol.encode()) % len(self._queues)].put(tick)
+
+    def backlog(self) -> int:
+        return sum(q.qsize() for q in self._queues)
+
+    def stop(self, timeout: float | None = None) -> None:
+        for q in self._queues:
+            q.put(None)
+        for thread in self._threads:
+            thread.join(timeout)
+
+    @staticmethod
+    def _run(ticks: queue.SimpleQueue[PriceTick | None]) -> None:
+        try:
+            while (tick := ticks.get()) is not None:
+                _run_hooks(tick)
+                close_old_connections()
+        finally:
+            connection.close()
+
+
 def price_tick_ingest(
-    *, symbol: str, bid: Decimal, ask: Decimal, provider: str, ts: datetime, market_open: bool = True
+    *,
+    symbol: str,
+    bid: Decimal,
+    ask: Decimal,
+    provider: str,
+    ts: datetime,
+    market_open: bool = True,
+    hooks: TickHookRunner | None = None,
 ) -> bool:
     """Take a tick from the price feed (or the paper venue): cache it, broadcast it, run the hooks.
 
@@ -714,8 +768,10 @@ def price_tick_ingest(
     is not read (this is the feed's hot path). The broadcast goes to the ``prices:<SYMBOL>``
     stream channel as ``{"symbol", "bid", "ask", "mid", "ts", "provider", "market_open"}``; each
     dotted path in ``settings.PRICE_TICK_HOOKS`` is then called with
-    the ``PriceTick``. A failing broadcast or hook is logged and skipped. Call it from sync
-    code (``sync_to_async`` from a coroutine).
+    the ``PriceTick``, in this thread before it returns, or, given ``hooks`` (the price
+    feed's), on that runner's thread for the symbol, so that this returns once the tick is
+    cached and broadcast. A failing broadcast or hook is logged and skipped. Call it from
+    sync code (``sync_to_async`` from a coroutine).
     """
     normalized = symbol_normalize(symbol)
     if not _well_formed(normalized):
@@ -728,5 +784,8 @@ def price_tick_ingest(
     if not stored:
         return False
     _broadcast(tick)
-    _run_hooks(tick)
+    if hooks is not None:
+        hooks.submit(tick)
+    else:
+        _run_hooks(tick)
     return True

@@ -25,7 +25,13 @@ from pricing.errors import (
     UnknownSymbol,
 )
 from pricing.services import prices
-from pricing.services.prices import price_for_execution, price_get, price_tick_ingest, prices_get
+from pricing.services.prices import (
+    TickHookRunner,
+    price_for_execution,
+    price_get,
+    price_tick_ingest,
+    prices_get,
+)
 from providers import registry
 from providers.breaker import call_provider
 from providers.errors import ProviderError
@@ -462,3 +468,35 @@ def test_a_tick_for_a_malformed_symbol_is_refused(quotes):
         price_tick_ingest(
             symbol="BTC USD", bid=Decimal("1"), ask=Decimal("2"), provider="feed", ts=timezone.now()
         )
+
+
+def test_hooks_on_a_runner_never_hold_back_another_symbols_cache_write_nor_skip_a_tick(quotes, settings):
+    settings.PRICE_TICK_HOOKS = ["tests.pricing.hooks.gated"]
+    hooks.RECEIVED.clear()
+    hooks.GATE.clear()
+    runner = TickHookRunner(2)
+    start = timezone.now()
+    prices = {"BTCUSD": ["64000", "63000", "62000"], "ETHUSD": ["3200", "3190"]}
+    try:
+        for n in range(3):
+            for symbol, quotes_of in prices.items():
+                if n < len(quotes_of):
+                    price = Decimal(quotes_of[n])
+                    assert price_tick_ingest(
+                        symbol=symbol,
+                        bid=price,
+                        ask=price,
+                        provider="alpha",
+                        ts=start + timedelta(milliseconds=n),
+                        hooks=runner,
+                    )
+        # BTCUSD's hook is stuck on its first tick; every tick is cached all the same.
+        assert price_get("BTCUSD").bid == Decimal("62000")
+        assert price_get("ETHUSD").bid == Decimal("3190")
+        assert all(tick.symbol != "BTCUSD" for tick in hooks.RECEIVED)
+    finally:
+        hooks.GATE.set()
+        runner.stop(10)
+
+    seen = {symbol: [tick.bid for tick in hooks.RECEIVED if tick.symbol == symbol] for symbol in prices}
+    assert seen == {symbol: [Decimal(p) for p in quotes_of] for symbol, quotes_of in prices.items()}

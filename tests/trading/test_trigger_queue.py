@@ -1,9 +1,12 @@
-"""The firing queue: a tick enqueues what it crosses, once, and returns; the consumer fires
-each entry once, in order per position; the sweep leaves queued triggers to the consumer and
-catches those whose queue was lost."""
+"""The firing queue: a tick enqueues what it crosses, once, in bounded chunks, and returns; the
+consumer fires each entry once, in order per position, on as many threads as asked; the sweep
+leaves queued triggers to the consumer and catches those whose queue was lost."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import Counter
 from decimal import Decimal
 from typing import Any
 
@@ -20,8 +23,9 @@ from tests.accounts.factories import UserFactory
 from tests.trading.fixtures_triggers import index_forget, index_members, place
 from trading.models import Fill, Position, ProtectiveOrder
 from trading.triggers import engine, sweep
-from trading.triggers.consumer import fire_pending
-from trading.triggers.queue import queue_depth
+from trading.triggers.consumer import fire_pending, firers_run, lease_key
+from trading.triggers.index import redis_connection
+from trading.triggers.queue import queue_depth, triggers_claim
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -162,4 +166,60 @@ def test_the_sweep_fires_a_stop_queued_past_the_grace(funded_trader, price_to):
     assert outcome.fired == 1
     assert fire_pending() == 0  # the consumer's entry, late, changes nothing
     assert len(closes(order.position_id)) == 1
+    assert ledger_check() == []
+
+
+def _crash_through_eight_stops(paper_market: Any, staff: Any, price_to: Any) -> list[Any]:
+    price_to("64000")
+    traders: list[Any] = [UserFactory() for _ in range(8)]
+    positions = []
+    for trader in traders:
+        balance_adjust(user=trader, amount=Decimal(5000), reason="test funding", actor=staff)
+        positions.append(place(trader, stop_loss="62000").position_id)
+    return positions
+
+
+def test_a_crash_is_claimed_in_chunks_each_stop_once(paper_market, staff, price_to):
+    positions = _crash_through_eight_stops(paper_market, staff, price_to)
+    crash = tick("61000")
+
+    claimed = [
+        triggers_claim(symbol="BTCUSD", bid=crash.bid, ask=crash.ask, ts=crash.ts, limit=3) for _ in range(4)
+    ]
+
+    assert claimed == [3, 3, 2, 0]  # no call claims more than its chunk, none claims twice
+    assert queue_depth() == 8
+    assert index_members().get("bid_below", set()) == set()
+    assert engine.tick_evaluate(tick("60900")).queued == 0
+    assert fire_pending() == 8
+    assert Position.objects.filter(pk__in=positions, status="closed").count() == 8
+    assert all(len(closes(pk)) == 1 for pk in positions)
+    assert ledger_check() == []
+
+
+def test_one_process_fires_its_partitions_on_as_many_threads(paper_market, staff, price_to):
+    positions = _crash_through_eight_stops(paper_market, staff, price_to)
+    redis = redis_connection()
+    stop = threading.Event()
+    runner = threading.Thread(target=firers_run, kwargs={"concurrency": 2, "stop_event": stop}, daemon=True)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not all(redis.exists(lease_key(n)) for n in range(4)):
+            time.sleep(0.05)
+        holders = Counter(redis.get(lease_key(n)) for n in range(4))
+        assert sorted(holders.values()) == [2, 2]  # two consumers, each its share
+
+        assert engine.tick_evaluate(tick("61000")).queued == 8
+        while time.monotonic() < deadline and Position.objects.filter(status="closed").count() < 8:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        runner.join(30)
+
+    assert not runner.is_alive()
+    assert not any(redis.exists(lease_key(n)) for n in range(4))  # released on the way out
+    assert Position.objects.filter(pk__in=positions, status="closed").count() == 8
+    assert all(len(closes(pk)) == 1 for pk in positions)
+    assert queue_depth() == 0
     assert ledger_check() == []

@@ -4,7 +4,10 @@ Each partition stream of the firing queue is read through the consumer group by 
 at a time: the one holding its lease (``SET NX PX`` on ``marqetfi:triggers:fire:lease:<n>``,
 renewed between entries). One reader per partition keeps the order of every position's
 triggers (a stop-loss before a later take-profit); partitions by position, rather than by
-symbol, let several consumers share a crash on one symbol. A consumer that takes a partition
+symbol, let several consumers share a crash on one symbol. One ``triggerfire`` process runs
+``TRIGGER_FIRE_CONCURRENCY`` consumers in threads (``firers_run``), each taking at most its
+share of the partitions, so a single process fires that many partitions in parallel; more
+processes share the partitions by the same leases. A consumer that takes a partition
 first claims what the previous holder left pending (``XAUTOCLAIM``: that holder's lease has
 expired, so it is gone) and fires those entries before new ones.
 
@@ -31,7 +34,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 
 from trading.triggers.firing import order_fire, protective_fire
 from trading.triggers.index import (
@@ -112,14 +115,17 @@ class TriggerFirer:
         name: str | None = None,
         batch: int = BATCH,
         block_ms: int = 1000,
+        max_held: int | None = None,
+        stop_event: threading.Event | None = None,
     ) -> None:
         self.partitions = list(partitions_wanted) if partitions_wanted else list(range(partitions()))
+        self.max_held = max_held if max_held is not None else len(self.partitions)
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.batch = batch
         self.block_ms = block_ms
         self.lease_ms: int = settings.TRIGGER_FIRE_LEASE_MS
         self.held: dict[int, float] = {}  # partition -> monotonic time of the last renewal
-        self.stop_event = threading.Event()
+        self.stop_event = stop_event or threading.Event()
         self.fired = 0
 
     # --- leases -------------------------------------------------------------------------
@@ -145,6 +151,8 @@ class TriggerFirer:
         for partition in self.partitions:
             if partition in self.held:
                 self._renew(partition)
+                continue
+            if len(self.held) >= self.max_held:  # leave it to another consumer
                 continue
             if redis.set(lease_key(partition), self.name, nx=True, px=self.lease_ms):
                 self.held[partition] = time.monotonic()
@@ -258,6 +266,7 @@ class TriggerFirer:
 
     def run_forever(self) -> None:
         groups_ensure()
+        close_old_connections()
         logger.info("trigger firing consumer %s on partitions %s", self.name, self.partitions)
         try:
             while not self.stop_event.is_set():
@@ -269,6 +278,47 @@ class TriggerFirer:
                     self.stop_event.wait(RETRY_PAUSE_SECONDS)
         finally:
             self.leases_release()
+            connection.close()
+
+
+def firers_run(
+    *,
+    concurrency: int,
+    partitions_wanted: Sequence[int] | None = None,
+    batch: int = BATCH,
+    stop_event: threading.Event | None = None,
+) -> list[TriggerFirer]:
+    """Run ``concurrency`` consumers in threads of this process until ``stop_event`` is set,
+    then return them (stopped, leases released). Each takes at most its share of the
+    partitions (``ceil(partitions / concurrency)``) and drains them in parallel with the
+    others: threads wait on the database and Redis, so one process fires up to
+    ``concurrency`` partitions at once. Partitions left free (another process holds them, a
+    thread's share is full) are taken by whichever consumer, here or elsewhere, has room."""
+    wanted = list(partitions_wanted) if partitions_wanted else list(range(partitions()))
+    count = max(1, min(concurrency, len(wanted)))
+    share = -(-len(wanted) // count)
+    stop = stop_event or threading.Event()
+    base = f"{socket.gethostname()}-{os.getpid()}"
+    firers = [
+        TriggerFirer(
+            partitions_wanted=wanted,
+            name=f"{base}-{n}" if count > 1 else base,
+            batch=batch,
+            max_held=share,
+            stop_event=stop,
+        )
+        for n in range(count)
+    ]
+    threads = [
+        threading.Thread(target=firer.run_forever, name=f"triggerfire-{n}", daemon=True)
+        for n, firer in enumerate(firers)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(0.5)  # in slices: the main thread must see SIGTERM
+    return firers
 
 
 def fire_pending(*, consumer: str = "inline") -> int:

@@ -318,17 +318,21 @@ def score(value: Decimal) -> float:
     return float(value)
 
 
-def candidates(symbol: str, *, bid: Decimal, ask: Decimal) -> list[list[bytes]]:
+def candidates(
+    symbol: str, *, bid: Decimal, ask: Decimal, fire_limit: int | None = None
+) -> list[list[bytes]]:
     """The members of ``symbol``'s index this bid and ask reach, one list per set of ``SETS``:
-    crossed ones in the four fire sets, trailing stops whose best they improve on in the two
-    re-key sets. One round trip; the database is not read."""
+    crossed ones in the four fire sets (at most ``fire_limit`` of each: enough to tell that
+    something crossed, when the firing queue claims them inside Redis), trailing stops whose
+    best they improve on in the two re-key sets. One round trip; the database is not read."""
     key = partial(index_key, symbol)
     bid_score, ask_score = repr(score(bid)), repr(score(ask))
+    start, num = (0, fire_limit) if fire_limit is not None else (None, None)
     with redis_connection().pipeline(transaction=False) as pipe:
-        pipe.zrangebyscore(key(BID_BELOW), bid_score, "+inf")
-        pipe.zrangebyscore(key(BID_ABOVE), "-inf", bid_score)
-        pipe.zrangebyscore(key(ASK_ABOVE), "-inf", ask_score)
-        pipe.zrangebyscore(key(ASK_BELOW), ask_score, "+inf")
+        pipe.zrangebyscore(key(BID_BELOW), bid_score, "+inf", start=start, num=num)
+        pipe.zrangebyscore(key(BID_ABOVE), "-inf", bid_score, start=start, num=num)
+        pipe.zrangebyscore(key(ASK_ABOVE), "-inf", ask_score, start=start, num=num)
+        pipe.zrangebyscore(key(ASK_BELOW), ask_score, "+inf", start=start, num=num)
         pipe.zrangebyscore(key(BID_REKEY), "-inf", f"({bid_score}")
         pipe.zrangebyscore(key(ASK_REKEY), f"({ask_score}", "+inf")
         found: list[list[bytes]] = pipe.execute()

@@ -1,11 +1,13 @@
 """The firing queue: a tick claims the triggers it crosses and hands them to the firing
 consumer (``manage.py triggerfire``) instead of firing them in the feed's thread.
 
-One Lua script per tick (``triggers_enqueue``), atomic in Redis, so a trigger is enqueued once
-however many feed processes see the same crossing: for each crossed member still in its fire
-set at a crossing score, it removes the member from the index sets, records it in the
-symbol's ``queued`` hash and XADDs one entry (member, symbol, bid, ask, tick time) to a
-partition stream ``marqetfi:triggers:fire:<n>``. The partition is a hash of the member's owner
+A Lua script (``triggers_claim``), atomic in Redis, so a trigger is enqueued once however
+many feed processes see the same crossing: it looks up the members of the fire sets this bid
+and ask cross, at most ``CLAIM_CHUNK`` of them, and for each removes it from the index sets,
+records it in the symbol's ``queued`` hash and XADDs one entry (member, symbol, bid, ask,
+tick time) to a partition stream ``marqetfi:triggers:fire:<n>``. A tick through more calls it again
+(``triggers_enqueue``) until it claims fewer: no member id ever reaches the caller, and Redis
+is never held by one call for longer than a chunk. The partition is a hash of the member's owner
 (the position it acts on), so every trigger of one position is fired in the order its
 crossings were seen (a stop-loss before a later take-profit), while the positions of one
 symbol spread over ``TRIGGER_FIRE_PARTITIONS`` streams that several consumers drain in
@@ -16,7 +18,6 @@ parallel. Each partition is read by one consumer at a time (a lease in Redis, se
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Final
@@ -29,30 +30,29 @@ from trading.triggers.index import KEY_PREFIX, OWNER, QUEUED, SETS, index_key, r
 GROUP: Final = "firing"
 STREAM_PREFIX: Final = f"{KEY_PREFIX}fire:"
 
+# At most this many triggers claimed per script call: Redis runs a script to its end before
+# any other command, so a call must stay short (a few ms) for the cache writes of other
+# symbols; a crash through more is claimed in several calls.
+CLAIM_CHUNK: Final = 256
+
 # KEYS: the six sets (SETS order), the owner hash, the queued hash, then the partition streams.
-# ARGV: symbol, bid, ask, tick time, now (ms), bid score, ask score, then the members.
-_ENQUEUE: Final = """
+# ARGV: symbol, bid, ask, tick time, now (ms), bid score, ask score, the most to claim.
+# Returns how many it claimed; as many as asked for means there may be more.
+_CLAIM: Final = """
 local names = {'bid_below', 'bid_above', 'ask_above', 'ask_below', 'bid_rekey', 'ask_rekey'}
 local partitions = #KEYS - 8
-local bid, ask = tonumber(ARGV[6]), tonumber(ARGV[7])
+local bid, ask = ARGV[6], ARGV[7]
+local ranges = {{bid, '+inf'}, {'-inf', bid}, {'-inf', ask}, {ask, '+inf'}}
+local limit = tonumber(ARGV[8])
 local queued = 0
-for i = 8, #ARGV do
-  local member = ARGV[i]
-  local crossing = false
-  for s = 1, 4 do
-    local at = redis.call('ZSCORE', KEYS[s], member)
-    if at then
-      at = tonumber(at)
-      if (s == 1 and bid <= at) or (s == 2 and bid >= at) or (s == 3 and ask >= at)
-        or (s == 4 and ask <= at) then
-        crossing = true
-      end
-    end
-  end
-  if crossing then
+for s = 1, 4 do
+  if queued >= limit then break end
+  local members = redis.call('ZRANGEBYSCORE', KEYS[s], ranges[s][1], ranges[s][2],
+    'LIMIT', 0, limit - queued)
+  for _, member in ipairs(members) do
     local left = {}
-    for s = 1, 6 do
-      if redis.call('ZREM', KEYS[s], member) == 1 then table.insert(left, names[s]) end
+    for t = 1, 6 do
+      if redis.call('ZREM', KEYS[t], member) == 1 then table.insert(left, names[t]) end
     end
     local owner = redis.call('HGET', KEYS[7], member)
     if not owner then owner = member end
@@ -83,15 +83,14 @@ def stream_keys() -> list[str]:
     return [stream_key(n) for n in range(partitions())]
 
 
-def triggers_enqueue(
-    *, symbol: str, members: Sequence[bytes | str], bid: Decimal, ask: Decimal, ts: datetime
-) -> int:
-    """Claim the crossed ones among ``members`` (index candidates of one tick) and enqueue one
-    firing each; returns how many this call enqueued (a member another process claimed first,
-    or whose score moved away, is skipped). One round trip."""
-    if not members:
-        return 0
-    names = [m.decode() if isinstance(m, bytes) else m for m in dict.fromkeys(members)]
+def triggers_claim(*, symbol: str, bid: Decimal, ask: Decimal, ts: datetime, limit: int = CLAIM_CHUNK) -> int:
+    """Claim up to ``limit`` of the triggers this bid and ask cross in ``symbol``'s index and
+    enqueue one firing each; returns how many this call claimed (``limit``: call again).
+
+    The range lookup, the claim and the XADDs happen in one script inside Redis, so no
+    member id travels to the caller and each call is bounded by ``limit`` whatever the crash.
+    A member claimed leaves the fire sets, so the next call goes on where this one stopped;
+    another process seeing the same crossing claims disjoint members, each exactly once."""
     keys = [index_key(symbol, name) for name in SETS]
     keys += [index_key(symbol, OWNER), index_key(symbol, QUEUED), *stream_keys()]
     args: list[str | int] = [
@@ -102,10 +101,21 @@ def triggers_enqueue(
         int(time.time() * 1000),
         repr(score(bid)),
         repr(score(ask)),
-        *names,
+        max(1, limit),
     ]
-    queued: int = redis_connection().register_script(_ENQUEUE)(keys=keys, args=args)
+    queued: int = redis_connection().register_script(_CLAIM)(keys=keys, args=args)
     return queued
+
+
+def triggers_enqueue(*, symbol: str, bid: Decimal, ask: Decimal, ts: datetime) -> int:
+    """Claim and enqueue every trigger this tick crosses, ``CLAIM_CHUNK`` per script call
+    (between calls Redis serves the other symbols' writes); returns how many were enqueued."""
+    total = 0
+    while True:
+        queued = triggers_claim(symbol=symbol, bid=bid, ask=ask, ts=ts)
+        total += queued
+        if queued < CLAIM_CHUNK:
+            return total
 
 
 def groups_ensure() -> None:
