@@ -47,6 +47,7 @@ from trading.models import Fill, Order, Position, ProtectiveOrder, Reconciliatio
 from trading.services.orders import orders_reconcile
 from trading.services.reconciliation import reconciliation_run
 from trading.services.venues import VENUE_ACCOUNT_FUND, venue_account_prepare
+from trading.triggers.index import SETS, index_key
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -275,7 +276,7 @@ def test_a_native_stop_loss_fires_at_lighter_and_closes_the_position_here(trader
     assert lighter.order(account, client_order_index(stop_loss.venue_client_order_id)) is not None
     redis = get_redis_connection("default")
     assert not any(
-        redis.zscore(key, f"p:{stop_loss.pk}") for key in redis.scan_iter("marqetfi:triggers:ETHUSD:*")
+        redis.zscore(index_key("ETHUSD", name), f"p:{stop_loss.pk}") for name in SETS
     )  # not in our trigger engine
 
     lighter.set_price(ETH, Decimal("2890"))  # Lighter fires the stop-loss

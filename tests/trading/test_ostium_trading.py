@@ -42,7 +42,7 @@ from trading.services.orders import OrderTerms, order_place, order_poll
 from trading.services.positions import protective_native_poll
 from trading.services.venues import VENUE_ACCOUNT_FUND, venue_wallet_fund
 from trading.services.wallet_trades import wallet_venue
-from trading.triggers.index import index_key, protective_index, protective_member
+from trading.triggers.index import SETS, index_key, protective_index, protective_member
 
 pytestmark = pytest.mark.django_db
 
@@ -370,9 +370,7 @@ def test_a_stop_loss_the_keeper_executes_on_chain_closes_our_position_at_the_sto
     protective_index(stop.pk)
     protective_index(liquidation.pk)
     redis = get_redis_connection("default")
-    indexed = {
-        m.decode() for key in redis.scan_iter(index_key("ETHUSD", "*")) for m in redis.zrange(key, 0, -1)
-    }
+    indexed = {m.decode() for name in SETS for m in redis.zrange(index_key("ETHUSD", name), 0, -1)}
     assert protective_member(liquidation.pk) in indexed
     assert protective_member(stop.pk) not in indexed
     assert protective_native_poll() == 0
