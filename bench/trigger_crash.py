@@ -448,8 +448,8 @@ def _report(results: dict[str, Any], args: argparse.Namespace) -> str:
         f"## Trigger engine, a crash through armed stops — {now}",
         "",
         f"Machine: `{uname}`, nproc {os.cpu_count()}, Python {platform.python_version()}; PostgreSQL "
-        "(local) and Redis 7 on loopback; other engineers' builds and tests were running on the "
-        "machine at the same time. `bench/trigger_crash.py`: open longs with a stop-loss, one per "
+        "(local) and Redis 7 on loopback (what else ran on the machine shows in the load average "
+        "below). `bench/trigger_crash.py`: open longs with a stop-loss, one per "
         "user, bulk-seeded; one feed thread ingests a steady stream of ticks on "
         f"{args.others} other symbols ({args.others / args.interval:.0f} ticks/s) through "
         "`price_tick_ingest` with the production hooks, and one crash tick through every stop. "
