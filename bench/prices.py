@@ -49,7 +49,7 @@ import psutil
 BASE_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(BASE_DIR))
 
-from bench.processes import processes_stop, run, wait_http  # noqa: E402
+from bench.processes import price_bench_env, processes_stop, run, wait_http  # noqa: E402
 from marqetfi.embedded import EmbeddedRedis  # noqa: E402
 
 THROUGHPUT_TARGET = 0.8  # cached single price at saturation, of the baseline's requests/s
@@ -146,10 +146,7 @@ def main() -> int:
     if other_cores:
         os.sched_setaffinity(0, other_cores)  # inherited by Redis, the feed and hey
 
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "marqetfi.settings.base", "DEBUG": "false"}
-    env.setdefault("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'bench.sqlite3'}")
-    env["THROTTLE_ANON"] = env["THROTTLE_USER"] = "100000000/min"
-    env["LOG_LEVEL"] = "WARNING"
+    env = price_bench_env()
     redis = None
     if not env.get("REDIS_URL"):
         redis = EmbeddedRedis()

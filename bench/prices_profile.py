@@ -29,7 +29,7 @@ from typing import Any
 BASE_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(BASE_DIR))
 
-from bench.processes import run  # noqa: E402
+from bench.processes import price_bench_env, run  # noqa: E402
 from marqetfi.embedded import EmbeddedRedis  # noqa: E402
 
 SCOPE: dict[str, Any] = {
@@ -96,10 +96,7 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=25, help="functions listed, by own time")
     args = parser.parse_args()
 
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "marqetfi.settings.base", "DEBUG": "false"}
-    env.setdefault("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'bench.sqlite3'}")
-    env["THROTTLE_ANON"] = env["THROTTLE_USER"] = "100000000/min"
-    env["LOG_LEVEL"] = "WARNING"
+    env = price_bench_env()
     redis = None
     if not env.get("REDIS_URL"):
         redis = EmbeddedRedis()

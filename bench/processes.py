@@ -4,6 +4,7 @@ a server, stopping them."""
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -16,6 +17,16 @@ import psutil
 from marqetfi.webserver import web_processes_default
 
 BASE_DIR = Path(__file__).resolve().parents[1]
+
+
+def price_bench_env() -> dict[str, str]:
+    """The environment the price benchmarks run our app in: no DEBUG, throttles out of the
+    way, quiet logs, SQLite unless ``DATABASE_URL`` is set (``REDIS_URL``: the caller's)."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "marqetfi.settings.base", "DEBUG": "false"}
+    env.setdefault("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'bench.sqlite3'}")
+    env["THROTTLE_ANON"] = env["THROTTLE_USER"] = "100000000/min"
+    env["LOG_LEVEL"] = "WARNING"
+    return env
 
 
 def run(command: list[str], env: dict[str, str]) -> str:
