@@ -124,6 +124,9 @@ DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=WEB_MAX_REQUESTS_IN_FLIGH
 DB_POOL_MIN_SIZE = env.int("DB_POOL_MIN_SIZE", default=2)
 DB_POOL_TIMEOUT = env.float("DB_POOL_TIMEOUT", default=10.0)
 PROCESS_KIND = process_kind(sys.argv)
+# The long-running processes that are neither web nor Celery (those have their own rules).
+DAEMON_PROCESS_KINDS = frozenset({"pricefeed", "triggerfire", "venuefollow"})
+DAEMON_CONN_MAX_AGE = env.int("DAEMON_CONN_MAX_AGE", default=300)
 
 # --- Database -------------------------------------------------------------------------
 DATABASES: dict[str, dict[str, Any]] = {
@@ -147,6 +150,13 @@ else:
     DATABASES["default"].setdefault("OPTIONS", {})["application_name"] = env.str(
         "DB_APPLICATION_NAME", default=f"marqetfi-{PROCESS_KIND}"
     )[:63]
+    if PROCESS_KIND in DAEMON_PROCESS_KINDS:
+        # The price feed's hook threads, the trigger consumers and the venue follower call
+        # close_old_connections() after each tick, batch or round: at age 0 that is a new
+        # PostgreSQL backend (a fork, authentication, the session set-up) several times a
+        # second per thread, whose CPU lands on the cores serving requests. They keep their
+        # connections instead, checked before reuse, renewed after DAEMON_CONN_MAX_AGE seconds.
+        DATABASES["default"]["CONN_MAX_AGE"] = DAEMON_CONN_MAX_AGE
     if PROCESS_KIND == _WEB and DB_POOL_MAX_SIZE > 0:
         # A web process holds at most DB_POOL_MAX_SIZE connections, however many requests
         # and sockets it serves: a thread that finds them all taken waits up to

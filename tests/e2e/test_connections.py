@@ -10,6 +10,7 @@ so nothing here depends on how fast the machine is.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import uuid
@@ -26,7 +27,7 @@ from django.db import connection
 
 from accounts.models import User
 from tests.accounts.factories import UserFactory
-from tests.e2e.conftest import DaphneServer, _database_url, start_daphne
+from tests.e2e.conftest import DaphneServer, _database_url, start_daphne, start_process
 from tests.e2e.test_streams import Socket, token
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -196,3 +197,39 @@ def test_socket_sign_ins_run_on_several_threads_and_every_socket_gets_its_snapsh
         finally:
             for socket in sockets:
                 socket.close()
+
+
+def test_the_price_feed_keeps_its_connections_across_ticks(
+    e2e_env: dict[str, str], e2e_log_dir: Path, market: None
+) -> None:
+    """The feed's hook threads touch the database on every tick (the paper venue's resting
+    orders); each keeps one connection instead of opening a PostgreSQL backend per tick."""
+    application_name = f"marqetfi-feed-test-{uuid.uuid4().hex[:8]}"
+    env = {**e2e_env, "DB_APPLICATION_NAME": application_name}
+    feed = start_process(
+        "feed", [sys.executable, "manage.py", "pricefeed", "--interval", "0.1"], env, e2e_log_dir
+    )
+    seen: set[int] = set()
+    try:
+        with observer() as observing:
+
+            def backend_pids() -> set[int]:
+                rows = observing.execute(
+                    "SELECT pid FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND application_name = %s",
+                    (application_name,),
+                ).fetchall()
+                return {int(row[0]) for row in rows}
+
+            wait_for(lambda: bool(backend_pids()), "the feed's first connection")
+            deadline = time.monotonic() + 5  # about 50 polling rounds, each a tick per listed pair
+            while time.monotonic() < deadline:
+                if not feed.alive():
+                    feed.fail("the price feed exited")
+                seen |= backend_pids()
+                time.sleep(0.02)
+    finally:
+        feed.stop()
+    # The main thread, the venue fetch threads and the four hook threads: a fixed set, not
+    # one per tick.
+    assert 0 < len(seen) <= 8, f"{len(seen)} backends over 5 s of ticks"
