@@ -183,8 +183,11 @@ def _trailing(trailing: dict[str, str] | None) -> tuple[Decimal | None, Decimal 
     )
 
 
-def order_preview(*, user: User, order: OrderTerms) -> OrderPlan:
-    """Validate, route and risk-check an order without changing anything; raises the rejection."""
+def order_preview(*, user: User, order: OrderTerms, check_balance: bool = True) -> OrderPlan:
+    """Validate, route and risk-check an order without changing anything; raises the rejection.
+
+    ``check_balance=False``: the caller checks the available balance itself, against the
+    account it locks (``order_place`` in one transaction), instead of a read here."""
     if not getattr(user, "trading_enabled", True):
         raise TradingDisabled()
     if (order.type == Order.Type.LIMIT) != (order.price is not None):
@@ -237,9 +240,8 @@ def order_preview(*, user: User, order: OrderTerms) -> OrderPlan:
     ):
         raise OneTradePerMarket(details={"symbol": pair.symbol, "side": order.side})
     fee = terms.fee_for(notional)
-    available = user_balances(user=user).available
-    if available < order.collateral + fee:
-        raise InsufficientBalance(required=order.collateral + fee, available=available)
+    if check_balance:
+        _balance_check(user=user, required=order.collateral + fee)
     liquidation = terms.loss_price(
         side=order.side, entry=entry, size=size, collateral=order.collateral, level=risk.liquidation_level
     )
@@ -278,6 +280,12 @@ def order_preview(*, user: User, order: OrderTerms) -> OrderPlan:
         rounding=applied,
         risk=risk,
     )
+
+
+def _balance_check(*, user: User, required: Decimal) -> None:
+    available = user_balances(user=user).available
+    if available < required:
+        raise InsufficientBalance(required=required, available=available)
 
 
 def _check_exposure(
@@ -335,8 +343,10 @@ def order_place(*, user: User, order: OrderTerms) -> tuple[Order, bool]:
         existing = Order.objects.filter(user=user, client_order_id=order.client_order_id).first()
         if existing is not None:
             return _order_replayed(existing, fingerprint), False
-    plan = order_preview(user=user, order=order)
+    plan = order_preview(user=user, order=order, check_balance=False)
     in_transaction = plan.type == Order.Type.MARKET and _settles_in_caller_transaction(plan.routing)
+    if not in_transaction:
+        _balance_check(user=user, required=plan.collateral + plan.fee)
     try:
         with transaction.atomic():
             if in_transaction:
@@ -373,6 +383,9 @@ def order_place(*, user: User, order: OrderTerms) -> tuple[Order, bool]:
             held = trading_accounts_lock(user=user) if in_transaction else None
             accounts: UserAccounts | TradingAccounts = held or ledger_accounts_for_user(user=user)
             amount = plan.collateral + plan.fee
+            if held is not None and held.available.balance < amount:
+                # The preview's check, on the locked balance (rolls the order row back).
+                raise InsufficientBalance(required=amount, available=held.available.balance)
             ledger_transaction_post(
                 kind=TransactionKind.ORDER_COLLATERAL_LOCK,
                 legs=[(accounts.available, -amount), (accounts.margin, amount)],

@@ -1,7 +1,14 @@
-"""Pre-trade limits in effect for a user on a pair: ``RiskLimit`` rows over the app setting defaults."""
+"""Pre-trade limits in effect for a user on a pair: ``RiskLimit`` rows over the app setting defaults.
+
+Every order reads them, so each process keeps the rows that apply to everyone (by symbol) and
+the set of users with rows of their own, until ``risk_limits_generation`` moves (every write
+through ``trading.services.risk_limits`` bumps it): a trader without limits of their own costs
+no query; one with them, one.
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -10,6 +17,7 @@ from django.db.models import Q
 
 from accounts.models import User
 from marqetfi.core.app_settings.cache import app_setting
+from marqetfi.core.runtime import Generation, GenerationCache
 from trading.app_settings import RISK_DEFAULTS
 from trading.models import RiskLimit
 
@@ -35,6 +43,31 @@ class RiskProfile:
     margin_call_level: Decimal
 
 
+risk_limits_generation = Generation("risk_limits")
+
+
+@dataclass(frozen=True)
+class _SharedLimits:
+    by_symbol: dict[str, list[RiskLimit]]  # rows without a user; "" is every pair
+    users_with_own: frozenset[Any]  # ids of users with rows of their own
+
+
+_shared_limits: GenerationCache[str, _SharedLimits] = GenerationCache(risk_limits_generation)
+
+
+def _shared_limits_load() -> _SharedLimits:
+    by_symbol: dict[str, list[RiskLimit]] = defaultdict(list)
+    for row in RiskLimit.objects.filter(user__isnull=True):
+        by_symbol[row.symbol].append(row)
+    users = RiskLimit.objects.filter(user__isnull=False).values_list("user_id", flat=True).distinct()
+    return _SharedLimits(by_symbol=dict(by_symbol), users_with_own=frozenset(users))
+
+
+def risk_limits_cache_clear() -> None:
+    """Drop this process's copy (tests whose rows roll back without moving the generation)."""
+    _shared_limits.clear()
+
+
 def _specificity(row: RiskLimit) -> int:
     return (0 if row.user_id else 2) + (0 if row.symbol else 1)
 
@@ -42,10 +75,11 @@ def _specificity(row: RiskLimit) -> int:
 def risk_profile_get(*, user: User, symbol: str, category: str, venue_max_leverage: Decimal) -> RiskProfile:
     """For each limit the most specific row setting it wins (user + pair, user, pair, global);
     leverage is further capped by the category default and by what the venue allows."""
-    rows = sorted(
-        RiskLimit.objects.filter(Q(user=user) | Q(user__isnull=True), Q(symbol=symbol) | Q(symbol="")),
-        key=_specificity,
-    )
+    shared = _shared_limits.get("shared", _shared_limits_load)
+    candidates = [*shared.by_symbol.get(symbol, ()), *shared.by_symbol.get("", ())]
+    if user.pk in shared.users_with_own:
+        candidates += RiskLimit.objects.filter(Q(symbol=symbol) | Q(symbol=""), user=user)
+    rows = sorted(candidates, key=_specificity)
     chosen: dict[str, Any] = {}
     for field in _LIMIT_FIELDS:
         chosen[field] = next((getattr(row, field) for row in rows if getattr(row, field) is not None), None)

@@ -18,6 +18,7 @@ from marqetfi.core.formats import decimal_text
 from pricing.models import TradingPair
 from trading.errors import InvalidRiskLimit, RiskLimitExists, RiskLimitNotFound
 from trading.models import RiskLimit
+from trading.services.risk import risk_limits_generation
 
 LIMIT_FIELDS: Final = (
     "max_leverage",
@@ -94,6 +95,7 @@ def _save(limit: RiskLimit, update_fields: list[str] | None = None) -> None:
     try:
         with transaction.atomic():  # a savepoint: a scope taken meanwhile is a conflict, not a 500
             limit.save(update_fields=update_fields)
+        risk_limits_generation.bump()
     except IntegrityError as exc:
         if _scope_taken(user=limit.user, symbol=limit.symbol, other_than=limit.pk):
             raise RiskLimitExists(details=_scope_details(limit.user, limit.symbol)) from exc
@@ -180,3 +182,4 @@ def risk_limit_delete(*, risk_limit_id: Any, actor: User) -> None:
         changes=risk_limit_public(limit),
     )
     limit.delete()
+    risk_limits_generation.bump()
