@@ -9,15 +9,20 @@ one position) one after another; then ``--clients`` clients at once, each its ow
 trader (``bench-orders-<n>@marqetfi.local``, made through a Django shell), for
 ``--seconds``; and closes part of the demo trader's position the same way. Reports p50 /
 p95 / p99 of each and the traders' orders per second, and appends them, with the machine
-and date, to BENCHMARKS.md.
+and date, to BENCHMARKS.md. The orders are sent by ``hey`` (``apt-get install -y hey``; one
+process per client, each one connection) when it is installed, else by httpx threads
+(``--client``), whose CPU on a shared machine is a good part of what they measure.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
@@ -74,13 +79,64 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     }
 
 
-def timed_post(client: httpx.Client, url: str, body: dict[str, str]) -> float:
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def timed_post(client: httpx.Client, url: str, body: dict[str, str], token: str) -> float:
     started = time.perf_counter()
-    response = client.post(url, json=body)
+    response = client.post(url, json=body, headers=bearer(token))
     elapsed = (time.perf_counter() - started) * 1000
     if response.status_code >= 300:
         raise SystemExit(f"{url} answered {response.status_code}: {response.text}")
     return elapsed
+
+
+def hey_posts(
+    base: str, path: str, tokens: list[str], body: dict[str, str], *, count: int = 0, seconds: float = 0
+) -> list[float]:
+    """Response times (ms) of ``body`` posted ``count`` times or for ``seconds`` by one ``hey``
+    per token (one connection each, one request at a time), all at once; anything but 2xx ends
+    the benchmark. A client in Go keeps the clients' CPU (and their part of each measured
+    latency) small next to the server's, on a machine they share."""
+    command = ["hey", "-c", "1", "-m", "POST", "-T", "application/json", "-o", "csv", "-d", json.dumps(body)]
+    command += ["-n", str(count)] if count else ["-z", f"{seconds:g}s"]
+    clients = [
+        subprocess.Popen(
+            [*command, "-H", f"Authorization: Bearer {token}", base + path], stdout=subprocess.PIPE, text=True
+        )
+        for token in tokens
+    ]
+    samples = []
+    for client in clients:
+        out, _ = client.communicate()
+        if client.returncode:
+            raise SystemExit(f"hey exited with {client.returncode}")
+        rows = list(csv.DictReader(io.StringIO(out)))
+        failed = [row["status-code"] for row in rows if not row["status-code"].startswith("2")]
+        if failed or not rows:
+            raise SystemExit(f"hey: {len(rows)} answers, {len(failed)} not 2xx ({sorted(set(failed))})")
+        samples += [float(row["response-time"]) * 1000 for row in rows]
+    return samples
+
+
+def httpx_posts(
+    base: str, path: str, tokens: list[str], body: dict[str, str], *, count: int = 0, seconds: float = 0
+) -> list[float]:
+    """``hey_posts`` from httpx clients, a thread per token."""
+
+    def one_client(token: str) -> list[float]:
+        with httpx.Client(base_url=base, timeout=30) as client:
+            if count:
+                return [timed_post(client, path, body, token) for _ in range(count)]
+            deadline = time.perf_counter() + seconds
+            samples = []
+            while time.perf_counter() < deadline:
+                samples.append(timed_post(client, path, body, token))
+            return samples
+
+    with ThreadPoolExecutor(max_workers=len(tokens)) as pool:
+        return [ms for samples in pool.map(one_client, tokens) for ms in samples]
 
 
 def main() -> int:
@@ -95,6 +151,12 @@ def main() -> int:
         type=int,
         default=os.cpu_count() or 1,
         help="daphne processes sharing the listening socket (default: the number of cores)",
+    )
+    parser.add_argument(
+        "--client",
+        choices=("hey", "httpx"),
+        default="hey" if shutil.which("hey") else "httpx",
+        help="what sends the orders: hey (apt-get install -y hey; the default when installed) or httpx threads",
     )
     parser.add_argument("--note", default="", help="a sentence for BENCHMARKS.md (what else ran, the code)")
     parser.add_argument("--no-write", action="store_true", help="do not append to BENCHMARKS.md")
@@ -139,34 +201,20 @@ def main() -> int:
             f"{base}/api/v1/auth/login", json={"email": TRADER_EMAIL, "password": TRADER_PASSWORD}, timeout=10
         )
         login.raise_for_status()
-        headers = {"Authorization": f"Bearer {login.json()['access']}"}
-        with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
-            for _ in range(10):  # warm up: connections, caches, the position row
-                timed_post(client, "/api/v1/orders", ORDER)
-            sequential = [timed_post(client, "/api/v1/orders", ORDER) for _ in range(args.orders)]
-
-        def one_trader(token: str) -> list[float]:
-            trader = {"Authorization": f"Bearer {token}"}
-            with httpx.Client(base_url=base, headers=trader, timeout=30) as client:
-                timed_post(client, "/api/v1/orders", ORDER)  # the trader's position exists before the clock
-                samples = []
-                deadline = time.perf_counter() + args.seconds
-                while time.perf_counter() < deadline:
-                    samples.append(timed_post(client, "/api/v1/orders", ORDER))
-                return samples
-
+        access = login.json()["access"]
+        with httpx.Client(base_url=base, timeout=30) as client:
+            for token in [access] * 10 + tokens:  # warm up: connections, caches, each trader's position
+                timed_post(client, "/api/v1/orders", ORDER, token)
+            position = client.get("/api/v1/positions", headers=bearer(access)).json()["results"][0]["id"]
+        send = hey_posts if args.client == "hey" else httpx_posts
+        sequential = send(base, "/api/v1/orders", [access], ORDER, count=args.orders)
         started = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=args.clients) as pool:
-            concurrent = [ms for samples in pool.map(one_trader, tokens) for ms in samples]
+        concurrent = send(base, "/api/v1/orders", tokens, ORDER, seconds=args.seconds)
         concurrent_seconds = time.perf_counter() - started
-        with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
-            position = client.get("/api/v1/positions").json()["results"][0]["id"]
-            closes = [
-                timed_post(
-                    client, f"/api/v1/positions/{position}/close", {"type": "market", "size": "0.0001"}
-                )
-                for _ in range(min(100, args.orders))
-            ]
+        close = {"type": "market", "size": "0.0001"}
+        closes = send(
+            base, f"/api/v1/positions/{position}/close", [access], close, count=min(100, args.orders)
+        )
     finally:
         processes_stop(processes)
         if redis is not None:
@@ -182,9 +230,10 @@ def main() -> int:
         "",
         f"Machine: {platform.node()}, {os.cpu_count()} cores, {platform.platform()}, Python "
         f"{platform.python_version()}. {args.web_processes} daphne process(es) on one socket, paper venue, "
-        f"{'PostgreSQL' if database.startswith('postgres') else 'SQLite'}, price feed running. "
+        f"{'PostgreSQL' if database.startswith('postgres') else 'SQLite'}, price feed running, "
+        f"orders sent by {'hey (one process per client)' if args.client == 'hey' else 'httpx threads'}. "
         f"`bench/orders.py --orders {args.orders} --clients {args.clients} --seconds {args.seconds:g} "
-        f"--web-processes {args.web_processes}`. {args.note}".rstrip(),
+        f"--web-processes {args.web_processes} --client {args.client}`. {args.note}".rstrip(),
         "",
         "| run | requests | p50 ms | p95 ms | p99 ms | mean ms |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
