@@ -3,14 +3,15 @@
 The budget is for a trader adding to an open position on the paper venue (the steady state
 of a busy trader) at a price that moved since their last order, counted from the service
 call through the dispatch of its events after commit, every statement included (BEGIN,
-SAVEPOINT, COMMIT). On PostgreSQL it is 32 (61 before the fill was trimmed, 91 before the
+SAVEPOINT, COMMIT). On PostgreSQL it is 31 (61 before the fill was trimmed, 91 before the
 order path was):
 
-- the risk check: the live positions (1); the risk limits come from the process's cache
-  (``trading.services.risk``) and the available balance is checked on the locked account;
+- the risk check reads nothing: the risk limits come from the process's cache
+  (``trading.services.risk``), and the exposure and available balance are checked on the
+  position and accounts the transaction locks;
 - one transaction (28): BEGIN; the trader's order lock (advisory); the position locked (and
-  kept for the fill); the order row; the user accounts and the fees shard locked together
-  (1); the collateral lock (the posting's lock, the ledger transaction, its entries, the
+  kept for the exposure check and the fill); the order row; the user accounts and the fees
+  shard locked together (1); the collateral lock (the posting's lock, the ledger transaction, its entries, the
   balances in one update: 4); ``order.created`` (2); the paper venue's book (in one
   savepoint: its position locked and moved, its order inserted filled: 5); the fill: the
   position updated (1), the fee (lock, transaction, entries, balances: 4), the fill and order
@@ -39,7 +40,7 @@ from trading.models import Order
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-POSTGRES_BUDGET = 32
+POSTGRES_BUDGET = 31
 
 
 def test_a_paper_market_order_stays_within_its_query_budget(funded_trader: Any, price_to: Any) -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from functools import partial
+from types import EllipsisType
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -183,11 +184,12 @@ def _trailing(trailing: dict[str, str] | None) -> tuple[Decimal | None, Decimal 
     )
 
 
-def order_preview(*, user: User, order: OrderTerms, check_balance: bool = True) -> OrderPlan:
+def order_preview(*, user: User, order: OrderTerms, holdings_checked_by_caller: bool = False) -> OrderPlan:
     """Validate, route and risk-check an order without changing anything; raises the rejection.
 
-    ``check_balance=False``: the caller checks the available balance itself, against the
-    account it locks (``order_place`` in one transaction), instead of a read here."""
+    ``holdings_checked_by_caller``: the checks against what the trader holds (exposure,
+    available balance) are left to the caller (``order_place``, which runs them on the rows
+    it locks when the order fills in its own transaction, see ``_holdings_check``)."""
     if not getattr(user, "trading_enabled", True):
         raise TradingDisabled()
     if (order.type == Order.Type.LIMIT) != (order.price is not None):
@@ -225,9 +227,16 @@ def order_preview(*, user: User, order: OrderTerms, check_balance: bool = True) 
     if size <= 0:
         raise SizeTooSmall(details={"size_step": str(listing.size_step), "price": str(entry)})
     applied["size"] = {"requested_notional": str(notional), "size": str(size), "rounding": "down"}
-    _check_exposure(
-        user=user, listing=listing, side=order.side, collateral=order.collateral, notional=notional, risk=risk
-    )
+    if not holdings_checked_by_caller:
+        _check_exposure(
+            user=user,
+            symbol=pair.symbol,
+            provider=listing.provider,
+            side=order.side,
+            collateral=order.collateral,
+            notional=notional,
+            risk=risk,
+        )
     if (
         traded_from_wallet(listing.provider)
         and Position.objects.filter(
@@ -240,7 +249,7 @@ def order_preview(*, user: User, order: OrderTerms, check_balance: bool = True) 
     ):
         raise OneTradePerMarket(details={"symbol": pair.symbol, "side": order.side})
     fee = terms.fee_for(notional)
-    if check_balance:
+    if not holdings_checked_by_caller:
         _balance_check(user=user, required=order.collateral + fee)
     liquidation = terms.loss_price(
         side=order.side, entry=entry, size=size, collateral=order.collateral, level=risk.liquidation_level
@@ -282,19 +291,52 @@ def order_preview(*, user: User, order: OrderTerms, check_balance: bool = True) 
     )
 
 
-def _balance_check(*, user: User, required: Decimal) -> None:
-    available = user_balances(user=user).available
+def _balance_check(*, user: User, required: Decimal, available: Decimal | None = None) -> None:
+    if available is None:
+        available = user_balances(user=user).available
     if available < required:
         raise InsufficientBalance(required=required, available=available)
 
 
-def _check_exposure(
-    *, user: User, listing: PairListing, side: str, collateral: Decimal, notional: Decimal, risk: RiskProfile
+def _holdings_check(
+    *,
+    user: User,
+    plan: OrderPlan,
+    same_market: Position | EllipsisType | None = ...,
+    available: Decimal | None = None,
 ) -> None:
+    """The preview's checks against what the trader holds: exposure, then the available
+    balance; on the rows given (locked by the caller) or read here."""
+    assert plan.risk is not None, "order_preview sets the risk profile"
+    _check_exposure(
+        user=user,
+        symbol=plan.symbol,
+        provider=plan.provider,
+        side=plan.side,
+        collateral=plan.collateral,
+        notional=plan.notional,
+        risk=plan.risk,
+        same_market=same_market,
+    )
+    _balance_check(user=user, required=plan.collateral + plan.fee, available=available)
+
+
+def _check_exposure(
+    *,
+    user: User,
+    symbol: str,
+    provider: str,
+    side: str,
+    collateral: Decimal,
+    notional: Decimal,
+    risk: RiskProfile,
+    same_market: Position | EllipsisType | None = ...,
+) -> None:
+    """``same_market``: the live position the order adds to (None: none), when the caller has
+    it (locked) already; read here otherwise."""
     open_positions = Position.objects.filter(user=user, status__in=Position.LIVE)
-    same_market = open_positions.filter(
-        symbol=listing.pair.symbol, side=side, provider=listing.provider
-    ).first()
+    if same_market is ...:
+        same_market = open_positions.filter(symbol=symbol, side=side, provider=provider).first()
     if collateral > risk.max_position_collateral:
         raise PositionSizeExceeded(
             details={
@@ -343,10 +385,10 @@ def order_place(*, user: User, order: OrderTerms) -> tuple[Order, bool]:
         existing = Order.objects.filter(user=user, client_order_id=order.client_order_id).first()
         if existing is not None:
             return _order_replayed(existing, fingerprint), False
-    plan = order_preview(user=user, order=order, check_balance=False)
+    plan = order_preview(user=user, order=order, holdings_checked_by_caller=True)
     in_transaction = plan.type == Order.Type.MARKET and _settles_in_caller_transaction(plan.routing)
     if not in_transaction:
-        _balance_check(user=user, required=plan.collateral + plan.fee)
+        _holdings_check(user=user, plan=plan)
     try:
         with transaction.atomic():
             if in_transaction:
@@ -383,9 +425,9 @@ def order_place(*, user: User, order: OrderTerms) -> tuple[Order, bool]:
             held = trading_accounts_lock(user=user) if in_transaction else None
             accounts: UserAccounts | TradingAccounts = held or ledger_accounts_for_user(user=user)
             amount = plan.collateral + plan.fee
-            if held is not None and held.available.balance < amount:
-                # The preview's check, on the locked balance (rolls the order row back).
-                raise InsufficientBalance(required=amount, available=held.available.balance)
+            if held is not None:
+                # The preview's checks, on the rows locked (a refusal rolls the order row back).
+                _holdings_check(user=user, plan=plan, same_market=live, available=held.available.balance)
             ledger_transaction_post(
                 kind=TransactionKind.ORDER_COLLATERAL_LOCK,
                 legs=[(accounts.available, -amount), (accounts.margin, amount)],
