@@ -3,8 +3,9 @@
 An account's balance is the sum of its entries. User accounts (``available``, ``margin``)
 hold what the user owns, so a credit to the user is positive there; the platform account on
 the other side moves the opposite way. Every transaction therefore sums to zero, and so does
-the whole ledger. ``balance`` is a cache of the entry sum, written only under the row lock
-taken by ``ledger_transaction_post``; ``check_ledger`` proves the two agree.
+the whole ledger. ``balance`` is a cache of the entry sum, written only by
+``ledger_transaction_post`` under the row lock (its own, or its caller's); ``check_ledger``
+proves the two agree.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Every write to the ledger: accounts on demand, balanced postings under row locks, adjustments.
 
 ``ledger_transaction_post`` is the one place balances change. It may run inside a caller's
-transaction (trading posts from its own atomic blocks): a refusal rolls back only its own
-savepoint, and it refuses before writing anything.
+transaction (trading posts from its own atomic blocks): it refuses before writing anything,
+and a caller that has locked the accounts already (``trading_accounts_lock``) passes them on
+so that they are not locked again. On PostgreSQL a posting's writes are one statement.
 
 Platform accounts that every trade posts to (``fees``, ``realized_pnl``) are sharded: the
 kind is ``settings.LEDGER_PLATFORM_SHARDS`` rows, named ``""`` (shard 0, the account from
@@ -22,13 +23,16 @@ from __future__ import annotations
 
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cache
+from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
@@ -135,11 +139,16 @@ class TradingAccounts:
     margin: LedgerAccount
     fees: LedgerAccount
 
+    def by_pk(self) -> dict[UUID, LedgerAccount]:
+        """The locked accounts by pk, as ``ledger_transaction_post(locked=...)`` takes them."""
+        return {account.pk: account for account in (self.available, self.margin, self.fees)}
+
 
 def trading_accounts_lock(*, user: User) -> TradingAccounts:
     """Lock the user's ``available`` and ``margin`` accounts and their ``fees`` shard until the
     transaction ends, in one statement (in the ledger's one lock order, by pk), and return them
-    as they are now. Accounts not made yet are made first (then locked as usual)."""
+    as they are now. Accounts not made yet are made first (then locked as usual). Postings in
+    the same transaction take them as ``locked=accounts.by_pk()`` and do not lock them again."""
     fees_name = platform_shard_name(kind=LedgerAccount.Kind.FEES, shard_of=user.pk)
     rows = list(
         LedgerAccount.objects.select_for_update(no_key=True)
@@ -215,6 +224,7 @@ def ledger_transaction_post(
     reference: str = "",
     memo: str = "",
     actor: User | None = None,
+    locked: Mapping[UUID, LedgerAccount] | None = None,
 ) -> LedgerTransaction:
     """Write one balanced transaction and move the balances of its accounts.
 
@@ -223,66 +233,180 @@ def ledger_transaction_post(
     ``UnbalancedTransaction``), and a posting that would take a user's account below zero
     (``InsufficientBalance``). The accounts of ``legs`` get their new balances.
 
+    ``locked``: accounts the caller's transaction has locked already, by pk, as they are now
+    (``ledger_accounts_lock_for_update``, ``TradingAccounts.by_pk()``). The legs' accounts
+    found there are not locked again: their balances there are the ones checked and moved,
+    and those very objects get the new balances, so a second posting in the transaction sees
+    the first. Any other account of the legs is locked by the posting (after the caller's:
+    the caller keeps to the ledger's lock order). Refused outside a transaction, where no
+    lock is held.
+
     In a caller's transaction it opens no savepoint: a refusal comes before any write (the
-    only statement before it is the lock, which a refusal leaves harmless), and a failed
-    statement marks the caller's transaction for rollback, as Django does for any. Three
+    only statement before it is the lock, if any, which a refusal leaves harmless), and a
+    failed statement marks the caller's transaction for rollback, as Django does for any.
+    On PostgreSQL the transaction, its entries and the balances are written in one statement
+    (a data-modifying CTE), so a posting on accounts all locked by the caller costs that one
+    statement, and two otherwise (the lock, the write). Elsewhere (SQLite) the ORM's three
     writes: the transaction, its entries, the balances (one UPDATE for all the accounts).
     """
     if not transaction.get_connection().in_atomic_block:
+        if locked:
+            raise InvalidPosting(
+                "Accounts locked beforehand are only locked inside the caller's transaction."
+            )
         with transaction.atomic():
             return _transaction_post(kind=kind, legs=legs, reference=reference, memo=memo, actor=actor)
-    return _transaction_post(kind=kind, legs=legs, reference=reference, memo=memo, actor=actor)
+    return _transaction_post(kind=kind, legs=legs, reference=reference, memo=memo, actor=actor, locked=locked)
 
 
 def _transaction_post(
-    *, kind: str, legs: Sequence[Leg], reference: str, memo: str, actor: User | None
+    *,
+    kind: str,
+    legs: Sequence[Leg],
+    reference: str,
+    memo: str,
+    actor: User | None,
+    locked: Mapping[UUID, LedgerAccount] | None = None,
 ) -> LedgerTransaction:
     _posting_check(kind=kind, legs=legs, reference=reference)
-    with transaction.atomic(savepoint=False):  # a failed statement dooms the caller's transaction
-        locked = ledger_accounts_lock_for_update(account_ids=(account.pk for account, _ in legs))
+    accounts: dict[UUID, LedgerAccount] = {}
+    missing: set[UUID] = set()
+    for account, _ in legs:
+        if locked is not None and account.pk in locked:
+            accounts[account.pk] = locked[account.pk]
+        else:
+            missing.add(account.pk)
+    if missing:
+        with transaction.atomic(savepoint=False):  # a failed statement dooms the caller's transaction
+            accounts.update(ledger_accounts_lock_for_update(account_ids=missing))
     changes: dict[UUID, Decimal] = defaultdict(Decimal)
     for account, amount in legs:
-        if account.pk not in locked:
+        if account.pk not in accounts:
             raise InvalidPosting(
                 "A leg's ledger account does not exist.", details={"account": str(account.pk)}
             )
         changes[account.pk] += amount
     for account_id, change in changes.items():
-        account = locked[account_id]
+        account = accounts[account_id]
         if account.is_user_account and change < 0 and account.balance + change < 0:
             raise InsufficientBalance(
                 required=(-change).quantize(AMOUNT_QUANTUM), available=account.balance, account=account.kind
             )
 
+    posted = LedgerTransaction(
+        kind=kind, reference=reference, memo=memo, actor=actor if actor is not None and actor.pk else None
+    )
+    entries = [
+        LedgerEntry(transaction=posted, account=accounts[account.pk], amount=amount)
+        for account, amount in legs
+    ]
+    moved = {account_id: change for account_id, change in changes.items() if change}
+    connection = transaction.get_connection()
+    if connection.vendor == "postgresql":
+        _posting_write_in_one_statement(
+            connection, posted=posted, entries=entries, moved=moved, accounts=accounts
+        )
+    else:
+        _posting_write(posted=posted, entries=entries, moved=moved, accounts=accounts)
+    for account, _ in legs:
+        account.balance = accounts[account.pk].balance
+    return posted
+
+
+def _posting_write(
+    *,
+    posted: LedgerTransaction,
+    entries: list[LedgerEntry],
+    moved: dict[UUID, Decimal],
+    accounts: dict[UUID, LedgerAccount],
+) -> None:
+    """The posting's three writes through the ORM (SQLite)."""
     with transaction.atomic(savepoint=False):
-        posted = LedgerTransaction.objects.create(
-            kind=kind, reference=reference, memo=memo, actor=actor if actor is not None and actor.pk else None
-        )
-        LedgerEntry.objects.bulk_create(
-            [
-                LedgerEntry(transaction=posted, account=locked[account.pk], amount=amount)
-                for account, amount in legs
-            ]
-        )
-        moved = {account_id: change for account_id, change in changes.items() if change}
+        posted.save(force_insert=True)
+        LedgerEntry.objects.bulk_create(entries)
         if moved:
             # The rows are locked: each new balance is the locked one plus its change, set
             # exactly (not ``balance + change`` in SQL) so the rows and the objects agree.
             now = timezone.now()
             for account_id, change in moved.items():
-                locked[account_id].balance += change
-                locked[account_id].updated_at = now
+                accounts[account_id].balance += change
+                accounts[account_id].updated_at = now
             balance_field = LedgerAccount._meta.get_field("balance")
             LedgerAccount.objects.filter(pk__in=list(moved)).update(
                 balance=Case(
-                    *(When(pk=pk, then=Value(locked[pk].balance)) for pk in moved),
+                    *(When(pk=pk, then=Value(accounts[pk].balance)) for pk in moved),
                     output_field=balance_field,
                 ),
                 updated_at=now,
             )
-    for account, _ in legs:
-        account.balance = locked[account.pk].balance
-    return posted
+
+
+_ENTRY_FIELDS = tuple(field for field in LedgerEntry._meta.concrete_fields if field.name != "transaction")
+
+
+@cache
+def _posting_statement(alias: str) -> str:
+    """The posting in one PostgreSQL statement: the transaction row inserted, its entries
+    inserted from one array per column (joined to the new row's id), and the moved balances
+    updated in place, returning each account's new balance. Every value is a parameter."""
+    connection = connections[alias]
+    qn = connection.ops.quote_name
+    tx, entry, account = LedgerTransaction._meta, LedgerEntry._meta, LedgerAccount._meta
+    tx_columns = ", ".join(qn(field.column) for field in tx.concrete_fields)
+    tx_values = ", ".join("%s" for _ in tx.concrete_fields)
+    entry_columns = ", ".join(qn(field.column) for field in (entry.get_field("transaction"), *_ENTRY_FIELDS))
+    entry_arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in _ENTRY_FIELDS)
+    entry_aliases = ", ".join(f"c{i}" for i in range(len(_ENTRY_FIELDS)))
+    balance = qn(account.get_field("balance").column)
+    updated_at = qn(account.get_field("updated_at").column)
+    account_pk = qn(account.pk.column)
+    return (
+        f"WITH t AS (INSERT INTO {qn(tx.db_table)} ({tx_columns}) VALUES ({tx_values}) "  # noqa: S608
+        f"RETURNING {qn(tx.pk.column)} AS id), "
+        f"e AS (INSERT INTO {qn(entry.db_table)} ({entry_columns}) "
+        f"SELECT t.id, {entry_aliases} FROM t, UNNEST({entry_arrays}) AS v({entry_aliases})) "
+        f"UPDATE {qn(account.db_table)} AS a SET {balance} = a.{balance} + m.change, {updated_at} = %s "
+        f"FROM UNNEST(%s::{account.pk.db_type(connection)}[], %s::numeric[]) AS m(id, change) "
+        f"WHERE a.{account_pk} = m.id RETURNING a.{account_pk}, a.{balance}"
+    )
+
+
+def _posting_write_in_one_statement(
+    connection: BaseDatabaseWrapper,
+    *,
+    posted: LedgerTransaction,
+    entries: list[LedgerEntry],
+    moved: dict[UUID, Decimal],
+    accounts: dict[UUID, LedgerAccount],
+) -> None:
+    """The posting's writes in one statement (PostgreSQL). The balances move by their changes
+    in SQL under the row locks, and the locked objects take the new balances the statement
+    returns, so the rows and the objects agree."""
+    now = timezone.now()
+    params: list[Any] = [
+        field.get_db_prep_save(getattr(posted, field.attname), connection)
+        for field in LedgerTransaction._meta.concrete_fields
+    ]
+    params.extend(
+        [field.get_db_prep_save(getattr(entry, field.attname), connection) for entry in entries]
+        for field in _ENTRY_FIELDS
+    )
+    params.append(LedgerAccount._meta.get_field("updated_at").get_db_prep_save(now, connection))
+    params.append(list(moved))
+    params.append(list(moved.values()))
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute(_posting_statement(connection.alias), params)
+        balances = dict(cursor.fetchall())
+        if balances.keys() != moved.keys():  # locked rows cannot vanish; never commit without them
+            raise InvalidPosting(
+                "A leg's ledger account does not exist.",
+                details={"accounts": sorted(str(pk) for pk in moved.keys() - balances.keys())},
+            )
+    for account_id, new_balance in balances.items():
+        accounts[account_id].balance = new_balance
+        accounts[account_id].updated_at = now
+    posted._state.adding = False
+    posted._state.db = connection.alias
 
 
 @transaction.atomic

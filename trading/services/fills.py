@@ -219,6 +219,8 @@ def order_fill_open(
             legs=[(margin, -order.fee_reserved), (fees, order.fee_reserved)],
             reference=f"order:{order.pk}",
             memo=f"opening fee {order.symbol}",
+            # Locked by the caller, with the balances its collateral lock left: not locked again.
+            locked=locked.accounts.by_pk() if locked is not None else None,
         )
     fill = Fill.objects.create(
         user_id=order.user_id,

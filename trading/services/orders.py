@@ -433,6 +433,7 @@ def order_place(*, user: User, order: OrderTerms) -> tuple[Order, bool]:
                 legs=[(accounts.available, -amount), (accounts.margin, amount)],
                 reference=f"order:{row.pk}",
                 memo=f"{plan.type} {plan.side} {plan.symbol}",
+                locked=held.by_pk() if held is not None else None,  # not locked again
             )
             publish(user_id=user.pk, type="order.created", data=order_data(row))
             if row.status == Order.Status.OPEN:
