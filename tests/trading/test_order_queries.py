@@ -3,22 +3,22 @@
 The budget is for a trader adding to an open position on the paper venue (the steady state
 of a busy trader) at a price that moved since their last order, counted from the service
 call through the dispatch of its events after commit, every statement included (BEGIN,
-SAVEPOINT, COMMIT). On PostgreSQL it is 25 (34 before the risk check read nothing and the
-ledger postings were written in one statement each, 61 before the fill was trimmed, 91
-before the order path was):
+SAVEPOINT, COMMIT). On PostgreSQL it is 23 (34 before the risk check read nothing, the
+ledger postings were written in one statement each and the paper book dropped its
+savepoint; 61 before the fill was trimmed, 91 before the order path was):
 
 - the risk check reads nothing: the risk limits come from the process's cache
   (``trading.services.risk``), and the exposure and available balance are checked on the
   position and accounts the transaction locks;
-- one transaction (22): BEGIN; the trader's order lock (advisory); the position locked (and
+- one transaction (20): BEGIN; the trader's order lock (advisory); the position locked (and
   kept for the exposure check and the fill); the order row; the user accounts and the fees
   shard locked together (1); the collateral lock (the ledger transaction, its entries and
   the balances in one statement, on the accounts locked just before: 1); ``order.created``
-  (2); the paper venue's book (in one savepoint: its position locked and moved, its order
-  inserted filled: 5); the fill: the position updated (1), the fee (one statement, on the
-  same locked accounts: 1), the fill and order rows (2), the armed stops read (1), the
-  margin call and liquidation moved in place (1), three events (a block of numbers, the
-  rows: 2); COMMIT;
+  (2); the paper venue's book (no savepoint: its position locked, its order inserted filled
+  unless the client id is taken, then the position moved: 3); the fill: the position
+  updated (1), the fee (one statement, on the same locked accounts: 1), the fill and order
+  rows (2), the armed stops read (1), the margin call and liquidation moved in place (1),
+  three events (a block of numbers, the rows: 2); COMMIT;
 - after commit (3): the events loaded, handed to webhooks and marked in one batch. The
   trigger index of the moved margin call and liquidation is one Redis pipeline, no query.
 
@@ -42,7 +42,7 @@ from trading.models import Order
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-POSTGRES_BUDGET = 25
+POSTGRES_BUDGET = 23
 
 
 def test_a_paper_market_order_stays_within_its_query_budget(funded_trader: Any, price_to: Any) -> None:

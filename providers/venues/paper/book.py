@@ -15,8 +15,10 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Q
+from django.db.models.constants import OnConflict
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from providers.base import (
@@ -183,10 +185,14 @@ def paper_order_place(
     ``executes_at`` (the asynchronous answer mode): an accepted market order is kept
     ``pending`` and executes at the price of the moment ``paper_order_get`` finds it due.
 
-    Written in one savepoint: an order that fills now is inserted already filled, after its
-    position was moved (one insert instead of an insert and an update); a repeat is told by
-    the unique client id refusing the insert (the savepoint then undoes the position's move),
-    not by a read before every order."""
+    A repeat is told by the unique client id, not by a read before every order: the order is
+    inserted with ``ON CONFLICT DO NOTHING`` (``INSERT OR IGNORE`` on SQLite), which writes
+    nothing for a repeat, and the first order is read only then. An order that fills now is
+    inserted already filled (one insert instead of an insert and an update). Adding to an
+    open position (the common case) costs three statements and no savepoint: the position
+    locked, the order inserted, and only when it was, the position moved; a repeat leaves the
+    position as it found it. Opening a position keeps a savepoint around the position's
+    creation and the order's insert, which undoes the creation when the insert is refused."""
     defer = executes_at is not None
     pair = paper_pair(order.symbol)
     market = pair.market if pair is not None else None
@@ -231,24 +237,86 @@ def paper_order_place(
         size=size,
         executes_at=executes_at if defer and fill_price is not None else None,
     )
-    try:
-        with transaction.atomic():
-            if fill_price is not None and not defer:
-                _fill(row, fill_price, save=False)
-            row.save(force_insert=True)
-    except IntegrityError:
-        # A repeat of the client id (sent again, or at the same time from another request):
-        # the first result stands and nothing of this one is kept.
-        first = _order_by_client_id(order.account_ref, order.client_order_id)
-        if first is None:
-            raise
-        return _to_venue_order(first)
+    if fill_price is None or defer:
+        # Nothing moves: rejected, resting or pending, the order is its one row.
+        return _to_venue_order(row if _insert_unless_repeat(row) else _first_result(row))
+    # Outermost, this is the transaction the row lock needs; in the caller's transaction it adds
+    # no savepoint: nothing in it is expected to fail, a repeat included.
+    with transaction.atomic(savepoint=False):
+        position = _open_position_for_update(row.account_ref, row.symbol, Side(row.side))
+        if position is not None:
+            _position_grow(position, size=row.size, price=fill_price, collateral=row.collateral)
+            _filled(row, fill_price, position)
+            if not _insert_unless_repeat(row):
+                # The position's move stays in memory, unsaved: the first result stands.
+                return _to_venue_order(_first_result(row))
+            position.save(update_fields=_GROWN_FIELDS)
+            return _to_venue_order(row)
+        try:
+            with transaction.atomic():
+                _filled(
+                    row,
+                    fill_price,
+                    _position_open(
+                        account_ref=row.account_ref,
+                        symbol=row.symbol,
+                        side=Side(row.side),
+                        size=row.size,
+                        price=fill_price,
+                        collateral=row.collateral,
+                    ),
+                )
+                row.save(force_insert=True)
+        except IntegrityError:
+            # A repeat of the client id (sent again, or at the same time from another request):
+            # the savepoint undid the position's opening; the first result stands.
+            first = _order_by_client_id(row.account_ref, row.client_order_id)
+            if first is None:
+                raise
+            return _to_venue_order(first)
     return _to_venue_order(row)
 
 
-def _fill(order: PaperOrder, price: Decimal, *, save: bool = True) -> None:
-    """Fill the (locked, or not yet saved: ``save=False``, the caller inserts it) ``order`` at
-    ``price`` into its position."""
+def _insert_unless_repeat(row: PaperOrder) -> bool:
+    """Insert the new ``row`` unless its client id is taken (a repeat, sent again or at the same
+    time by another request: then nothing is written). One statement that a repeat does not
+    fail, so no savepoint is needed around it; it waits for a concurrent insert of the same
+    client id to commit or roll back. Returns whether the row was inserted."""
+    meta = PaperOrder._meta
+    query = InsertQuery(PaperOrder, on_conflict=OnConflict.IGNORE)
+    query.insert_values([field for field in meta.local_concrete_fields if not field.generated], [row])
+    using = router.db_for_write(PaperOrder, instance=row)
+    compiler = query.get_compiler(using=using)
+    compiler.returning_fields = [meta.pk]  # a row comes back only when one was inserted
+    [(sql, params)] = compiler.as_sql()
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, params)
+        inserted = cursor.fetchone() is not None
+    if inserted:
+        row._state.adding = False
+        row._state.db = using
+    return inserted
+
+
+def _first_result(row: PaperOrder) -> PaperOrder:
+    """The order that took ``row``'s client id first (committed: a repeat waited for it)."""
+    first = _order_by_client_id(row.account_ref, row.client_order_id)
+    if first is None:
+        raise IntegrityError(f"paper order {row.client_order_id!r} was refused but is not there")
+    return first
+
+
+def _filled(order: PaperOrder, price: Decimal, position: PaperPosition) -> None:
+    """Mark ``order`` filled at ``price`` into ``position`` (in memory; the caller writes it)."""
+    order.status = PaperOrder.Status.FILLED
+    order.filled_size = order.size
+    order.avg_fill_price = price
+    order.position = position
+    order.filled_at = timezone.now()
+
+
+def _fill(order: PaperOrder, price: Decimal) -> None:
+    """Fill the locked ``order`` at ``price`` into its position."""
     position = _position_add(
         account_ref=order.account_ref,
         symbol=order.symbol,
@@ -257,15 +325,10 @@ def _fill(order: PaperOrder, price: Decimal, *, save: bool = True) -> None:
         price=price,
         collateral=order.collateral,
     )
-    order.status = PaperOrder.Status.FILLED
-    order.filled_size = order.size
-    order.avg_fill_price = price
-    order.position = position
-    order.filled_at = timezone.now()
-    if save:
-        order.save(
-            update_fields=["status", "filled_size", "avg_fill_price", "position", "filled_at", "updated_at"]
-        )
+    _filled(order, price, position)
+    order.save(
+        update_fields=["status", "filled_size", "avg_fill_price", "position", "filled_at", "updated_at"]
+    )
 
 
 def _open_position_for_update(account_ref: str, symbol: str, side: Side) -> PaperPosition | None:
@@ -279,25 +342,51 @@ def _open_position_for_update(account_ref: str, symbol: str, side: Side) -> Pape
 def _position_add(
     *, account_ref: str, symbol: str, side: Side, size: Decimal, price: Decimal, collateral: Decimal
 ) -> PaperPosition:
+    """Add a fill to the open position of its side, opening it if there is none."""
     position = _open_position_for_update(account_ref, symbol, side)
     if position is None:
-        try:
-            with transaction.atomic():
-                return PaperPosition.objects.create(
-                    account_ref=account_ref,
-                    symbol=symbol,
-                    side=side,
-                    size=size,
-                    entry_price=price,
-                    collateral=collateral,
-                    leverage=_leverage(size=size, price=price, collateral=collateral),
-                )
-        except IntegrityError:
-            # Another fill opened it first (one open position per side): add to that one.
-            position = _open_position_for_update(account_ref, symbol, side)
-            if position is None:
-                raise
-    pair = paper_pair(symbol)
+        return _position_open(
+            account_ref=account_ref, symbol=symbol, side=side, size=size, price=price, collateral=collateral
+        )
+    _position_grow(position, size=size, price=price, collateral=collateral)
+    position.save(update_fields=_GROWN_FIELDS)
+    return position
+
+
+def _position_open(
+    *, account_ref: str, symbol: str, side: Side, size: Decimal, price: Decimal, collateral: Decimal
+) -> PaperPosition:
+    """Open the position of a fill when none was open on its side; if another fill opened it
+    meanwhile, add to that one instead."""
+    try:
+        with transaction.atomic():
+            return PaperPosition.objects.create(
+                account_ref=account_ref,
+                symbol=symbol,
+                side=side,
+                size=size,
+                entry_price=price,
+                collateral=collateral,
+                leverage=_leverage(size=size, price=price, collateral=collateral),
+            )
+    except IntegrityError:
+        # Another fill opened it first (one open position per side): add to that one.
+        position = _open_position_for_update(account_ref, symbol, side)
+        if position is None:
+            raise
+    _position_grow(position, size=size, price=price, collateral=collateral)
+    position.save(update_fields=_GROWN_FIELDS)
+    return position
+
+
+_GROWN_FIELDS = ["entry_price", "size", "collateral", "leverage", "updated_at"]
+
+
+def _position_grow(position: PaperPosition, *, size: Decimal, price: Decimal, collateral: Decimal) -> None:
+    """Add ``size`` bought at ``price`` with ``collateral`` to the locked ``position``, in memory
+    (the caller saves ``_GROWN_FIELDS``): the entry averages by size, to the pair's tick and
+    ``ENTRY_EXTRA_DIGITS`` more, and the leverage follows."""
+    pair = paper_pair(position.symbol)
     assert pair is not None
     new_size = position.size + size
     grain = pair.market.tick_size.scaleb(-ENTRY_EXTRA_DIGITS)
@@ -307,8 +396,6 @@ def _position_add(
     position.size = new_size
     position.collateral += collateral
     position.leverage = _leverage(size=new_size, price=position.entry_price, collateral=position.collateral)
-    position.save(update_fields=["entry_price", "size", "collateral", "leverage", "updated_at"])
-    return position
 
 
 def _leverage(*, size: Decimal, price: Decimal, collateral: Decimal) -> Decimal:

@@ -6,7 +6,8 @@ import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from conftest import requires_postgres
 from providers.base import OrderType, Side, VenueOrderRequest
@@ -356,3 +357,79 @@ def test_concurrent_fills_on_one_side_make_one_position(btc):
         thread.join()
     [position] = btc.positions(account_ref=ACCOUNT)
     assert position.size == Decimal("0.0624") and position.collateral == Decimal("400")
+
+
+def test_a_repeat_of_an_order_that_added_to_a_position_returns_it_and_changes_nothing(btc):
+    btc.place_order(order=request("open"))
+    added = btc.place_order(order=request("add"))
+    pin(btc, BTCUSD="66000.0")
+    btc.place_order(order=request("later"))  # the position moved since "add"
+    [before] = btc.positions(account_ref=ACCOUNT)
+    rows_before = list(PaperOrder.objects.order_by("created_at").values())
+
+    again = btc.place_order(order=request("add", collateral="500"))
+
+    assert again == added
+    assert btc.positions(account_ref=ACCOUNT) == [before]
+    assert list(PaperOrder.objects.order_by("created_at").values()) == rows_before
+
+
+def test_a_repeat_inside_the_caller_s_transaction_leaves_it_usable(btc):
+    """The trading service places paper orders in its own transaction: a repeat must not abort
+    it (no error is raised and caught inside it)."""
+    with transaction.atomic():
+        first = btc.place_order(order=request("open"))
+        added = btc.place_order(order=request("add"))
+        assert btc.place_order(order=request("add", collateral="500")) == added
+        assert btc.place_order(order=request("open", collateral="500")) == first
+        [position] = btc.positions(account_ref=ACCOUNT)  # the transaction still answers
+    assert position.size == Decimal("0.0312") and position.collateral == Decimal("200")
+    assert PaperOrder.objects.count() == 2
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("position_open", [True, False], ids=["adding", "opening"])
+def test_concurrent_repeats_of_a_client_id_fill_once(btc, position_open):
+    if position_open:
+        btc.place_order(order=request("open"))
+    answers: list[object] = []
+    barrier = threading.Barrier(4)
+
+    def place() -> None:
+        barrier.wait()
+        try:
+            answers.append(btc.place_order(order=request("same")))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=place) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(answers) == 4 and all(answer == answers[0] for answer in answers)
+    assert PaperOrder.objects.filter(client_order_id="same").count() == 1
+    [position] = btc.positions(account_ref=ACCOUNT)
+    fills = 2 if position_open else 1
+    assert position.size == Decimal("0.0156") * fills and position.collateral == Decimal(100) * fills
+
+
+@requires_postgres
+def test_adding_to_a_position_costs_three_statements_and_no_savepoint(btc):
+    """As the trading service calls it, in its transaction: the position locked, the order
+    inserted filled, the position moved. A repeat reads the first order instead of moving it."""
+    btc.place_order(order=request("open"))
+    with transaction.atomic():
+        with CaptureQueriesContext(connection) as adding:
+            btc.place_order(order=request("add"))
+        with CaptureQueriesContext(connection) as repeat:
+            btc.place_order(order=request("add"))
+        with CaptureQueriesContext(connection) as resting:
+            btc.place_order(order=request("rest", type=OrderType.LIMIT, price="60000"))
+    verbs = [query["sql"].split()[0] for query in adding.captured_queries]
+    assert verbs == ["SELECT", "INSERT", "UPDATE"]
+    assert "FOR UPDATE" in adding.captured_queries[0]["sql"]
+    assert "ON CONFLICT DO NOTHING" in adding.captured_queries[1]["sql"]
+    assert [query["sql"].split()[0] for query in repeat.captured_queries] == ["SELECT", "INSERT", "SELECT"]
+    assert [query["sql"].split()[0] for query in resting.captured_queries] == ["INSERT"]
