@@ -1,10 +1,12 @@
 """The outbox: every state change a user cares about becomes one ``Event`` row.
 
 ``publish`` writes the row inside the caller's transaction with the next number of the
-user's gapless sequence. After commit the events of the transaction are handed, as one
-batch, to the dispatchers listed in ``settings.EVENT_DISPATCHERS`` (WebSocket fan-out,
-webhook deliveries): one query loads them, each dispatcher takes them all at once, one
-update marks them dispatched. An event that was not marked dispatched, because the process
+user's gapless sequence (on PostgreSQL the number and the rows in one statement). After
+commit the events of the transaction are handed, as one batch, to the dispatchers listed in
+``settings.EVENT_DISPATCHERS`` (WebSocket fan-out, webhook deliveries): each dispatcher
+takes them all at once, one update marks them dispatched. The batch is built from the
+events kept in memory as the database gave them back (no query), without those of a
+savepoint that rolled back. An event that was not marked dispatched, because the process
 died or a dispatcher failed, is handed over again by ``events_redispatch``, run by beat.
 Dispatchers must therefore be idempotent.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from functools import cache
@@ -35,11 +38,28 @@ logger = logging.getLogger(__name__)
 EventDispatcher = Callable[[Sequence[Event]], None]
 
 
+class _Flush:
+    """The on-commit callback of one ``publish_many``; the first of a transaction to run
+    hands over the whole transaction's events.
+
+    Django drops the callbacks registered inside a savepoint when the savepoint rolls back
+    (and all of them when the transaction does), and holds the others until they have run.
+    ``_pending`` refers to each flush only weakly, so a flush that is gone marks its events
+    as rolled back: nothing else keeps a reference to it (``publish_many`` keeps none).
+    """
+
+    __slots__ = ("__weakref__",)
+
+    def __call__(self) -> None:
+        _pending_dispatch()
+
+
 class _Pending(threading.local):
-    """The events published on this thread whose transaction has not been dispatched yet."""
+    """The events published on this thread that have not been handed over yet, each batch
+    with its flush, and as the database holds them (what dispatchers get)."""
 
     def __init__(self) -> None:
-        self.event_ids: list[UUID] = []
+        self.batches: list[tuple[weakref.ref[_Flush], list[Event]]] = []
 
 
 _pending = _Pending()
@@ -70,37 +90,126 @@ def publish(*, user_id: Any, type: str, data: dict[str, Any]) -> Event:
     """Record an event for a user in the current transaction; dispatch it after commit, in one
     batch with the other events of the transaction.
 
-    Every publish registers the flush, so an event is never left behind by a savepoint that
-    rolled back; the first flush after commit takes every pending id and the others find
-    nothing to do. Ids of events that were rolled back are skipped by the flush's query
-    (their rows do not exist).
+    Every publish registers a flush, so an event is never left behind by a savepoint that
+    rolled back; the first flush after commit takes every pending event and the others find
+    nothing to do. Events whose flush Django dropped (their savepoint or transaction rolled
+    back: their rows do not exist) are skipped.
     """
     (event,) = publish_many(user_id=user_id, events=[(type, data)])
     return event
 
 
 def publish_many(*, user_id: Any, events: Sequence[tuple[str, dict[str, Any]]]) -> list[Event]:
-    """``publish`` of several events of one user at once, in this order: their numbers taken
-    in one statement, their rows written in one (two statements whatever their count)."""
+    """``publish`` of several events of one user at once, in this order, numbered by one
+    block of the user's counter: one statement on PostgreSQL (``_insert_numbered``), two
+    elsewhere (the numbers, then the rows), whatever their count."""
     if not events:
         return []
     with transaction.atomic(savepoint=False):
-        seqs = _next_seqs(user_id, len(events))
-        rows = Event.objects.bulk_create(
-            [
-                Event(user_id=user_id, seq=seq, type=type, data=data)
-                for seq, (type, data) in zip(seqs, events, strict=True)
-            ]
-        )
-        _pending.event_ids.extend(event.pk for event in rows)
-        transaction.on_commit(_pending_dispatch)
+        if connection.vendor == "postgresql":
+            rows = [Event(user_id=user_id, type=type, data=data) for type, data in events]
+            stored = _insert_numbered(user_id, rows)
+        else:
+            seqs = _next_seqs(user_id, len(events))
+            rows = Event.objects.bulk_create(
+                [
+                    Event(user_id=user_id, seq=seq, type=type, data=data)
+                    for seq, (type, data) in zip(seqs, events, strict=True)
+                ]
+            )
+            stored = [_as_stored(event) for event in rows]
+        flush = _Flush()
+        transaction.on_commit(flush)
+        _pending.batches = [batch for batch in _pending.batches if batch[0]() is not None]
+        _pending.batches.append((weakref.ref(flush), stored))
+        del flush  # Django's list of callbacks must hold the only reference
     return rows
 
 
+_EVENT_COLUMNS = [field for field in Event._meta.concrete_fields if field.name != "seq"]
+
+
+def _insert_numbered(user_id: Any, rows: list[Event]) -> list[Event]:
+    """Take the next ``len(rows)`` numbers of the user's counter and insert ``rows`` with them,
+    in one statement (PostgreSQL): a data-modifying CTE upserts the counter (its row lock held
+    to the end of the transaction, as ``_next_seqs``) and the insert numbers the rows from
+    the block it returned. Sets ``seq`` on ``rows`` and marks them saved, as ``bulk_create``
+    does; returns the rows as the database holds them (``RETURNING``), for the dispatchers.
+    """
+    quote = connection.ops.quote_name
+    stream_table = quote(EventStream._meta.db_table)
+    stream_user = quote(EventStream._meta.get_field("user").column)
+    user_value = EventStream._meta.get_field("user").get_db_prep_value(user_id, connection)
+    casts = [f"%s::{field.db_type(connection)}" for field in _EVENT_COLUMNS]
+    value_rows = ", ".join(f"(%s::integer, {', '.join(casts)})" for _ in rows)
+    params: list[Any] = [user_value, len(rows), len(rows)]
+    for index, event in enumerate(rows, start=1):
+        params.append(index)
+        params.extend(
+            field.get_db_prep_save(field.pre_save(event, True), connection) for field in _EVENT_COLUMNS
+        )
+    names = [f"v{index}" for index in range(len(_EVENT_COLUMNS))]
+    columns = ", ".join(quote(field.column) for field in _EVENT_COLUMNS)
+    seq_column = quote(Event._meta.get_field("seq").column)
+    returning = list(Event._meta.concrete_fields)
+    sql = (
+        f"WITH block AS (INSERT INTO {stream_table} ({stream_user}, last_seq) VALUES (%s, %s) "  # noqa: S608
+        f"ON CONFLICT ({stream_user}) DO UPDATE SET last_seq = {stream_table}.last_seq + %s "
+        "RETURNING last_seq) "
+        f"INSERT INTO {quote(Event._meta.db_table)} ({columns}, {seq_column}) "
+        f"SELECT {', '.join(f'rows.{name}' for name in names)}, "
+        f"block.last_seq - {len(rows)} + rows.n "
+        f"FROM block, (VALUES {value_rows}) AS rows (n, {', '.join(names)}) ORDER BY rows.n "
+        f"RETURNING {', '.join(quote(field.column) for field in returning)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        returned = cursor.fetchall()
+    stored = {}
+    for values in returned:
+        event = Event.from_db(
+            connection.alias,
+            [field.attname for field in returning],
+            [_from_db(field, value) for field, value in zip(returning, values, strict=True)],
+        )
+        stored[event.pk] = event
+    result = []
+    for event in rows:
+        event.seq = stored[event.pk].seq
+        event._state.adding = False
+        event._state.db = connection.alias
+        result.append(stored[event.pk])
+    return result
+
+
+def _from_db(field: Any, value: Any) -> Any:
+    """A column's value as a query through the ORM gives it (the field's converter)."""
+    converter = getattr(field, "from_db_value", None)
+    return value if converter is None or value is None else converter(value, None, connection)
+
+
+def _as_stored(event: Event) -> Event:
+    """A copy of a saved event with its values as they read back from the database: ``data``
+    through its JSON encoding (a ``Decimal`` becomes its text), the user as its key type."""
+    data_field = Event._meta.get_field("data")
+    return Event.from_db(
+        connection.alias,
+        [field.attname for field in Event._meta.concrete_fields],
+        [
+            _from_db(data_field, data_field.get_db_prep_save(event.data, connection))
+            if field is data_field
+            else field.to_python(field.value_from_object(event))
+            for field in Event._meta.concrete_fields
+        ],
+    )
+
+
 def _pending_dispatch() -> None:
-    event_ids, _pending.event_ids = _pending.event_ids, []
-    if event_ids:
-        events_dispatch(event_ids=event_ids)
+    batches, _pending.batches = _pending.batches, []
+    events = [event for flush, stored in batches if flush() is not None for event in stored]
+    if events:
+        events.sort(key=lambda event: (event.user_id, event.seq))
+        _dispatch_batch(events)
 
 
 @cache

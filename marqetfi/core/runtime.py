@@ -45,9 +45,10 @@ class Generation:
         test's transaction that never commits still empties the caches of its process)."""
         return self.current(), self._local_changes
 
-    def bump(self) -> None:
+    def bump(self, *, robust: bool = False) -> None:
         """Announce a change; every process sees it after the surrounding transaction commits,
-        this one at once too (see ``stamp``)."""
+        this one at once too (see ``stamp``). ``robust``: a Redis error at commit is logged
+        instead of raised (the caller's transaction has committed by then either way)."""
         with self._lock:
             self._local_changes += 1
 
@@ -56,7 +57,7 @@ class Generation:
             with self._lock:
                 self._checked_at = 0.0  # this process sees its own change at once
 
-        transaction.on_commit(incr)
+        transaction.on_commit(incr, robust=robust)
 
 
 class GenerationCache(Generic[K, V]):

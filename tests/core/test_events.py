@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from django.db import close_old_connections, connection, transaction
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from conftest import bearer_client, requires_postgres
 from marqetfi.core import events
@@ -17,12 +18,14 @@ from tests.core import dispatchers
 
 RECORD = "tests.core.dispatchers.record"
 BROKEN = "tests.core.dispatchers.broken"
+KEEP = "tests.core.dispatchers.keep"
 
 
 @pytest.fixture(autouse=True)
 def _reset_recorder():
     dispatchers.received.clear()
     dispatchers.batches.clear()
+    dispatchers.handed.clear()
 
 
 @pytest.mark.django_db
@@ -219,6 +222,193 @@ def test_concurrent_publishes_for_one_user_never_skip_or_repeat_a_number():
     committed = writers * sum(1 for n in range(per_writer) if n % 3 != 0)
     seqs = sorted(Event.objects.filter(user=user).values_list("seq", flat=True))
     assert seqs == list(range(1, committed + 1))
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_blocks_of_events_for_one_user_take_contiguous_numbers_in_order():
+    """``publish_many`` takes its block and writes its rows in one statement: blocks of
+    several sizes, some rolled back, still number every committed event once, with no gap,
+    each block's events one after the other in the order given."""
+    user = UserFactory()
+    writers, per_writer = 6, 8
+    barrier = threading.Barrier(writers)
+    errors: list[BaseException] = []
+
+    def writer(index: int) -> None:
+        try:
+            barrier.wait()
+            for n in range(per_writer):
+                try:
+                    with transaction.atomic():
+                        events.publish_many(
+                            user_id=user.pk,
+                            events=[
+                                ("order.created", {"w": index, "n": n, "k": k}) for k in range(1 + n % 3)
+                            ],
+                        )
+                        if n % 4 == 1:
+                            raise LookupError("rolled back on purpose")
+                except LookupError:
+                    pass
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    close_old_connections()
+    assert not errors, errors
+    committed = writers * sum(1 + n % 3 for n in range(per_writer) if n % 4 != 1)
+    rows = list(Event.objects.filter(user=user).order_by("seq").values_list("seq", "data"))
+    assert [seq for seq, _ in rows] == list(range(1, committed + 1))
+    blocks: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    for seq, data in rows:
+        blocks.setdefault((data["w"], data["n"]), []).append((seq, data["k"]))
+    for (_, n), block in blocks.items():
+        assert [k for _, k in block] == list(range(1 + n % 3))
+        assert [seq for seq, _ in block] == list(range(block[0][0], block[0][0] + len(block)))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_published_events_are_saved_instances_holding_what_their_rows_hold():
+    user = UserFactory()
+    with transaction.atomic():
+        events.publish(user_id=user.pk, type="order.created", data={})
+        published = events.publish_many(
+            user_id=str(user.pk),
+            events=[
+                ("trade.executed", {"price": Decimal("64123.50")}),
+                ("position.updated", {"b": 1, "a": 2}),
+            ],
+        )
+        for event in published:
+            assert event._state.adding is False
+            assert event._state.db == "default"
+            stored = Event.objects.get(pk=event.pk)
+            assert (stored.user_id, stored.seq, stored.type, stored.created_at) == (
+                user.pk,
+                event.seq,
+                event.type,
+                event.created_at,
+            )
+            assert (stored.dispatched_at, stored.dispatch_attempts, stored.last_dispatch_error) == (
+                None,
+                0,
+                "",
+            )
+            assert (event.dispatched_at, event.dispatch_attempts, event.last_dispatch_error) == (None, 0, "")
+    assert [event.seq for event in published] == [2, 3]
+    assert published[0].data == {"price": Decimal("64123.50")}, "the data as given, as bulk_create leaves it"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_dispatchers_get_the_events_as_their_rows_read_back():
+    """The events handed over come from memory, not from a query, but as a query gives them:
+    the data through its JSON column (a Decimal as its text, PostgreSQL's key order)."""
+    user = UserFactory()
+    with override_settings(EVENT_DISPATCHERS=[KEEP]), transaction.atomic():
+        events.publish(user_id=str(user.pk), type="order.created", data={"zz": 1, "a": [Decimal("1.50")]})
+        events.publish_many(
+            user_id=user.pk,
+            events=[
+                ("trade.executed", {"price": Decimal("64123.50"), "id": "t-1"}),
+                ("position.updated", {}),
+            ],
+        )
+    read_back = {event.pk: event for event in Event.objects.filter(user=user)}
+    assert [(event.type, event.seq) for event in dispatchers.handed] == [
+        ("order.created", 1),
+        ("trade.executed", 2),
+        ("position.updated", 3),
+    ]
+    for event in dispatchers.handed:
+        row = read_back[event.pk]
+        assert (event.user_id, event.seq, event.type, event.created_at) == (
+            row.user_id,
+            row.seq,
+            row.type,
+            row.created_at,
+        )
+        assert event.data == row.data
+        assert list(event.data) == list(row.data), "same key order"
+        assert (event.dispatched_at, event.dispatch_attempts, event.last_dispatch_error) == (None, 0, "")
+        assert row.dispatched_at is not None
+    assert dispatchers.handed[0].data == {"zz": 1, "a": ["1.50"]}
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_on_postgresql_a_publish_is_one_statement_and_the_hand_over_one_update():
+    user = UserFactory()
+    events.publish(user_id=user.pk, type="order.created", data={})  # the counter row exists
+    with (
+        override_settings(EVENT_DISPATCHERS=[RECORD]),
+        CaptureQueriesContext(connection) as queries,
+        transaction.atomic(),
+    ):
+        events.publish(user_id=user.pk, type="order.created", data={})
+        events.publish_many(
+            user_id=user.pk,
+            events=[("order.filled", {}), ("trade.executed", {}), ("position.updated", {})],
+        )
+    statements = [query["sql"] for query in queries.captured_queries]
+    assert len(statements) == 5, "\n".join(statements)
+    assert statements[0] == "BEGIN"
+    assert statements[1].startswith('WITH block AS (INSERT INTO "core_event_stream"')
+    assert statements[2].startswith('WITH block AS (INSERT INTO "core_event_stream"')
+    assert statements[3] == "COMMIT"
+    assert statements[4].startswith('UPDATE "core_event" SET "dispatched_at"')
+    assert dispatchers.batches == [4]
+    assert dispatchers.received == [
+        ("order.created", 2),
+        ("order.filled", 3),
+        ("trade.executed", 4),
+        ("position.updated", 5),
+    ]
+    assert not Event.objects.filter(user=user, dispatched_at__isnull=True).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_of_savepoints_rolled_back_after_the_last_publish_are_not_handed_over():
+    user = UserFactory()
+    with (
+        override_settings(EVENT_DISPATCHERS=[RECORD]),
+        CaptureQueriesContext(connection) as queries,
+        transaction.atomic(),
+    ):
+        events.publish(user_id=user.pk, type="order.created", data={})
+        with transaction.atomic():
+            events.publish(user_id=user.pk, type="order.filled", data={})  # its savepoint is kept
+        with pytest.raises(ValueError), transaction.atomic():
+            events.publish(user_id=user.pk, type="trade.executed", data={})
+            with transaction.atomic():
+                events.publish_many(user_id=user.pk, events=[("position.opened", {}), ("fee.charged", {})])
+            raise ValueError("the outer savepoint rolls back, the inner one with it")
+    assert dispatchers.batches == [2]
+    assert dispatchers.received == [("order.created", 1), ("order.filled", 2)]
+    assert list(Event.objects.filter(user=user).values_list("seq", "type")) == [
+        (1, "order.created"),
+        (2, "order.filled"),
+    ]
+    assert not any('FROM "core_event"' in query["sql"] for query in queries.captured_queries), "no reload"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_transactions_events_do_not_go_with_the_next_transaction():
+    user = UserFactory()
+    with override_settings(EVENT_DISPATCHERS=[RECORD]):
+        with pytest.raises(ValueError), transaction.atomic():
+            events.publish_many(user_id=user.pk, events=[("order.created", {}), ("order.filled", {})])
+            raise ValueError("rolled back")
+        with transaction.atomic():
+            events.publish(user_id=user.pk, type="order.rejected", data={})
+    assert dispatchers.batches == [1]
+    assert dispatchers.received == [("order.rejected", 1)]
 
 
 # --- GET /api/v1/events -----------------------------------------------------------------
