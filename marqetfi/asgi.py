@@ -4,10 +4,14 @@ to Channels."""
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marqetfi.settings.base")
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)  # what django.core.asgi.get_asgi_application does first
+
+from marqetfi.core.asgi_handler import ThreadedChainASGIHandler  # noqa: E402
+
+django_asgi_app = ThreadedChainASGIHandler()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
