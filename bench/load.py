@@ -198,6 +198,20 @@ def stack_start(args: argparse.Namespace, workdir: Path) -> Stack:
     return stack
 
 
+def background_renice(stack: Stack, level: int) -> list[str]:
+    """Renice the devserver's processes that are not the web tier or Redis; returns what was."""
+    assert stack.process is not None
+    reniced = []
+    for process in psutil.Process(stack.process.pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            command = " ".join(process.cmdline())
+            if any(part in command for part in ("daphne", "marqetfi.webserver", "redis-server")):
+                continue
+            process.nice(level)
+            reniced.append(command[:60])
+    return reniced
+
+
 def traders_make(stack: Stack, count: int, workdir: Path) -> Path:
     script = MAKE_TRADERS.format(count=count, funding=FUNDING)
     output = run([sys.executable, "manage.py", "shell", "-c", script], stack.env)
@@ -411,9 +425,13 @@ def report(
         f"## Load, {args.users} traders — {started_at:%Y-%m-%d %H:%M} UTC",
         "",
         f"Machine: {machine()}. `bench/load.py --backend {args.backend} --users {args.users} "
-        f"--spawn-rate {args.spawn_rate:g} --duration {args.duration:g}`: `python -m marqetfi.devserver` "
+        f"--spawn-rate {args.spawn_rate:g} --duration {args.duration:g}"
+        f"{' --background-nice ' + str(args.background_nice) if args.background_nice else ''}`: "
+        "`python -m marqetfi.devserver` "
         f"(make run: web, worker, beat, feed, follower; LOCAL_CHAIN=0, DEBUG=false, LOG_LEVEL={args.log_level}"
-        f"{', WEB_PROCESSES=' + os.environ['WEB_PROCESSES'] if os.environ.get('WEB_PROCESSES') else ''}) on "
+        f"{', WEB_PROCESSES=' + os.environ['WEB_PROCESSES'] if os.environ.get('WEB_PROCESSES') else ''}"
+        f"{'; all but the web tier and Redis at nice ' + str(args.background_nice) if args.background_nice else ''}"
+        ") on "
         + (
             "PostgreSQL 127.0.0.1:5432 and Redis 127.0.0.1:6379"
             if args.backend == "pg"
@@ -529,6 +547,14 @@ def main() -> int:
         help="pg backend: a Redis database of its own (flushed)",
     )
     parser.add_argument("--log-level", default="WARNING", help="the stack's LOG_LEVEL")
+    parser.add_argument(
+        "--background-nice",
+        type=int,
+        default=0,
+        help="run the stack's processes other than the web tier (worker, beat, feed, fire, follower) at this "
+        "nice level, as if on other machines: their periodic bursts (reconciliation of every account) then "
+        "take only the CPU the web tier leaves",
+    )
     parser.add_argument("--write", action="store_true", help="append the report to BENCHMARKS.md")
     args = parser.parse_args()
     if args.quick:
@@ -549,6 +575,9 @@ def main() -> int:
         print(f"making {args.users} funded traders ...", flush=True)
         traders = traders_make(stack, args.users, workdir)
         before = baseline(stack.base, json.loads(traders.read_text())["tokens"][0], rounds=20)
+        if args.background_nice:
+            reniced = background_renice(stack, args.background_nice)
+            print(f"reniced to {args.background_nice}: {len(reniced)} processes", flush=True)
         ramp = args.users / args.spawn_rate
         prefix = workdir / "locust"
         command = [
