@@ -171,7 +171,12 @@ class Position(TimeStampedModel):
             models.CheckConstraint(condition=Q(size__gte=0), name="position_size_not_negative"),
             models.CheckConstraint(condition=Q(collateral__gte=0), name="position_collateral_not_negative"),
         ]
-        indexes = [models.Index(fields=("user", "status")), models.Index(fields=("symbol", "status"))]
+        indexes = [
+            models.Index(fields=("user", "status")),
+            models.Index(fields=("symbol", "status")),
+            # Reconciliation reads each venue account's positions (and their native stops).
+            models.Index(fields=("provider", "account_ref"), name="position_provider_account"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.side} {self.size} {self.symbol} ({self.status})"

@@ -12,10 +12,13 @@ from typing import Any, ClassVar
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from ledger.checks import ledger_check
+from ledger.services import balance_adjust
 from marqetfi.core.models import OperatorAlert
 from pricing.services.pairs import pairs_sync
 from providers import registry
@@ -24,6 +27,7 @@ from providers.errors import ProviderError
 from providers.models import PaperOrder, PaperPosition, RoutingRule
 from providers.services.routing import routing_rule_update
 from providers.venues.paper.adapter import PaperVenue
+from tests.accounts.factories import UserFactory
 from tests.trading.venues import FAULTS, faults
 from trading import tasks
 from trading.models import Fill, Position, ReconciliationDrift, VenueReconciliation
@@ -345,3 +349,32 @@ def test_a_position_drift_stays_open_while_its_market_has_an_order_in_flight(btc
     assert summary.as_dict()["drifts_resolved"] == 0
     [drift] = drifts()
     assert (drift.kind, drift.status, drift.occurrences) == ("size_mismatch", "open", 1)
+
+
+def test_accounts_that_agree_cost_a_few_queries_each(drive: Any, staff: Any) -> None:
+    """What a venue's pass reads once (users with orders sent, accounts with open drifts) spares
+    each account in order the queries that would find nothing: its cost no longer includes
+    them, and another account adds only its own reads (the venue's two, ours three and the
+    native stops' one)."""
+
+    def fund(user: Any) -> None:
+        balance_adjust(user=user, amount=Decimal("10000"), reason="test funding", actor=staff)
+
+    drive(BTCUSD="64000")
+    traders = [UserFactory() for _ in range(3)]
+    for trader in traders:
+        fund(trader)
+        order_place(user=trader, order=BTC)
+    with CaptureQueriesContext(connection) as three:
+        assert run()["drifts_found"] == 0
+    fourth = UserFactory()
+    fund(fourth)
+    order_place(user=fourth, order=BTC)
+    with CaptureQueriesContext(connection) as four:
+        assert run()["drifts_found"] == 0
+
+    per_account = len(four.captured_queries) - len(three.captured_queries)
+    assert per_account <= 6, "\n".join(query["sql"] for query in four.captured_queries)
+    assert not any(
+        "UPDATE" in query["sql"] and "reconciliationdrift" in query["sql"] for query in four.captured_queries
+    ), "no drift open: nothing to resolve"

@@ -299,6 +299,27 @@ def _order_observations(
     return found
 
 
+@dataclass(frozen=True)
+class _VenuePass:
+    """What one venue's pass reads once, before its accounts, to spare each account a query
+    that would find nothing (1000 accounts were 8,000 queries, a burst of seconds on the
+    machines serving requests)."""
+
+    users_with_sent: frozenset[Any]  # users with an order sent before the grace cutoff
+    accounts_with_open_drifts: frozenset[str]
+
+    @classmethod
+    def read(cls, provider: str, grace_cutoff: Any) -> _VenuePass:
+        # An order changed after this read is inside the grace window, so no account query
+        # would list it as sent; drifts are opened by reconciliation itself.
+        sent = _orders_sent(provider).filter(updated_at__lt=grace_cutoff)
+        drifts = ReconciliationDrift.objects.filter(venue=provider, status=ReconciliationDrift.Status.OPEN)
+        return cls(
+            users_with_sent=frozenset(sent.values_list("user_id", flat=True).distinct()),
+            accounts_with_open_drifts=frozenset(drifts.values_list("account_ref", flat=True).distinct()),
+        )
+
+
 def _account_observations(
     *,
     provider: str,
@@ -307,6 +328,7 @@ def _account_observations(
     user_ids: set[Any],
     grace_cutoff: Any,
     tolerance_bps: Decimal,
+    venue_pass: _VenuePass | None = None,
 ) -> tuple[list[Observation], set[str]]:
     """Ask the venue about one account and compare; raises ProviderError if it does not answer.
 
@@ -317,23 +339,30 @@ def _account_observations(
         # A closing position is still held at the venue until its close settles.
         Position.objects.filter(provider=provider, account_ref=account_ref, status__in=Position.LIVE)
     )
-    orders = Order.objects.filter(provider=provider, user_id__in=user_ids)
-    # Orders still settling, in the form the venue lists client ids (Lighter's are hashes).
-    recent = {
-        venue.venue_client_order_id(venue_client_order_id or str(pk))
-        for pk, venue_client_order_id in orders.filter(updated_at__gte=grace_cutoff).values_list(
-            "pk", "venue_client_order_id"
-        )
-    }
-    sent = list(
-        _orders_sent(provider)
-        .filter(user_id__in=user_ids, updated_at__lt=grace_cutoff)
-        .order_by("created_at")
+    # Orders changed within the grace window or still waiting, read once: those changed
+    # within it are still settling (``recent``, in the form the venue lists client ids:
+    # Lighter's are hashes); with the waiting ones, their markets are in flight.
+    unsettled = Order.objects.filter(provider=provider, user_id__in=user_ids).filter(
+        Q(status__in=_WAITING) | Q(updated_at__gte=grace_cutoff)
     )
-    # A market with an order in flight is compared once it settles: its fill may be on one
-    # side only for now (the order itself is checked below).
-    in_flight = set(
-        orders.filter(Q(status__in=_WAITING) | Q(updated_at__gte=grace_cutoff)).values_list("symbol", "side")
+    recent: set[str] = set()
+    in_flight: set[tuple[str, str]] = set()
+    for pk, venue_client_order_id, symbol, side, updated_at in unsettled.values_list(
+        "pk", "venue_client_order_id", "symbol", "side", "updated_at"
+    ):
+        if updated_at >= grace_cutoff:
+            recent.add(venue.venue_client_order_id(venue_client_order_id or str(pk)))
+        # A market with an order in flight is compared once it settles: its fill may be on
+        # one side only for now (the order itself is checked below).
+        in_flight.add((symbol, side))
+    sent = (
+        list(
+            _orders_sent(provider)
+            .filter(user_id__in=user_ids, updated_at__lt=grace_cutoff)
+            .order_by("created_at")
+        )
+        if venue_pass is None or not venue_pass.users_with_sent.isdisjoint(user_ids)
+        else []
     )
     compared = [position for position in theirs if (position.symbol, str(position.side)) not in in_flight]
     # Native stops: the venue holds them as working orders of its own (Lighter's trigger orders).
@@ -464,6 +493,7 @@ def _account_apply(
     observations: list[Observation],
     not_compared: set[str],
     summary: VenueSummary,
+    venue_pass: _VenuePass | None = None,
 ) -> None:
     """Record what one account's comparison saw; open drifts it did not see are resolved,
     except those of positions it did not compare (``not_compared`` symbols)."""
@@ -482,6 +512,8 @@ def _account_apply(
         kept.append(drift.pk)
         summary.found += 1
         summary.opened += int(created)
+    if venue_pass is not None and not kept and account_ref not in venue_pass.accounts_with_open_drifts:
+        return  # no drift open at this account: nothing to resolve
     summary.resolved += (
         ReconciliationDrift.objects.filter(
             venue=provider, account_ref=account_ref, status=ReconciliationDrift.Status.OPEN
@@ -501,7 +533,9 @@ def _venue_reconcile(provider: str, *, since: Any, grace_cutoff: Any, tolerance_
     summary = VenueSummary(venue=provider)
     try:
         venue = registry.venue(provider)
-        for account_ref, user_ids in sorted(_accounts_at(provider, since).items()):
+        accounts = sorted(_accounts_at(provider, since).items())
+        venue_pass = _VenuePass.read(provider, grace_cutoff)
+        for account_ref, user_ids in accounts:
             observations, not_compared = _account_observations(
                 provider=provider,
                 venue=venue,
@@ -509,6 +543,7 @@ def _venue_reconcile(provider: str, *, since: Any, grace_cutoff: Any, tolerance_
                 user_ids=user_ids,
                 grace_cutoff=grace_cutoff,
                 tolerance_bps=tolerance_bps,
+                venue_pass=venue_pass,
             )
             _account_apply(
                 provider=provider,
@@ -516,6 +551,7 @@ def _venue_reconcile(provider: str, *, since: Any, grace_cutoff: Any, tolerance_
                 observations=observations,
                 not_compared=not_compared,
                 summary=summary,
+                venue_pass=venue_pass,
             )
             summary.accounts += 1
     except ProviderError as exc:
