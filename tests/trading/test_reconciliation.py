@@ -361,13 +361,13 @@ def test_accounts_that_agree_cost_a_few_queries_each(drive: Any, staff: Any) -> 
         balance_adjust(user=user, amount=Decimal("10000"), reason="test funding", actor=staff)
 
     drive(BTCUSD="64000")
-    traders = [UserFactory() for _ in range(3)]
+    traders: list[Any] = [UserFactory() for _ in range(3)]
     for trader in traders:
         fund(trader)
         order_place(user=trader, order=BTC)
     with CaptureQueriesContext(connection) as three:
         assert run()["drifts_found"] == 0
-    fourth = UserFactory()
+    fourth: Any = UserFactory()
     fund(fourth)
     order_place(user=fourth, order=BTC)
     with CaptureQueriesContext(connection) as four:
