@@ -227,16 +227,6 @@ def order_preview(*, user: User, order: OrderTerms, holdings_checked_by_caller: 
     if size <= 0:
         raise SizeTooSmall(details={"size_step": str(listing.size_step), "price": str(entry)})
     applied["size"] = {"requested_notional": str(notional), "size": str(size), "rounding": "down"}
-    if not holdings_checked_by_caller:
-        _check_exposure(
-            user=user,
-            symbol=pair.symbol,
-            provider=listing.provider,
-            side=order.side,
-            collateral=order.collateral,
-            notional=notional,
-            risk=risk,
-        )
     if (
         traded_from_wallet(listing.provider)
         and Position.objects.filter(
@@ -249,8 +239,6 @@ def order_preview(*, user: User, order: OrderTerms, holdings_checked_by_caller: 
     ):
         raise OneTradePerMarket(details={"symbol": pair.symbol, "side": order.side})
     fee = terms.fee_for(notional)
-    if not holdings_checked_by_caller:
-        _balance_check(user=user, required=order.collateral + fee)
     liquidation = terms.loss_price(
         side=order.side, entry=entry, size=size, collateral=order.collateral, level=risk.liquidation_level
     )
@@ -263,7 +251,7 @@ def order_preview(*, user: User, order: OrderTerms, holdings_checked_by_caller: 
             stop_loss=stop_loss, take_profit=take_profit, trail_percent=percent, trail_distance=distance
         ),
     )
-    return OrderPlan(
+    plan = OrderPlan(
         symbol=pair.symbol,
         category=pair.category,
         provider=listing.provider,
@@ -289,6 +277,9 @@ def order_preview(*, user: User, order: OrderTerms, holdings_checked_by_caller: 
         rounding=applied,
         risk=risk,
     )
+    if not holdings_checked_by_caller:
+        _holdings_check(user=user, plan=plan)
+    return plan
 
 
 def _balance_check(*, user: User, required: Decimal, available: Decimal | None = None) -> None:

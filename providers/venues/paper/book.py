@@ -270,10 +270,7 @@ def paper_order_place(
         except IntegrityError:
             # A repeat of the client id (sent again, or at the same time from another request):
             # the savepoint undid the position's opening; the first result stands.
-            first = _order_by_client_id(row.account_ref, row.client_order_id)
-            if first is None:
-                raise
-            return _to_venue_order(first)
+            return _to_venue_order(_first_result(row))
     return _to_venue_order(row)
 
 
