@@ -92,8 +92,9 @@ def _forget_app_settings() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _forget_catalogue() -> Iterator[None]:
-    """A test's routing rules, listings and risk limits roll back (or are flushed) without
-    moving their generations: drop this process's copies."""
+    """A test's routing rules, listings, risk limits and users roll back (or are flushed)
+    without moving their generations: drop this process's copies."""
+    from marqetfi.core.authentication import users_cache_clear
     from pricing.selectors import pair_listings_cache_clear
     from providers.services.routing import routing_cache_clear
     from trading.services.risk import risk_limits_cache_clear
@@ -101,10 +102,12 @@ def _forget_catalogue() -> Iterator[None]:
     routing_cache_clear()
     pair_listings_cache_clear()
     risk_limits_cache_clear()
+    users_cache_clear()
     yield
     routing_cache_clear()
     pair_listings_cache_clear()
     risk_limits_cache_clear()
+    users_cache_clear()
 
 
 @pytest.fixture(autouse=True)

@@ -33,7 +33,7 @@ from uuid import UUID
 from django.conf import settings
 from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Case, Q, Value, When
+from django.db.models import Case, Value, When
 from django.utils import timezone
 
 from accounts.models import User
@@ -54,6 +54,7 @@ from ledger.models import (
     TransactionKind,
 )
 from marqetfi.core.audit import audit_record
+from marqetfi.core.rows import Lock, RowSelect
 
 Leg = tuple[LedgerAccount, Decimal]
 
@@ -144,19 +145,23 @@ class TradingAccounts:
         return {account.pk: account for account in (self.available, self.margin, self.fees)}
 
 
+_trading_accounts_locked = RowSelect(
+    LedgerAccount,
+    '("user_id" = %s AND "kind" IN (%s, %s)) OR ("user_id" IS NULL AND "kind" = %s AND "name" = %s)',
+    ("user", "kind", "kind", "kind", "name"),
+    order_by='"id"',
+    lock=Lock.NO_KEY_UPDATE,
+)
+
+
 def trading_accounts_lock(*, user: User) -> TradingAccounts:
     """Lock the user's ``available`` and ``margin`` accounts and their ``fees`` shard until the
     transaction ends, in one statement (in the ledger's one lock order, by pk), and return them
     as they are now. Accounts not made yet are made first (then locked as usual). Postings in
     the same transaction take them as ``locked=accounts.by_pk()`` and do not lock them again."""
     fees_name = platform_shard_name(kind=LedgerAccount.Kind.FEES, shard_of=user.pk)
-    rows = list(
-        LedgerAccount.objects.select_for_update(no_key=True)
-        .filter(
-            Q(user=user, kind__in=LedgerAccount.USER_KINDS)
-            | Q(user=None, kind=LedgerAccount.Kind.FEES, name=fees_name)
-        )
-        .order_by("pk")
+    rows = _trading_accounts_locked.fetch(
+        user.pk, *LedgerAccount.USER_KINDS, LedgerAccount.Kind.FEES, fees_name
     )
     found = {account.kind: account for account in rows}
     if len(found) < len(LedgerAccount.USER_KINDS) + 1:

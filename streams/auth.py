@@ -69,4 +69,4 @@ def socket_authenticate(*, token: Any) -> SocketIdentity:
         raise SocketAuthFailed(CloseCode.AUTH_FAILED, "auth_failed", "The token is not valid.") from exc
     exp = validated.get("exp")
     expires_at = datetime.fromtimestamp(int(exp), UTC) if isinstance(exp, int | float) else None
-    return SocketIdentity(user=user, expires_at=expires_at)  # type: ignore[arg-type]
+    return SocketIdentity(user=user, expires_at=expires_at)

@@ -10,5 +10,7 @@ class CoreConfig(AppConfig):
     def ready(self) -> None:
         from marqetfi.core import schema  # noqa: F401 - registers the OpenAPI auth extension
         from marqetfi.core.app_settings.signals import app_settings_connect_signals
+        from marqetfi.core.authentication import users_connect_signals
 
         app_settings_connect_signals()
+        users_connect_signals()

@@ -66,11 +66,13 @@ class GenerationCache(Generic[K, V]):
     ``get(key, load)`` answers from memory while the generation stands; a change announced
     anywhere (``Generation.bump``) empties it within the generation's check interval, at
     once in the process that made it. ``None`` is never stored: ``load`` raising leaves
-    nothing behind either.
+    nothing behind either. ``max_entries``: a cache keyed by something unbounded (users) is
+    emptied when it reaches that many values, so a process never holds more.
     """
 
-    def __init__(self, generation: Generation) -> None:
+    def __init__(self, generation: Generation, *, max_entries: int | None = None) -> None:
         self.generation = generation
+        self.max_entries = max_entries
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
         self._values: dict[K, V] = {}
@@ -85,6 +87,8 @@ class GenerationCache(Generic[K, V]):
         value = load()
         with self._lock:
             if self._stamp == stamp:
+                if self.max_entries is not None and len(self._values) >= self.max_entries:
+                    self._values = {}
                 self._values[key] = value
         return value
 

@@ -23,6 +23,7 @@ from ledger.services import (
     platform_account,
 )
 from marqetfi.core.events import publish, publish_many
+from marqetfi.core.rows import row_update
 from pricing.models import PairListing
 from providers import registry
 from providers.base import VenueOrder
@@ -53,8 +54,9 @@ def _order_filled(order: Order, *, size: Decimal, price: Decimal, fee: Decimal, 
     order.fee = fee
     order.venue_order_id = venue_order_id
     order.resource_version += 1
-    order.save(
-        update_fields=[
+    row_update(
+        order,
+        [
             "status",
             "provider",
             "routing",
@@ -65,7 +67,7 @@ def _order_filled(order: Order, *, size: Decimal, price: Decimal, fee: Decimal, 
             "venue_order_id",
             "resource_version",
             "updated_at",
-        ]
+        ],
     )
 
 
@@ -195,8 +197,9 @@ def order_fill_open(
     _reprice(position)
     if not created:
         position.resource_version += 1
-    position.save(
-        update_fields=[
+    row_update(
+        position,
+        [
             "entry_price",
             "size",
             "collateral",
@@ -206,7 +209,7 @@ def order_fill_open(
             "liquidation_price",
             "resource_version",
             "updated_at",
-        ]
+        ],
     )
     if order.fee_reserved:
         if locked is not None:

@@ -43,6 +43,7 @@ from marqetfi.core.db_locks import advisory_xact_lock
 from marqetfi.core.errors import ApplicationError
 from marqetfi.core.events import publish
 from marqetfi.core.formats import decimal_text
+from marqetfi.core.rows import Lock, RowSelect
 from pricing.errors import MarketClosed
 from pricing.market_hours import market_open
 from pricing.models import PairListing
@@ -454,14 +455,17 @@ def _settles_in_caller_transaction(routing: dict[str, Any]) -> bool:
         return False
 
 
+_live_positions_locked = RowSelect(
+    Position,
+    '"user_id" = %s AND "symbol" = %s AND "side" = %s AND "provider" = %s AND "status" IN (%s, %s)',
+    ("user", "symbol", "side", "provider", "status", "status"),
+    lock=Lock.NO_KEY_UPDATE,
+)
+
+
 def _live_position_lock(*, user: User, plan: OrderPlan) -> Position | None:
     """Lock the user's live position this order would add to, if there is one, and return it."""
-    live = list(
-        Position.objects.select_for_update(no_key=True).filter(
-            user=user, symbol=plan.symbol, side=plan.side, provider=plan.provider, status__in=Position.LIVE
-        )
-    )
-    return live[0] if live else None
+    return _live_positions_locked.first(user.pk, plan.symbol, plan.side, plan.provider, *Position.LIVE)
 
 
 def _order_replayed(existing: Order, fingerprint: str) -> Order:

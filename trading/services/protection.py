@@ -25,6 +25,7 @@ from django.db import transaction
 from django.db.models import Case, Value, When
 from django.utils import timezone
 
+from marqetfi.core.rows import Lock, RowSelect
 from providers import registry
 from providers.base import NativeStops
 from providers.breaker import call_provider
@@ -95,14 +96,14 @@ def protection_from_order(order: Order) -> Protection | None:
     )
 
 
+_armed_locked = RowSelect(
+    ProtectiveOrder, '"position_id" = %s AND "status" = %s', ("position", "status"), lock=Lock.NO_KEY_UPDATE
+)
+
+
 def protective_armed(position: Position) -> dict[str, ProtectiveOrder]:
     """The position's armed protective orders by kind, locked."""
-    return {
-        p.kind: p
-        for p in ProtectiveOrder.objects.select_for_update(no_key=True).filter(
-            position=position, status=ProtectiveOrder.Status.ARMED
-        )
-    }
+    return {p.kind: p for p in _armed_locked.fetch(position.pk, ProtectiveOrder.Status.ARMED)}
 
 
 def protective_cancel(protective: ProtectiveOrder) -> None:

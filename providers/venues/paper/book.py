@@ -21,6 +21,7 @@ from django.db.models.constants import OnConflict
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
+from marqetfi.core.rows import Lock, RowSelect, row_update
 from providers.base import (
     Market,
     OrderType,
@@ -328,12 +329,18 @@ def _fill(order: PaperOrder, price: Decimal) -> None:
     )
 
 
+_open_position_locked = RowSelect(
+    PaperPosition,
+    '"account_ref" = %s AND "symbol" = %s AND "side" = %s AND "status" = %s',
+    ("account_ref", "symbol", "side", "status"),
+    order_by='"id"',
+    limit=1,
+    lock=Lock.UPDATE,
+)
+
+
 def _open_position_for_update(account_ref: str, symbol: str, side: Side) -> PaperPosition | None:
-    return (
-        PaperPosition.objects.select_for_update()
-        .filter(account_ref=account_ref, symbol=symbol, side=side, status=PaperPosition.Status.OPEN)
-        .first()
-    )
+    return _open_position_locked.first(account_ref, symbol, side, PaperPosition.Status.OPEN)
 
 
 def _position_add(
@@ -346,7 +353,7 @@ def _position_add(
             account_ref=account_ref, symbol=symbol, side=side, size=size, price=price, collateral=collateral
         )
     _position_grow(position, size=size, price=price, collateral=collateral)
-    position.save(update_fields=_GROWN_FIELDS)
+    row_update(position, _GROWN_FIELDS)
     return position
 
 

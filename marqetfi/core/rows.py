@@ -1,0 +1,165 @@
+"""Fixed-shape row reads and writes on the hot path, without the ORM's query compilation.
+
+Building and compiling a queryset costs about 0.4 ms of CPU for a SELECT and 0.15 ms for an
+UPDATE in this stack, a good part of an order's CPU when an order runs a dozen of them. The
+order path's statements have fixed shapes, so ``RowSelect`` and ``row_update`` build their
+SQL once per process (per model, condition, lock and columns) and only convert and bind new
+parameters on each call: a SELECT then costs about 0.18 ms.
+
+What they keep of the ORM: every parameter goes through its field's ``get_db_prep_value`` /
+``get_db_prep_save`` (so UUIDs, Decimals and JSON are stored exactly as the ORM stores them,
+on PostgreSQL and SQLite alike), ``auto_now`` fields are stamped by their ``pre_save``, and
+instances are made by ``Model.from_db``, so they behave as if the ORM had read them
+(``save()``, ``refresh_from_db()``, deferred nothing). What they leave out: model signals
+(``pre_save`` / ``post_save`` are not sent), so they are for models without receivers, and
+anything but the plain conditions written in the statement.
+
+Row locks follow ``select_for_update``: ``FOR UPDATE`` / ``FOR NO KEY UPDATE`` where the
+database has them (PostgreSQL), nothing where it serialises writers itself (SQLite).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import Enum
+from typing import Any, Generic, TypeVar
+
+from django.db import DatabaseError, connection
+from django.db.models import Field, Model
+
+M = TypeVar("M", bound=Model)
+
+
+class Lock(Enum):
+    NONE = ""
+    UPDATE = "FOR UPDATE"
+    NO_KEY_UPDATE = "FOR NO KEY UPDATE"
+
+
+def _lock_clause(lock: Lock) -> str:
+    features = connection.features
+    if lock is Lock.NONE or not features.has_select_for_update:
+        return ""
+    if lock is Lock.NO_KEY_UPDATE and not features.has_select_for_no_key_update:
+        return Lock.UPDATE.value
+    return lock.value
+
+
+class RowSelect(Generic[M]):
+    """``SELECT`` every column of ``model`` ``WHERE where`` (SQL with ``%s`` placeholders),
+    optionally ordered and locked. ``param_fields`` names, for each placeholder in order, the
+    field whose column it is compared with: its value is converted as that field stores it.
+
+    ``RowSelect(Position, '"user_id" = %s AND "status" = %s', ("user", "status"))
+    .fetch(user.pk, "open")`` is ``Position.objects.filter(user=user, status="open")``.
+    """
+
+    def __init__(
+        self,
+        model: type[M],
+        where: str,
+        param_fields: Sequence[str],
+        *,
+        order_by: str = "",
+        lock: Lock = Lock.NONE,
+        limit: int | None = None,
+    ) -> None:
+        if where.count("%s") != len(param_fields):
+            raise ValueError(f"{len(param_fields)} parameter fields for {where.count('%s')} placeholders")
+        self.model = model
+        self.where = where
+        self.order_by = order_by
+        self.lock = lock
+        self.limit = limit
+        meta = model._meta
+        self._param_fields: list[Field[Any, Any]] = [meta.get_field(name) for name in param_fields]  # type: ignore[misc]
+        self._fields = list(meta.concrete_fields)
+        self._attnames = [field.attname for field in self._fields]
+        self._sql: dict[str, str] = {}  # by lock clause: the one setting that depends on the database
+        self._converters: list[tuple[int, Any, list[Any]]] | None = None
+
+    def _statement(self) -> str:
+        lock = _lock_clause(self.lock)
+        sql = self._sql.get(lock)
+        if sql is None:
+            quote = connection.ops.quote_name
+            columns = ", ".join(quote(field.column) for field in self._fields)
+            table = quote(self.model._meta.db_table)
+            parts = [f"SELECT {columns} FROM {table} WHERE {self.where}"]  # noqa: S608 (our own names and condition)
+            if self.order_by:
+                parts.append(f"ORDER BY {self.order_by}")
+            if self.limit is not None:
+                parts.append(f"LIMIT {int(self.limit)}")
+            if lock:
+                parts.append(lock)
+            sql = self._sql[lock] = " ".join(parts)
+        return sql
+
+    def fetch(self, *params: Any) -> list[M]:
+        """The rows, as model instances."""
+        if len(params) != len(self._param_fields):
+            raise TypeError(f"{len(self._param_fields)} parameters expected, {len(params)} given")
+        bound = [
+            field.get_db_prep_value(value, connection, prepared=False)
+            for field, value in zip(self._param_fields, params, strict=True)
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(self._statement(), bound)
+            rows = cursor.fetchall()
+        conversions = self._conversions()
+        instances = []
+        for row in rows:
+            values = list(row)
+            for index, column, converters in conversions:
+                for convert in converters:
+                    values[index] = convert(values[index], column, connection)
+            instances.append(self.model.from_db(connection.alias, self._attnames, values))
+        return instances
+
+    def _conversions(self) -> list[tuple[int, Any, list[Any]]]:
+        """What turns each column's database value into the field's, as the ORM's compiler
+        applies it (the backend's converters, then the field's ``from_db_value``)."""
+        if self._converters is None:
+            table = self.model._meta.db_table
+            conversions = []
+            for index, field in enumerate(self._fields):
+                column = field.get_col(table)
+                converters = [
+                    *connection.ops.get_db_converters(column),
+                    *field.get_db_converters(connection),  # type: ignore[attr-defined]
+                ]
+                if converters:
+                    conversions.append((index, column, converters))
+            self._converters = conversions
+        return self._converters
+
+    def first(self, *params: Any) -> M | None:
+        rows = self.fetch(*params)
+        return rows[0] if rows else None
+
+
+_update_sql: dict[tuple[type[Model], tuple[str, ...]], tuple[list[Field[Any, Any]], str]] = {}
+
+
+def row_update(instance: Model, fields: Sequence[str]) -> None:
+    """``instance.save(update_fields=fields)`` with its SQL built once per model and fields: one
+    ``UPDATE`` by primary key, ``auto_now`` fields stamped, no signals. Raises ``DatabaseError``
+    when no row was updated, as ``save(update_fields=...)`` does."""
+    model = type(instance)
+    key = (model, tuple(fields))
+    compiled = _update_sql.get(key)
+    if compiled is None:
+        meta = model._meta
+        quote = connection.ops.quote_name
+        targets: list[Field[Any, Any]] = [meta.get_field(name) for name in fields]  # type: ignore[misc]
+        assignments = ", ".join(f"{quote(field.column)} = %s" for field in targets)
+        table, pk = quote(meta.db_table), quote(meta.pk.column)
+        sql = f"UPDATE {table} SET {assignments} WHERE {pk} = %s"  # noqa: S608 (our own names)
+        compiled = _update_sql[key] = (targets, sql)
+    targets, sql = compiled
+    params = [field.get_db_prep_save(field.pre_save(instance, False), connection) for field in targets]
+    params.append(model._meta.pk.get_db_prep_value(instance.pk, connection))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if cursor.rowcount != 1:
+            raise DatabaseError(f"{model.__name__} {instance.pk}: the update affected {cursor.rowcount} rows")
