@@ -23,7 +23,7 @@ from ledger.services import (
     platform_account,
 )
 from marqetfi.core.events import publish, publish_many
-from marqetfi.core.rows import row_update
+from marqetfi.core.rows import row_insert, row_update
 from pricing.models import PairListing
 from providers import registry
 from providers.base import VenueOrder
@@ -225,17 +225,19 @@ def order_fill_open(
             # Locked by the caller, with the balances its collateral lock left: not locked again.
             locked=locked.accounts.by_pk() if locked is not None else None,
         )
-    fill = Fill.objects.create(
-        user_id=order.user_id,
-        order=order,
-        position=position,
-        kind=Fill.Kind.OPEN,
-        symbol=order.symbol,
-        side=order.side,
-        provider=order.provider,
-        size=size,
-        price=price,
-        fee=order.fee_reserved,
+    fill = row_insert(
+        Fill(
+            user_id=order.user_id,
+            order=order,
+            position=position,
+            kind=Fill.Kind.OPEN,
+            symbol=order.symbol,
+            side=order.side,
+            provider=order.provider,
+            size=size,
+            price=price,
+            fee=order.fee_reserved,
+        )
     )
     order.position = position
     _order_filled(

@@ -43,7 +43,7 @@ from marqetfi.core.db_locks import advisory_xact_lock
 from marqetfi.core.errors import ApplicationError
 from marqetfi.core.events import publish
 from marqetfi.core.formats import decimal_text
-from marqetfi.core.rows import Lock, RowSelect
+from marqetfi.core.rows import Lock, RowSelect, row_insert
 from pricing.errors import MarketClosed
 from pricing.market_hours import market_open
 from pricing.models import PairListing
@@ -389,7 +389,7 @@ def order_place(*, user: User, order: OrderTerms) -> tuple[Order, bool]:
                 # the position before the ledger rows: the lock order of every close and fill.
                 advisory_xact_lock("orders", user.pk)
                 live = _live_position_lock(user=user, plan=plan)
-            row = Order.objects.create(
+            row = Order(
                 user=user,
                 client_order_id=order.client_order_id,
                 terms_hash=fingerprint if order.client_order_id else "",
@@ -410,6 +410,7 @@ def order_place(*, user: User, order: OrderTerms) -> tuple[Order, bool]:
                 provider=plan.provider,
                 routing=plan.routing,
             )
+            row_insert(row)
             # In one transaction with the fill: the user's accounts and the fees shard the fill
             # will post to are locked together now, in the ledger's one order (by pk). Taking
             # the shard only at the fill would wait on a settlement that holds it and waits on

@@ -18,14 +18,13 @@ import logging
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
-from django.db import transaction
-from django.db.models import Case, Value, When
+from django.db import connection, transaction
 from django.utils import timezone
 
-from marqetfi.core.rows import Lock, RowSelect
+from marqetfi.core.rows import Lock, RowSelect, column_value
 from providers import registry
 from providers.base import NativeStops
 from providers.breaker import call_provider
@@ -323,17 +322,35 @@ def risk_triggers_arm(position: Position, *, armed: dict[str, ProtectiveOrder] |
             moved.append(current)
     if not moved:
         return
-    now = timezone.now()
-    ProtectiveOrder.objects.filter(pk__in=[p.pk for p in moved]).update(
-        trigger_price=Case(
-            *(When(pk=p.pk, then=Value(p.trigger_price)) for p in moved),
-            output_field=ProtectiveOrder._meta.get_field("trigger_price"),
-        ),
-        updated_at=now,
-    )
-    for protective in moved:
-        protective.updated_at = now
+    _trigger_prices_move(moved)
     transaction.on_commit(partial(protective_rekey, [protective_entry(p) for p in moved]))
+
+
+@lru_cache(maxsize=8)
+def _trigger_prices_move_sql(count: int) -> str:
+    cases = " ".join(["WHEN %s THEN %s"] * count)
+    ids = ", ".join(["%s"] * count)
+    table = connection.ops.quote_name(ProtectiveOrder._meta.db_table)
+    return (
+        f'UPDATE {table} SET "trigger_price" = CASE "id" {cases} ELSE "trigger_price" END, '  # noqa: S608
+        f'"updated_at" = %s WHERE "id" IN ({ids})'
+    )
+
+
+def _trigger_prices_move(moved: list[ProtectiveOrder]) -> None:
+    """Store the new trigger prices of ``moved`` (and their ``updated_at``) in one UPDATE, its
+    SQL built once per count (one or two: a position's margin call and liquidation) rather
+    than compiled from a ``Case`` expression on every fill."""
+    now = timezone.now()
+    params: list[Any] = []
+    for protective in moved:
+        params.append(column_value(ProtectiveOrder, "id", protective.pk))
+        params.append(column_value(ProtectiveOrder, "trigger_price", protective.trigger_price))
+        protective.updated_at = now
+    params.append(column_value(ProtectiveOrder, "updated_at", now))
+    params += [column_value(ProtectiveOrder, "id", protective.pk) for protective in moved]
+    with connection.cursor() as cursor:
+        cursor.execute(_trigger_prices_move_sql(len(moved)), params)
 
 
 def protective_rearm(*, close_order: Order) -> None:
