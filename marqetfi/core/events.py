@@ -130,6 +130,30 @@ def publish_many(*, user_id: Any, events: Sequence[tuple[str, dict[str, Any]]]) 
 _EVENT_COLUMNS = [field for field in Event._meta.concrete_fields if field.name != "seq"]
 
 
+@lru_cache(maxsize=32)
+def _insert_numbered_sql(count: int) -> str:
+    """``_insert_numbered``'s statement for ``count`` rows, built once per count."""
+    quote = connection.ops.quote_name
+    stream_table = quote(EventStream._meta.db_table)
+    stream_user = quote(EventStream._meta.get_field("user").column)
+    casts = [f"%s::{field.db_type(connection)}" for field in _EVENT_COLUMNS]
+    value_rows = ", ".join(f"(%s::integer, {', '.join(casts)})" for _ in range(count))
+    names = [f"v{index}" for index in range(len(_EVENT_COLUMNS))]
+    columns = ", ".join(quote(field.column) for field in _EVENT_COLUMNS)
+    seq_column = quote(Event._meta.get_field("seq").column)
+    returning = list(Event._meta.concrete_fields)
+    return (
+        f"WITH block AS (INSERT INTO {stream_table} ({stream_user}, last_seq) VALUES (%s, %s) "  # noqa: S608
+        f"ON CONFLICT ({stream_user}) DO UPDATE SET last_seq = {stream_table}.last_seq + %s "
+        "RETURNING last_seq) "
+        f"INSERT INTO {quote(Event._meta.db_table)} ({columns}, {seq_column}) "
+        f"SELECT {', '.join(f'rows.{name}' for name in names)}, "
+        f"block.last_seq - {count} + rows.n "
+        f"FROM block, (VALUES {value_rows}) AS rows (n, {', '.join(names)}) ORDER BY rows.n "
+        f"RETURNING {', '.join(quote(field.column) for field in returning)}"
+    )
+
+
 def _insert_numbered(user_id: Any, rows: list[Event]) -> list[Event]:
     """Take the next ``len(rows)`` numbers of the user's counter and insert ``rows`` with them,
     in one statement (PostgreSQL): a data-modifying CTE upserts the counter (its row lock held
@@ -137,34 +161,16 @@ def _insert_numbered(user_id: Any, rows: list[Event]) -> list[Event]:
     the block it returned. Sets ``seq`` on ``rows`` and marks them saved, as ``bulk_create``
     does; returns the rows as the database holds them (``RETURNING``), for the dispatchers.
     """
-    quote = connection.ops.quote_name
-    stream_table = quote(EventStream._meta.db_table)
-    stream_user = quote(EventStream._meta.get_field("user").column)
     user_value = EventStream._meta.get_field("user").get_db_prep_value(user_id, connection)
-    casts = [f"%s::{field.db_type(connection)}" for field in _EVENT_COLUMNS]
-    value_rows = ", ".join(f"(%s::integer, {', '.join(casts)})" for _ in rows)
     params: list[Any] = [user_value, len(rows), len(rows)]
     for index, event in enumerate(rows, start=1):
         params.append(index)
         params.extend(
             field.get_db_prep_save(field.pre_save(event, True), connection) for field in _EVENT_COLUMNS
         )
-    names = [f"v{index}" for index in range(len(_EVENT_COLUMNS))]
-    columns = ", ".join(quote(field.column) for field in _EVENT_COLUMNS)
-    seq_column = quote(Event._meta.get_field("seq").column)
     returning = list(Event._meta.concrete_fields)
-    sql = (
-        f"WITH block AS (INSERT INTO {stream_table} ({stream_user}, last_seq) VALUES (%s, %s) "  # noqa: S608
-        f"ON CONFLICT ({stream_user}) DO UPDATE SET last_seq = {stream_table}.last_seq + %s "
-        "RETURNING last_seq) "
-        f"INSERT INTO {quote(Event._meta.db_table)} ({columns}, {seq_column}) "
-        f"SELECT {', '.join(f'rows.{name}' for name in names)}, "
-        f"block.last_seq - {len(rows)} + rows.n "
-        f"FROM block, (VALUES {value_rows}) AS rows (n, {', '.join(names)}) ORDER BY rows.n "
-        f"RETURNING {', '.join(quote(field.column) for field in returning)}"
-    )
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_insert_numbered_sql(len(rows)), params)
         returned = cursor.fetchall()
     stored = {}
     for values in returned:

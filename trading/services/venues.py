@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 
@@ -62,8 +63,15 @@ VENUE_ACCOUNT_FUND = "venue_account_fund"
 def venue_account_ref(*, user: User, provider: str) -> str:
     """The account ``user`` trades from at the venue ``provider``, as the venue maps it (the
     wallets are read only by a venue that trades from the user's own wallet)."""
-    wallets = user.wallets.order_by("created_at").values_list("address", flat=True)
-    return registry.venue(provider).account_ref(user_id=str(user.pk), wallet_addresses=wallets)
+    return registry.venue(provider).account_ref(
+        user_id=str(user.pk), wallet_addresses=_wallet_addresses(user)
+    )
+
+
+def _wallet_addresses(user: User) -> Iterator[str]:
+    """The user's wallet addresses, oldest first, queried only if a venue reads them (building
+    the query costs CPU on every order of a venue that does not)."""
+    yield from user.wallets.order_by("created_at").values_list("address", flat=True)
 
 
 def venue_account_name(*, provider: str, account_ref: str) -> str:
