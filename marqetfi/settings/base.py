@@ -266,6 +266,12 @@ CELERY_DB_REUSE_MAX = 1000 if WORKER_CONN_MAX_AGE > 0 else None
 HEALTH_WORKER_PING_TIMEOUT = env.float("HEALTH_WORKER_PING_TIMEOUT", default=1.0)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 EVENT_REDISPATCH_AFTER_SECONDS = env.int("EVENT_REDISPATCH_AFTER_SECONDS", default=30)
+# Reconciliation (trading.services.reconciliation): how often every venue's book is compared
+# with ours, and the share of a core a pass may use (it sleeps the rest, within half the
+# interval; 1 runs it flat out). See marqetfi/core/pacing.py.
+RECONCILIATION_INTERVAL_SECONDS = env.float("RECONCILIATION_INTERVAL_SECONDS", default=60.0)
+RECONCILIATION_DUTY_CYCLE = env.float("RECONCILIATION_DUTY_CYCLE", default=0.25)
+
 CELERY_BEAT_SCHEDULE = {
     "events-redispatch": {
         "task": "marqetfi.core.tasks.events_redispatch",
@@ -330,8 +336,8 @@ CELERY_BEAT_SCHEDULE = {
     # Reconciliation: every venue's positions and resting orders against ours (drifts, repairs).
     "reconciliation-run": {
         "task": "trading.tasks.reconciliation_run",
-        "schedule": env.float("RECONCILIATION_INTERVAL_SECONDS", default=60.0),
-        "options": {"expires": env.float("RECONCILIATION_INTERVAL_SECONDS", default=60.0)},
+        "schedule": RECONCILIATION_INTERVAL_SECONDS,
+        "options": {"expires": RECONCILIATION_INTERVAL_SECONDS},
     },
     "idempotent-requests-purge": {
         "task": "trading.tasks.idempotent_requests_purge",

@@ -28,6 +28,7 @@ A venue that fails (an error, an open breaker) is skipped and logged; the next r
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
@@ -43,6 +44,7 @@ from django.utils import timezone
 from accounts.models import User
 from marqetfi.core.alerts import operator_alert_raise
 from marqetfi.core.audit import audit_record
+from marqetfi.core.pacing import DutyCyclePacer
 from providers import registry
 from providers.base import Venue, VenueOrder, VenueOrderStatus, VenuePosition
 from providers.breaker import call_provider
@@ -529,7 +531,9 @@ def _account_apply(
     )
 
 
-def _venue_reconcile(provider: str, *, since: Any, grace_cutoff: Any, tolerance_bps: Decimal) -> VenueSummary:
+def _venue_reconcile(
+    provider: str, *, since: Any, grace_cutoff: Any, tolerance_bps: Decimal, pacer: DutyCyclePacer
+) -> VenueSummary:
     summary = VenueSummary(venue=provider)
     try:
         venue = registry.venue(provider)
@@ -554,6 +558,7 @@ def _venue_reconcile(provider: str, *, since: Any, grace_cutoff: Any, tolerance_
                 venue_pass=venue_pass,
             )
             summary.accounts += 1
+            pacer.step()
     except ProviderError as exc:
         summary.ok, summary.error = False, str(exc)[:500]
         logger.warning("reconciliation: %s skipped: %s", provider, exc)
@@ -589,10 +594,16 @@ def reconciliation_run(
     since = now - timedelta(hours=settings.RECONCILIATION_LOOKBACK_HOURS)
     tolerance = Decimal(str(settings.RECONCILIATION_PRICE_TOLERANCE_BPS))
     summary = ReconciliationSummary()
+    # Spread over up to half the interval, at RECONCILIATION_DUTY_CYCLE of a core: a pass over
+    # thousands of accounts in one burst stalls the web processes on a small machine.
+    pacer = DutyCyclePacer(
+        duty=settings.RECONCILIATION_DUTY_CYCLE,
+        deadline=time.monotonic() + settings.RECONCILIATION_INTERVAL_SECONDS / 2,
+    )
     for provider in venues if venues is not None else _venues_in_use(since):
         started = timezone.now()
         venue_summary = _venue_reconcile(
-            provider, since=since, grace_cutoff=now - order_grace, tolerance_bps=tolerance
+            provider, since=since, grace_cutoff=now - order_grace, tolerance_bps=tolerance, pacer=pacer
         )
         _venue_state_record(venue_summary, started)
         summary.venues.append(venue_summary)
