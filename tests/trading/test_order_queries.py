@@ -26,7 +26,9 @@ before the order path was):
   order (one Redis GET of the endpoints' generation, no query). The trigger index of the
   moved margin call and liquidation is one Redis pipeline, no query.
 
-Routing rules, the pair and its listings come from the process's catalogue cache; the
+Most of these statements are built once per process and only bound per order
+(``marqetfi.core.rows``), not compiled by the ORM each time: the count is the same, the CPU
+is not. Routing rules, the pair and its listings come from the process's catalogue cache; the
 risk profile is read once and serves the fill; the stops read for the fill serve the
 position's event.
 """
