@@ -10,12 +10,12 @@ switch turned off counts from the next request in every process, as it did with 
 A change made with ``QuerySet.update`` sends no signal: product code never updates users that
 way (a test in tests/core/test_authentication_cache.py keeps it so).
 
-If Redis cannot be read, the user is read from the database, as without the cache.
+If Redis cannot be read, the user is read from the database, as without the cache
+(``GenerationCache``).
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from django.conf import settings
@@ -32,8 +32,6 @@ from rest_framework_simplejwt.utils import get_md5_hash_password
 
 from marqetfi.core.logging import bind_user
 from marqetfi.core.runtime import Generation, GenerationCache
-
-logger = logging.getLogger(__name__)
 
 users_generation = Generation("users", check_interval=0.0)
 # A user's row as its fields' values, in ``concrete_fields`` order; at most this many users
@@ -53,15 +51,7 @@ def user_cached(user_id: Any) -> Any:
     def load() -> tuple[Any, ...]:
         return tuple(model.objects.values_list(*attnames).get(pk=user_id))
 
-    try:
-        row = _user_rows.get(str(user_id), load)
-    except model.DoesNotExist:
-        raise
-    except Exception:  # Redis down: the database answers, as without the cache
-        logger.warning("Cannot read the users generation; reading the user", exc_info=True)
-        _user_rows.clear()
-        row = load()
-    return model.from_db(DEFAULT_DB_ALIAS, attnames, row)
+    return model.from_db(DEFAULT_DB_ALIAS, attnames, _user_rows.get(str(user_id), load))
 
 
 def users_cache_clear() -> None:

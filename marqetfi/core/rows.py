@@ -46,9 +46,9 @@ def _lock_clause(lock: Lock) -> str:
 
 
 class RowSelect(Generic[M]):
-    """``SELECT`` every column of ``model`` ``WHERE where`` (SQL with ``%s`` placeholders),
-    optionally ordered and locked. ``param_fields`` names, for each placeholder in order, the
-    field whose column it is compared with: its value is converted as that field stores it.
+    """``SELECT`` every column of ``model`` ``WHERE where`` (SQL whose parameters are marked
+    ``%s``), optionally ordered and locked. ``param_fields`` names, for each ``%s`` in order,
+    the field whose column it is compared with: its value is converted as that field stores it.
 
     ``RowSelect(Position, '"user_id" = %s AND "status" = %s', ("user", "status"))
     .fetch(user.pk, "open")`` is ``Position.objects.filter(user=user, status="open")``.
@@ -65,7 +65,7 @@ class RowSelect(Generic[M]):
         limit: int | None = None,
     ) -> None:
         if where.count("%s") != len(param_fields):
-            raise ValueError(f"{len(param_fields)} parameter fields for {where.count('%s')} placeholders")
+            raise ValueError(f"{len(param_fields)} parameter fields for {where.count('%s')} parameters")
         self.model = model
         self.where = where
         self.order_by = order_by
@@ -75,13 +75,14 @@ class RowSelect(Generic[M]):
         self._param_fields: list[Field[Any, Any]] = [meta.get_field(name) for name in param_fields]  # type: ignore[misc]
         self._fields = list(meta.concrete_fields)
         self._attnames = [field.attname for field in self._fields]
-        self._sql: dict[str, str] = {}  # by lock clause: the one setting that depends on the database
+        # Built at first use (the database's lock syntax and converters are known by then), then
+        # kept: a process talks to one database.
+        self._sql: str | None = None
         self._converters: list[tuple[int, Any, list[Any]]] | None = None
 
     def _statement(self) -> str:
-        lock = _lock_clause(self.lock)
-        sql = self._sql.get(lock)
-        if sql is None:
+        if self._sql is None:
+            lock = _lock_clause(self.lock)
             quote = connection.ops.quote_name
             columns = ", ".join(quote(field.column) for field in self._fields)
             table = quote(self.model._meta.db_table)
@@ -92,8 +93,8 @@ class RowSelect(Generic[M]):
                 parts.append(f"LIMIT {int(self.limit)}")
             if lock:
                 parts.append(lock)
-            sql = self._sql[lock] = " ".join(parts)
-        return sql
+            self._sql = " ".join(parts)
+        return self._sql
 
     def fetch(self, *params: Any) -> list[M]:
         """The rows, as model instances."""
@@ -182,8 +183,8 @@ def row_insert(instance: M) -> M:
         quote = connection.ops.quote_name
         targets: list[Field[Any, Any]] = list(meta.local_concrete_fields)
         columns = ", ".join(quote(field.column) for field in targets)
-        placeholders = ", ".join(["%s"] * len(targets))
-        sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608 (our own names)
+        markers = ", ".join(["%s"] * len(targets))
+        sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({markers})"  # noqa: S608 (our own names)
         compiled = _insert_sql[model] = (targets, sql)
     targets, sql = compiled
     params = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in targets]

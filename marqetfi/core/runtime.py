@@ -8,6 +8,7 @@ process within about that interval, with no restart and one Redis GET per interv
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Hashable
@@ -15,6 +16,9 @@ from typing import Generic, TypeVar
 
 from django.db import transaction
 from django_redis import get_redis_connection
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -68,6 +72,9 @@ class GenerationCache(Generic[K, V]):
     once in the process that made it. ``None`` is never stored: ``load`` raising leaves
     nothing behind either. ``max_entries``: a cache keyed by something unbounded (users) is
     emptied when it reaches that many values, so a process never holds more.
+
+    If Redis cannot be read, nothing is known about changes made elsewhere: ``get`` forgets
+    what it held and answers from ``load`` (the database) until Redis answers again.
     """
 
     def __init__(self, generation: Generation, *, max_entries: int | None = None) -> None:
@@ -78,7 +85,12 @@ class GenerationCache(Generic[K, V]):
         self._values: dict[K, V] = {}
 
     def get(self, key: K, load: Callable[[], V]) -> V:
-        stamp = self.generation.stamp()
+        try:
+            stamp = self.generation.stamp()
+        except RedisError:
+            logger.warning("Cannot read the %s generation; loading without the cache", self.generation.key)
+            self.clear()
+            return load()
         with self._lock:
             if stamp != self._stamp:
                 self._values, self._stamp = {}, stamp

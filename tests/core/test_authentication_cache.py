@@ -4,18 +4,22 @@ generation, read from Redis on every request)."""
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.db import connection
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import User
 from accounts.services.users import user_sign_in_set
 from conftest import bearer_client
-from marqetfi.core.authentication import users_generation
+from marqetfi.core.authentication import user_cached, users_generation
+from marqetfi.core.runtime import Generation, GenerationCache
 from tests.accounts.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -79,13 +83,43 @@ def test_a_deleted_user_is_refused() -> None:
 
 def test_each_request_gets_its_own_user_instance() -> None:
     """A view that changes ``request.user`` in memory changes nothing another request sees."""
-    from marqetfi.core.authentication import user_cached
-
     user = UserFactory()
     first = user_cached(user.pk)
     first.email = "changed-in-memory@marqetfi.local"
     assert user_cached(user.pk).email == user.email
     assert user_cached(user.pk) is not user_cached(user.pk)
+
+
+def _redis_unreachable() -> Any:
+    caches = copy.deepcopy(settings.CACHES)
+    caches["default"]["LOCATION"] = "redis://127.0.0.1:1/0"
+    return override_settings(CACHES=caches)
+
+
+def test_without_redis_a_generation_cache_answers_from_the_database_and_keeps_nothing() -> None:
+    cache: GenerationCache[str, int] = GenerationCache(Generation("redis-down-test", check_interval=0))
+    loads: list[int] = []
+
+    def load() -> int:
+        loads.append(1)
+        return len(loads)
+
+    assert cache.get("key", load) == 1  # Redis up: loaded once, then kept
+    assert cache.get("key", load) == 1
+    with _redis_unreachable():
+        assert cache.get("key", load) == 2
+        assert cache.get("key", load) == 3, "nothing kept while changes elsewhere cannot be seen"
+    assert cache.get("key", load) == 4, "what was held before the outage is not trusted after it"
+    assert cache.get("key", load) == 4
+
+
+def test_without_redis_the_user_is_read_from_the_database() -> None:
+    user = UserFactory()
+    assert user_cached(user.pk).email == user.email
+    User.objects.filter(pk=user.pk).update(email="changed-while-redis-was-down@marqetfi.local")
+    with _redis_unreachable(), CaptureQueriesContext(connection) as queries:
+        assert user_cached(user.pk).email == "changed-while-redis-was-down@marqetfi.local"
+    assert len(_user_reads(queries)) == 1
 
 
 PRODUCT_PACKAGES = (

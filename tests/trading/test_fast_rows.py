@@ -92,7 +92,7 @@ def test_row_update_of_a_missing_row_raises(funded_trader: Any, price_to: Any) -
         row_update(ghost, ["status"])
 
 
-def test_placeholders_and_parameters_must_match() -> None:
+def test_parameter_markers_and_fields_must_match() -> None:
     with pytest.raises(ValueError):
         RowSelect(LedgerAccount, '"user_id" = %s', ("user", "kind"))
     select = RowSelect(LedgerAccount, '"user_id" = %s', ("user",))
