@@ -720,6 +720,10 @@ SIMPLE_JWT = {
     "UPDATE_LAST_LOGIN": True,
     "SIGNING_KEY": SECRET_KEY,
     "USER_ID_FIELD": "id",
+    # Clocks of different web machines differ a little: without leeway a token minted on one
+    # whose clock is a second ahead is refused on another as issued in the future (PyJWT
+    # checks ``iat``). Also lets a token live this much past its ``exp``.
+    "LEEWAY": env.int("JWT_LEEWAY_SECONDS", default=60),
 }
 
 # --- REST framework -------------------------------------------------------------------
