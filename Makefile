@@ -3,6 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
+FAKETIME := /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1
 
 .PHONY: run test lint format typecheck bench lighter-signer clean
 
@@ -18,12 +19,16 @@ run: $(STAMP)
 	$(BIN)/python -m marqetfi.devserver
 
 ## make test: install and run the whole suite (embedded services, or DATABASE_URL / REDIS_URL);
-## the browser tests drive Debian's Chromium, installed through apt where it is missing
-test: $(STAMP) $(CHROMIUM)
+## the browser tests drive Debian's Chromium and the clock-jump tests use Debian's libfaketime,
+## both installed through apt where they are missing
+test: $(STAMP) $(CHROMIUM) $(FAKETIME)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 $(CHROMIUM):
 	tests/browser/install-chromium.sh
+
+$(FAKETIME):
+	tests/e2e/install-faketime.sh
 
 ## make lint: ruff, and the import contracts of pyproject.toml (which app may import which)
 lint: $(STAMP)

@@ -720,6 +720,10 @@ SIMPLE_JWT = {
     "UPDATE_LAST_LOGIN": True,
     "SIGNING_KEY": SECRET_KEY,
     "USER_ID_FIELD": "id",
+    # Clocks of different web machines differ a little: without leeway a token minted on one
+    # whose clock is a second ahead is refused on another as issued in the future (PyJWT
+    # checks ``iat``). The same seconds are allowed past ``exp`` (PyJWT has one leeway).
+    "LEEWAY": env.int("JWT_LEEWAY_SECONDS", default=10),
 }
 
 # --- REST framework -------------------------------------------------------------------

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.conf import settings as django_settings
 from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
@@ -179,7 +180,7 @@ async def test_auth_by_query_token():
 async def test_bad_tokens_close_with_their_code(token, code, error):
     user = await new_user(is_active=token != "inactive")
     raw = {
-        "expired": token_for(user, lifetime=-timedelta(seconds=5)),
+        "expired": token_for(user, lifetime=-timedelta(seconds=django_settings.SIMPLE_JWT["LEEWAY"] + 5)),
         "refresh": str(await database_sync_to_async(RefreshToken.for_user)(user)),
         "inactive": token_for(user),
     }.get(token, token)
