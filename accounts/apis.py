@@ -158,7 +158,12 @@ class LogoutApi(PublicAuthApi):
     class InputSerializer(serializers.Serializer):
         refresh = serializers.CharField()
 
-    @extend_schema(request=InputSerializer, responses={204: None}, operation_id="auth_logout")
+    @extend_schema(
+        request=InputSerializer,
+        responses={204: None},
+        operation_id="auth_logout",
+        auth=[{}, {"jwtAuth": []}],  # type: ignore[list-item]  # requirement objects, as the schema has them
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
