@@ -174,3 +174,18 @@ def test_an_operator_disabling_sign_in_through_the_api_refuses_the_old_tokens(tr
     trader.save(update_fields=["is_active"])
     refused = with_access(tokens["access"]).get("/api/v1/me")
     assert refused.status_code == 401 and refused.json()["error"]["code"] == "token_revoked"
+
+
+def test_an_operator_setting_a_password_in_the_admin_ends_the_sessions(client, trader):
+    tokens = sign_in()
+    operator = User.objects.create_superuser(email="ops@marqetfi.local", password="ops-Password-1")
+    client.force_login(operator)
+    new_password = "an operator chose this one 9"
+    saved = client.post(
+        reverse("admin:auth_user_password_change", args=[trader.pk]),
+        {"password1": new_password, "password2": new_password, "usable_password": "true"},
+    )
+    assert saved.status_code == 302
+    refused = with_access(tokens["access"]).get("/api/v1/me")
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "token_revoked"
+    assert refreshed(tokens["refresh"]).status_code == 401
