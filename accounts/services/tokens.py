@@ -42,6 +42,7 @@ def _refresh_token(raw: str) -> RefreshToken:
         raise InvalidRefreshToken() from exc
 
 
+@transaction.atomic
 def tokens_refresh(*, refresh: str) -> dict[str, str]:
     """Rotate: the refresh token sent is blacklisted, a new one and an access token returned.
     Refused when the token is invalid, expired or used, when its version is older than the
