@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
@@ -8,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from accounts.models import AuthIdentity, User, Wallet
+from accounts.services.tokens import tokens_revoke_all
 from accounts.services.users import user_sign_in_set, user_trading_set
 from marqetfi.core.admin_audit import MASKED, AuditedModelAdmin
 
@@ -97,7 +100,14 @@ class UserAdmin(AuditedModelAdmin, DjangoUserAdmin):
         after = User.objects.filter(pk=id).values_list("password", flat=True).first()
         if before is not None and after != before:
             self.audit_write(request, User(pk=id), "change", {"password": MASKED})
+            tokens_revoke_all(user=User.objects.get(pk=id))
         return response
+
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        """Unticking "active" here ends the user's sessions, as the "disable sign-in" action does."""
+        super().save_model(request, obj, form, change)
+        if change and "is_active" in form.changed_data and not obj.is_active:
+            tokens_revoke_all(user=obj)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[User], search_term: str

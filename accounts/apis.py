@@ -13,8 +13,6 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_simplejwt.exceptions import TokenError
-from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 
 from accounts import errors
 from accounts.models import AuthMethod, User
@@ -27,12 +25,14 @@ from accounts.serializers import (
     session_body,
 )
 from accounts.services import identities as identity_services
+from accounts.services import passwords as password_services
 from accounts.services import tokens as token_services
 from accounts.services import users as user_services
 from accounts.services import wallets as wallet_services
 from accounts.verification.siwe import siwe_nonce_issue, siwe_verify
 from accounts.verification.tokens import verify_identity_token
 from marqetfi.core.api import OldestFirstPagination
+from marqetfi.core.authentication import JWTAuthentication
 from marqetfi.core.throttling import AnonRateThrottle, ScopedRateThrottle
 
 
@@ -143,26 +143,123 @@ class TokenRefreshApi(PublicAuthApi):
         operation_id="auth_token_refresh",
     )
     def post(self, request: Request) -> Response:
-        serializer = TokenRefreshSerializer(data=request.data)
-        try:
-            serializer.is_valid(raise_exception=True)
-        except TokenError as exc:
-            raise token_services.InvalidRefreshToken() from exc
-        return Response(serializer.validated_data)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(token_services.tokens_refresh(refresh=data.validated_data["refresh"]))
 
 
 class LogoutApi(PublicAuthApi):
+    """Ends this session: the refresh token is blacklisted and the access token sent as
+    ``Authorization: Bearer`` (optional; ignored if expired or another user's) is refused
+    from now on. Works with an expired access token too: only the refresh token is needed."""
+
     throttle_scope = "user"
 
     class InputSerializer(serializers.Serializer):
         refresh = serializers.CharField()
 
-    @extend_schema(request=InputSerializer, responses={204: None}, operation_id="auth_logout")
+    @extend_schema(
+        request=InputSerializer,
+        responses={204: None},
+        operation_id="auth_logout",
+        auth=[{}, {"jwtAuth": []}],  # type: ignore[list-item]  # requirement objects, as the schema has them
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        token_services.token_blacklist(refresh=data.validated_data["refresh"])
+        bearer = JWTAuthentication()
+        header = bearer.get_header(request)
+        raw_access = bearer.get_raw_token(header) if header is not None else None
+        token_services.token_blacklist(
+            refresh=data.validated_data["refresh"],
+            access=raw_access.decode("latin-1") if raw_access else None,
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LogoutEverywhereApi(APIView):
+    """Sign out every session of the signed-in user, this one included: every access and
+    refresh token minted so far is refused."""
+
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth"
+
+    @extend_schema(request=None, responses={204: None}, operation_id="auth_logout_all")
+    def post(self, request: Request) -> Response:
+        token_services.tokens_revoke_all(user=_user(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PasswordChangeApi(APIView):
+    """Change the password: every other session is signed out; the caller gets fresh tokens."""
+
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth"
+
+    class InputSerializer(serializers.Serializer):
+        old_password = serializers.CharField(write_only=True, trim_whitespace=False, max_length=4096)
+        new_password = serializers.CharField(write_only=True, trim_whitespace=False, max_length=4096)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: TokensSerializer},
+        operation_id="auth_password_change",
+        examples=[
+            OpenApiExample(
+                "Change password",
+                value={"old_password": "correct horse battery", "new_password": "tr0ub4dor and 3 more"},
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = password_services.password_change(user=_user(request), **data.validated_data)
+        return Response(session_body(user, token_services.tokens_issue(user=user)))
+
+
+class PasswordResetApi(PublicAuthApi):
+    """Mail a password reset key to the address, if an account signs in with it. The answer is
+    the same 202 either way, so it never tells whether an account exists."""
+
+    throttle_scope = "password_reset"
+
+    class InputSerializer(serializers.Serializer):
+        email = serializers.EmailField()
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={202: inline_serializer("PasswordReset", {"detail": serializers.CharField()})},
+        operation_id="auth_password_reset",
+        examples=[OpenApiExample("Reset", value={"email": "trader@example.com"}, request_only=True)],
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        password_services.password_reset_request(request=request._request, email=data.validated_data["email"])
+        return Response(
+            {"detail": "If an account signs in with this address, a reset link is on its way."},
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+class PasswordResetConfirmApi(PublicAuthApi):
+    """Set a new password with the key from the reset mail. Every session is signed out and the
+    email counts as verified; the answer holds fresh tokens."""
+
+    class InputSerializer(serializers.Serializer):
+        key = serializers.CharField(max_length=512)
+        new_password = serializers.CharField(write_only=True, trim_whitespace=False, max_length=4096)
+
+    @extend_schema(
+        request=InputSerializer, responses={200: TokensSerializer}, operation_id="auth_password_reset_confirm"
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = password_services.password_reset_confirm(**data.validated_data)
+        return Response(session_body(user, token_services.tokens_issue(user=user)))
 
 
 class EmailVerifyApi(PublicAuthApi):

@@ -223,3 +223,29 @@ class InvalidRefreshToken(ApplicationError):
     code = "token_not_valid"
     status_code = 401
     default_message = "The refresh token is invalid, expired or already used."
+
+
+class TokenRevoked(ApplicationError):
+    code = "token_revoked"
+    status_code = 401
+    default_message = "This token has been revoked (signed out everywhere); sign in again."
+
+
+class WrongPassword(ApplicationError):
+    """The current password given to change it is wrong (400, not 401: the session is fine)."""
+
+    code = "wrong_password"
+    status_code = 400
+    default_message = "The current password is wrong."
+
+
+class NoPassword(ApplicationError):
+    code = "no_password"
+    status_code = 400
+    default_message = "This account has no password: link email sign-in to set one, or reset it by email."
+
+
+class InvalidPasswordResetKey(ApplicationError):
+    code = "invalid_reset_key"
+    status_code = 400
+    default_message = "This password reset link is invalid, expired or already used. Ask for a new one."

@@ -59,6 +59,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     trading_enabled = models.BooleanField(
         default=True, help_text="Operators switch this off to stop a user from placing orders."
     )
+    token_version = models.PositiveIntegerField(
+        default=0,
+        help_text="Tokens minted with an older version are refused: raised to sign the user out everywhere.",
+    )
     date_joined = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -44,8 +44,9 @@ def socket_authenticate(*, token: Any) -> SocketIdentity:
     """The user of an access token, as ``Authorization: Bearer`` would give it, or ``SocketAuthFailed``.
 
     Expired tokens fail with ``TOKEN_EXPIRED`` (refresh and reconnect), inactive users with
-    ``FORBIDDEN``, anything else (malformed, forged, a refresh token, a blacklisted token,
-    an unknown user) with ``AUTH_FAILED``. Makes database queries: call from sync code.
+    ``FORBIDDEN``, anything else (malformed, forged, a refresh token, a revoked token: logged
+    out, or minted before the user signed out everywhere; an unknown user) with
+    ``AUTH_FAILED``. Makes database queries: call from sync code.
     """
     if not isinstance(token, str) or not token or len(token) > 4096:
         raise SocketAuthFailed(CloseCode.AUTH_FAILED, "auth_failed", "A token string is required.")
@@ -64,6 +65,10 @@ def socket_authenticate(*, token: Any) -> SocketIdentity:
         detail = exc.detail  # simplejwt's errors carry {"detail": <message>, "code": <code>}
         if isinstance(detail, dict) and str(detail.get("code")) == "user_inactive":
             raise SocketAuthFailed(CloseCode.FORBIDDEN, "forbidden", "The account is inactive.") from exc
+        if isinstance(detail, dict) and str(detail.get("code")) == "token_revoked":
+            raise SocketAuthFailed(
+                CloseCode.AUTH_FAILED, "auth_failed", "The token has been revoked; sign in again."
+            ) from exc
         raise SocketAuthFailed(CloseCode.AUTH_FAILED, "auth_failed", "The token is not valid.") from exc
     except InvalidToken as exc:
         raise SocketAuthFailed(CloseCode.AUTH_FAILED, "auth_failed", "The token is not valid.") from exc

@@ -37,11 +37,12 @@ def email_taken(email: str, *, exclude_user: User | None = None) -> bool:
     return users.exists() or identities.exists()
 
 
-def password_check(*, password: str, user: User) -> None:
+def password_check(*, password: str, user: User, field: str = "password") -> None:
+    """Django's password validators; their messages under ``field`` in the error's details."""
     try:
         validate_password(password, user=user)
     except DjangoValidationError as exc:
-        raise PasswordRejected(details={"password": list(exc.messages)}) from exc
+        raise PasswordRejected(details={field: list(exc.messages)}) from exc
 
 
 def email_verification_send(*, request: HttpRequest | None, user: User, signup: bool = False) -> bool:
@@ -122,8 +123,8 @@ def user_trading_set(*, user: User, enabled: bool, actor: User | None = None) ->
 
 @transaction.atomic
 def user_sign_in_set(*, user: User, enabled: bool, actor: User | None = None) -> User:
-    """Disabling sign-in also ends every session: refresh tokens are revoked, access tokens
-    stop working at once (authentication checks ``is_active`` on every request)."""
+    """Disabling sign-in also ends every session: the token version moves on and refresh
+    tokens are blacklisted (``tokens_revoke_all``); access tokens stop working at once."""
     if user.is_active != enabled:
         user.is_active = enabled
         user.save(update_fields=["is_active", "updated_at"])

@@ -12,7 +12,7 @@ API_PREFIX: Final = "/api/v1/"
 # The areas of the API in the order the docs list them, each with its description
 # (SPECTACULAR_SETTINGS["TAGS"]). Every operation carries exactly one of these names.
 TAGS: Final = (
-    ("auth", "Sign-in: email and password, OAuth id tokens, SIWE, token refresh and logout."),
+    ("auth", "Sign-in: email and password, OAuth id tokens, SIWE, token refresh, logout and password reset."),
     (
         "account",
         "The signed-in user: profile, linked sign-in methods, wallets, USDC balances (GET /account).",

@@ -12,17 +12,30 @@ way (a test in tests/core/test_authentication_cache.py keeps it so).
 
 If Redis cannot be read, the user is read from the database, as without the cache
 (``GenerationCache``).
+
+Revocation. Every token carries the user's ``token_version`` (claim ``ver``; a token without
+it counts as version 0) and is refused (``token_revoked``) once the user's version is higher:
+raising it signs the user out everywhere, at the cost of no query (the version is a column of
+the cached user row). Logging out one session denies that session's access token by its
+``jti`` in Redis until the token expires. That denylist fails open: while Redis cannot be
+read a logged-out access token keeps working until it expires (``ACCESS_TOKEN_LIFETIME``,
+10 minutes by default), whereas failing closed would sign every user out for the outage;
+the refresh token is blacklisted in the database either way.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import time
+from typing import Any, Final
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import DEFAULT_DB_ALIAS
 from django.db.models import Model
 from django.db.models.signals import post_delete, post_save
+from django_redis import get_redis_connection
+from redis.exceptions import RedisError
 from rest_framework.request import Request
 from rest_framework_simplejwt.authentication import JWTAuthentication as _JWTAuthentication
 from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken
@@ -32,6 +45,13 @@ from rest_framework_simplejwt.utils import get_md5_hash_password
 
 from marqetfi.core.logging import bind_user
 from marqetfi.core.runtime import Generation, GenerationCache
+
+logger = logging.getLogger(__name__)
+
+TOKEN_VERSION_CLAIM: Final = "ver"  # noqa: S105  # a claim name
+# The user model's field the claim is compared with (``accounts.User.token_version``).
+TOKEN_VERSION_FIELD: Final = "token_version"  # noqa: S105  # a field name
+DENIED_ACCESS_KEY_PREFIX: Final = "marqetfi:jwt:denied:"
 
 users_generation = Generation("users", check_interval=0.0)
 # A user's row as its fields' values, in ``concrete_fields`` order; at most this many users
@@ -72,9 +92,45 @@ def users_connect_signals() -> None:
     post_delete.connect(users_changed, sender=user_model, dispatch_uid="core.users_changed.delete")
 
 
+def token_version(token: Token) -> int:
+    """The user version a token was minted at (0 for a token minted before versions)."""
+    value = token.get(TOKEN_VERSION_CLAIM, 0)
+    return value if isinstance(value, int) else 0
+
+
+def user_token_version(user: Any) -> int:
+    return int(getattr(user, TOKEN_VERSION_FIELD, 0) or 0)
+
+
+def access_token_deny(token: Token) -> None:
+    """Refuse this access token from now until it expires, in every process (logout).
+    Raises ``RedisError`` when Redis cannot be written."""
+    jti = token.get(api_settings.JTI_CLAIM)
+    exp = token.get("exp")
+    if not isinstance(jti, str) or not isinstance(exp, int | float):
+        return
+    remaining = int(exp - time.time()) + 1
+    if remaining > 0:
+        get_redis_connection("default").set(f"{DENIED_ACCESS_KEY_PREFIX}{jti}", 1, ex=remaining)
+
+
+def access_token_denied(token: Token) -> bool:
+    """Whether ``access_token_deny`` refused this token; False while Redis cannot be read
+    (fails open, see the module's docstring)."""
+    jti = token.get(api_settings.JTI_CLAIM)
+    if not isinstance(jti, str):
+        return False
+    try:
+        return bool(get_redis_connection("default").exists(f"{DENIED_ACCESS_KEY_PREFIX}{jti}"))
+    except RedisError:
+        logger.warning("Access token denylist unreadable; logged-out access tokens pass until they expire")
+        return False
+
+
 class JWTAuthentication(_JWTAuthentication):
     """simplejwt's bearer authentication, reading the user through ``user_cached`` and tagging
-    the request's log lines with the user. Its checks are simplejwt's own, in its order."""
+    the request's log lines with the user. Its checks are simplejwt's own, in its order, then
+    revocation (``token_revoked``: an older token version, or an access token logged out)."""
 
     def authenticate(self, request: Request) -> tuple[Any, Any] | None:
         result = super().authenticate(request)
@@ -97,4 +153,6 @@ class JWTAuthentication(_JWTAuthentication):
             api_settings.REVOKE_TOKEN_CLAIM
         ) != get_md5_hash_password(user.password):
             raise AuthenticationFailed("The user's password has been changed.", code="password_changed")
+        if token_version(validated_token) < user_token_version(user) or access_token_denied(validated_token):
+            raise AuthenticationFailed("This token has been revoked; sign in again.", code="token_revoked")
         return user

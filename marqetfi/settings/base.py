@@ -425,6 +425,10 @@ ACCOUNT_EMAIL_CONFIRMATION_EXPIRE_DAYS = 3
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[MarqetFi] "
 # Where the verification mail points: the app opens it and posts the key to /auth/email/verify.
 EMAIL_VERIFICATION_URL = env.str("EMAIL_VERIFICATION_URL", default="marqetfi://verify-email")
+# Password reset: the mail points here with ?key=, the app posts it to /auth/password/reset/confirm.
+PASSWORD_RESET_URL = env.str("PASSWORD_RESET_URL", default="marqetfi://reset-password")
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT_SECONDS", default=3600)
+ACCOUNT_PASSWORD_RESET_TOKEN_GENERATOR = "accounts.verification.password_reset.PasswordResetKeyGenerator"  # noqa: S105  # a dotted path
 
 # Sign-in with an ID token from the native Google / Apple / Auth0 SDK: audiences are the
 # client ids of our apps (iOS, Android and web ids differ, so each is a list).
@@ -744,6 +748,8 @@ REST_FRAMEWORK = {
         "user": env.str("THROTTLE_USER", default="600/min"),
         # Sign-in and registration, per client address: slows password guessing and sign-up spam.
         "auth": env.str("THROTTLE_AUTH", default="20/min"),
+        # Password reset mails, per client address: each one sends a mail.
+        "password_reset": env.str("THROTTLE_PASSWORD_RESET", default="5/hour"),
     },
     "EXCEPTION_HANDLER": "marqetfi.core.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "marqetfi.core.schema.AutoSchema",

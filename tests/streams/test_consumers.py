@@ -12,6 +12,7 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 from django.utils import timezone
+from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from marqetfi.asgi import application
@@ -189,6 +190,36 @@ async def test_bad_tokens_close_with_their_code(token, code, error):
     received, close_code = await closed_with(ws)
     assert close_code == code
     assert received[-1]["code"] == error
+
+
+@pytest.mark.parametrize("revocation", ["logout", "sign_out_everywhere"])
+async def test_a_revoked_access_token_cannot_sign_in(revocation):
+    """Logout denies the session's access token; signing out everywhere (a new token version,
+    as a password change or reset does) refuses every token minted before."""
+
+    def sign_in_then_revoke() -> str:
+        UserFactory(email="revoked@example.com")
+        client = APIClient()
+        tokens = client.post(
+            "/api/v1/auth/login",
+            {"email": "revoked@example.com", "password": "correct horse battery staple"},
+            format="json",
+        ).json()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
+        if revocation == "logout":
+            response = client.post("/api/v1/auth/logout", {"refresh": tokens["refresh"]}, format="json")
+        else:
+            response = client.post("/api/v1/auth/logout/all")
+        assert response.status_code == 204
+        return str(tokens["access"])
+
+    access = await database_sync_to_async(sign_in_then_revoke)()
+    ws = await opened()
+    await ws.send_json_to({"op": "auth", "token": access})
+    received, close_code = await closed_with(ws)
+    assert close_code == 4001
+    assert received[-1]["code"] == "auth_failed"
+    assert received[-1]["message"] == "The token has been revoked; sign in again."
 
 
 async def test_a_token_expiring_while_connected_closes_the_socket():
