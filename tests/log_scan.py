@@ -132,8 +132,9 @@ def _handler_attach() -> None:
         root.addHandler(_handler)
 
 
-def _mail_keys_register() -> None:
-    """The keys of the verification and reset links mailed during the test."""
+def mail_keys_register(scan: LogScan) -> None:
+    """The keys of the verification and reset links mailed during the test (the test
+    settings' locmem backend keeps them in ``mail.outbox`` until the next test starts)."""
     from django.core import mail
 
     for message in getattr(mail, "outbox", []):
@@ -141,7 +142,7 @@ def _mail_keys_register() -> None:
         for body in bodies:
             for pattern in (_KEY_IN_LINK, _VERIFICATION_KEY_PATH):
                 for key in pattern.findall(body):
-                    log_scan.secret_register(key)
+                    scan.secret_register(key)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -152,7 +153,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     _handler_attach()
     yield
-    _mail_keys_register()
+    mail_keys_register(log_scan)
 
 
 def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:

@@ -6,8 +6,9 @@ import logging
 from pathlib import Path
 
 import pytest
+from django.core import mail
 
-from tests.log_scan import LogScan, ScanHandler
+from tests.log_scan import LogScan, ScanHandler, mail_keys_register
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJ1c2VyX2lkIjoiYWJjIn0.c2lnbmF0dXJlc2lnbmF0dXJl"
 KEY_HEX = "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
@@ -85,3 +86,20 @@ def test_e2e_process_log_files_are_scanned(tmp_path: Path) -> None:
     scan = LogScan()
     scan.file_check(log_file)
     assert [(leak.where, leak.rule) for leak in scan.leaks] == [("e2e process log daphne-1.log", "jwt")]
+
+
+def test_the_keys_of_mailed_verification_links_become_secrets(mailoutbox: list[object]) -> None:
+    mail.send_mail(
+        "Confirm",
+        "Open marqetfi://verify-email?key=MQ:1tAbCd:q1w2e3r4t5y6 to confirm.",
+        "noreply@example.com",
+        ["trader@example.com"],
+    )
+    scan = LogScan()
+
+    mail_keys_register(scan)
+    scan.collect('{"message": "confirmation MQ:1tAbCd:q1w2e3r4t5y6 checked"}')
+    scan.check("test_x")
+
+    assert "MQ:1tAbCd:q1w2e3r4t5y6" in scan.secrets
+    assert [leak.rule for leak in scan.leaks] == ["a secret value a test created"]
