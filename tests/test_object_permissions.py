@@ -282,6 +282,9 @@ def test_another_user_gets_404_on_every_method_and_nothing_changes(
         assert _row(owned.instance) == row_before, f"{method} {path} changed the owner's row"
         assert _table_counts() == counts_before, f"{method} {path} wrote rows"
 
+    if "GET" in route.allowed_methods():  # the builder made an object the owner can reach
+        assert bearer_client(owner).get(path).status_code == 200, path
+
 
 ADMIN_KWARG_VALUES: dict[type, Any] = {UUIDConverter: uuid.uuid4(), IntConverter: 1}
 
