@@ -10,6 +10,9 @@ OSV. The outcome is one of three:
   banner on stderr naming the packages, and exit 0, so CI does not go red for a network it
   cannot change. Set AUDIT_REQUIRED=1 where the services are reachable to make it exit 2.
 
+AUDIT_REQUIREMENTS (paths, space-separated), AUDIT_SERVICES ("pypi osv") and AUDIT_OSV_URL
+point it elsewhere (the tests use a local OSV server).
+
 pip-audit itself prints "No known vulnerabilities found" even when it skipped every
 package, so its exit code alone is not trusted: the JSON report's skip reasons are read.
 """
@@ -27,8 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-REQUIREMENTS = ("requirements.txt", "requirements-dev.txt")
-SERVICES = ("pypi", "osv")
+REQUIREMENTS = os.environ.get("AUDIT_REQUIREMENTS", "requirements.txt requirements-dev.txt").split()
+SERVICES = os.environ.get("AUDIT_SERVICES", "pypi osv").split()
+OSV_URL = os.environ.get("AUDIT_OSV_URL", "")
 TIMEOUT_SECONDS = "15"
 
 
@@ -46,6 +50,8 @@ def audit_with(service: str) -> ServiceAudit:
     with tempfile.TemporaryDirectory() as workdir:
         report = Path(workdir) / "report.json"
         command = [sys.executable, "-m", "pip_audit", "--vulnerability-service", service]
+        if service == "osv" and OSV_URL:
+            command += ["--osv-url", OSV_URL]
         for requirements in REQUIREMENTS:
             command += ["--requirement", str(ROOT / requirements)]
         # Every requirement is pinned: no resolution, the pinned versions are what is audited.
@@ -64,7 +70,8 @@ def audit_with(service: str) -> ServiceAudit:
             result.audited.append(name)
             for vulnerability in dependency.get("vulns", []):
                 fixed = ", ".join(vulnerability.get("fix_versions") or []) or "no fix yet"
-                result.vulnerabilities.append(f"{name}: {vulnerability['id']} (fixed in {fixed})")
+                ids = " / ".join([vulnerability["id"], *vulnerability.get("aliases", [])])
+                result.vulnerabilities.append(f"{name}: {ids} (fixed in {fixed})")
     return result
 
 
