@@ -13,7 +13,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from tests.accounts.factories import UserFactory
 
-pytest_plugins = ["tests.chain.fixtures"]
+pytest_plugins = ["tests.chain.fixtures", "tests.log_scan"]
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ from pricing.services.pairs import pairs_sync
 from providers.models import RoutingRule
 from providers.services.routing import routing_rule_create
 from tests.accounts.factories import UserFactory
+from tests.log_scan import log_scan
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 30.0
@@ -196,6 +197,8 @@ def staff(db: Any) -> Any:
 def e2e_log_dir() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="marqetfi-e2e-") as path:
         yield Path(path)
+        for log_file in sorted(Path(path).glob("*.log")):  # the processes' logs, scanned for secrets
+            log_scan.file_check(log_file)
 
 
 @pytest.fixture(scope="session")
