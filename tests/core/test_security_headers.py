@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import Any, cast
 
 import pytest
 from django.conf import settings
@@ -18,6 +19,13 @@ from conftest import bearer_client
 from marqetfi.core.security_headers import security_headers
 
 pytestmark = pytest.mark.django_db
+
+
+def rest_framework_with_rates(**scopes: str) -> dict[str, Any]:
+    """REST_FRAMEWORK with these throttle rates changed, the other scopes' kept."""
+    current = cast(dict[str, str], settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"])
+    return {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {**current, **scopes}}
+
 
 EXPECTED = {
     "X-Content-Type-Options": "nosniff",
@@ -58,8 +66,7 @@ def test_a_200_a_404_and_a_401_carry_them(api_client, user, secure):
 
 def test_a_429_carries_them(user):
     client = bearer_client(user)
-    rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "user": "1/min"}
-    with override_settings(REST_FRAMEWORK={**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}):
+    with override_settings(REST_FRAMEWORK=rest_framework_with_rates(user="1/min")):
         client.get("/api/v1/me", secure=True)
         limited = client.get("/api/v1/me", secure=True)
 
