@@ -5,13 +5,14 @@ app polls. When every symbol asked is a known pair whose price is in the cache, 
 answers with one Redis round trip (a Lua call that reads the prices and counts the request
 against the same rate limits Django's throttles use, over the process's pipelined
 connection) and no thread hop: the body is the one the DRF views write, built by the same
-``price_body``.
+``price_body``, under the same security headers as Django's (``marqetfi.core.security_headers``).
 
 Everything else goes to Django unchanged, where the full stack decides: a price not in the
 cache (the venue fetch, single flight), ``max_age_ms``, an unknown or malformed symbol, a
 client over its rate limit (DRF answers the 429 with ``Retry-After``), a browser request
 with an ``Origin`` (CORS), an ``Authorization`` header that is not a valid access token
-(DRF answers 401), maintenance mode, any Redis error. A request handed over has counted
+(DRF answers 401), maintenance mode, plain http while ``SECURE_SSL_REDIRECT`` is on (Django
+redirects it), any Redis error. A request handed over has counted
 nothing here, so the throttles count it once.
 
 The pair catalogue and the app settings (rates, staleness limits, maintenance) are held in
