@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterable
 from typing import Any, ClassVar, cast
 from uuid import UUID
 
@@ -12,7 +13,10 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import serializers
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication, get_authorization_header
 from rest_framework.generics import ListAPIView
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import BaseParser
 from rest_framework.permissions import AllowAny, BasePermission
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -133,6 +137,9 @@ class StaffApi(APIView):
     staff_permissions: ClassVar[dict[str, str]] = {}
 
 
+METRICS_SCRAPER = "metrics-scraper"  # request.auth of a caller holding METRICS_TOKEN
+
+
 class MetricsScraperAuthentication(BaseAuthentication):
     """``Authorization: Bearer <METRICS_TOKEN>``: a Prometheus scraper, no user. Any other
     bearer value is left to the next class (a staff access token)."""
@@ -150,9 +157,6 @@ class MetricsScraperAuthentication(BaseAuthentication):
         return 'Bearer realm="metrics"'
 
 
-METRICS_SCRAPER = "metrics-scraper"
-
-
 class MetricsReaderPermission(BasePermission):
     """The scraper's token, or a signed-in active staff member."""
 
@@ -163,6 +167,20 @@ class MetricsReaderPermission(BasePermission):
         return bool(user and user.is_authenticated and user.is_active and user.is_staff)
 
 
+class AnyAcceptNegotiation(BaseContentNegotiation):
+    """The exposition is text whatever the client accepts (scrapers ask for OpenMetrics or
+    ``text/plain``); errors are the API's JSON."""
+
+    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> BaseParser | None:
+        return next(iter(parsers), None)
+
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type
+
+
 class MetricsApi(APIView):
     """``GET /metrics``: the Prometheus exposition (django-prometheus), for a scraper holding
     ``METRICS_TOKEN`` or for staff (an access token, or the admin's session in a browser).
@@ -171,6 +189,7 @@ class MetricsApi(APIView):
     authentication_classes = [MetricsScraperAuthentication, JWTAuthentication, SessionAuthentication]
     permission_classes = [MetricsReaderPermission]
     throttle_classes = [AnonRateThrottle, StaffRateThrottle]
+    content_negotiation_class = AnyAcceptNegotiation
 
     @extend_schema(exclude=True)
     def get(self, request: Request) -> HttpResponse:

@@ -27,6 +27,15 @@ def test_a_scraper_with_the_metrics_token_reads_the_prometheus_text(api_client):
     assert 'django_http_requests_total_by_method_total{method="GET"}' in text
 
 
+def test_a_scraper_asking_for_text_only_gets_it(api_client):
+    response = api_client.get(
+        "/metrics", HTTP_ACCEPT="text/plain;version=0.0.4", **scrape_headers(settings.METRICS_TOKEN)
+    )
+
+    assert response.status_code == 200
+    assert b"django_http_requests" in response.content
+
+
 def test_anonymous_gets_401_in_the_error_shape(api_client):
     response = api_client.get("/metrics")
 
