@@ -27,6 +27,7 @@ from marqetfi.core.authentication import JWTAuthentication
 from marqetfi.core.events import event_payload
 from marqetfi.core.models import Event
 from marqetfi.core.permissions import StaffPermission
+from marqetfi.core.schema import ErrorSerializer
 from marqetfi.core.throttling import AnonRateThrottle, HealthRateThrottle, StaffRateThrottle
 
 
@@ -66,7 +67,9 @@ class HealthApi(APIView):
             "Informative only: providers never change the status code.",
         )
 
-    @extend_schema(responses={200: OutputSerializer, 503: OutputSerializer}, operation_id="health")
+    @extend_schema(
+        responses={200: OutputSerializer, 503: OutputSerializer, 429: ErrorSerializer}, operation_id="health"
+    )
     def get(self, request: Request) -> Response:
         results = health.checks_cached()
         critical_ok = all(r.ok for r in results if r.critical)
