@@ -164,7 +164,9 @@ def main() -> int:
 
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "marqetfi.settings.base", "DEBUG": "false"}
     env.setdefault("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'bench-orders.sqlite3'}")
-    env["THROTTLE_ANON"] = env["THROTTLE_USER"] = env["THROTTLE_AUTH"] = "100000000/min"
+    env["THROTTLE_ANON"] = env["THROTTLE_USER"] = env["THROTTLE_AUTH"] = env["THROTTLE_WRITE"] = (
+        "100000000/min"
+    )
     env["LOG_LEVEL"] = "WARNING"
     env["DEMO_TRADER_EMAIL"], env["DEMO_TRADER_PASSWORD"] = TRADER_EMAIL, TRADER_PASSWORD
     database = env["DATABASE_URL"]

@@ -111,7 +111,10 @@ def with_cpu(servers: list[subprocess.Popen[bytes]], load: Callable[[], dict[str
 
 
 def cache_counters(base_url: str) -> tuple[float, float]:
-    text = urllib.request.urlopen(f"{base_url}/metrics", timeout=5).read().decode()
+    scrape = urllib.request.Request(
+        f"{base_url}/metrics", headers={"Authorization": f"Bearer {price_bench_env()['METRICS_TOKEN']}"}
+    )
+    text = urllib.request.urlopen(scrape, timeout=5).read().decode()
     hits = sum(
         float(v)
         for v in re.findall(r"^marqetfi_price_cache_hits_total(?:\{[^}]*\})? ([\d.e+]+)$", text, re.M)

@@ -26,6 +26,7 @@ def price_bench_env() -> dict[str, str]:
     env.setdefault("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'bench.sqlite3'}")
     env["THROTTLE_ANON"] = env["THROTTLE_USER"] = "100000000/min"
     env["LOG_LEVEL"] = "WARNING"
+    env.setdefault("METRICS_TOKEN", "bench-metrics-scraper")  # cache counters are read from /metrics
     return env
 
 

@@ -328,7 +328,9 @@ def server_start(args: argparse.Namespace) -> Server:
         return Server(args.url, http, env, [pid] if pid else [])
     env["DEBUG"] = "false"
     env.setdefault("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'bench-websocket.sqlite3'}")
-    env["THROTTLE_ANON"] = env["THROTTLE_USER"] = env["THROTTLE_AUTH"] = "100000000/min"
+    env["THROTTLE_ANON"] = env["THROTTLE_USER"] = env["THROTTLE_AUTH"] = env["THROTTLE_WRITE"] = (
+        "100000000/min"
+    )
     env["LOG_LEVEL"] = "WARNING"
     database = env["DATABASE_URL"]
     if database.startswith("sqlite:///"):

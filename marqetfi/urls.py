@@ -3,7 +3,7 @@ from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from backoffice.views import dashboard_view
-from marqetfi.core.apis import EventListApi, HealthApi
+from marqetfi.core.apis import EventListApi, HealthApi, MetricsApi
 from marqetfi.core.throttling import login_form_throttled
 from streams.apis import AsyncApiView
 
@@ -36,7 +36,8 @@ urlpatterns = [
     # admin_view: staff only, others go to the admin's login page.
     path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="admin-dashboard"),
     path("admin/", admin.site.urls),
-    path("", include("django_prometheus.urls")),
+    # django-prometheus's exposition, for staff and the scraper holding METRICS_TOKEN only.
+    path("metrics", MetricsApi.as_view(), name="prometheus-django-metrics"),
 ]
 
 handler400 = "marqetfi.core.api.bad_request"

@@ -5,13 +5,14 @@ app polls. When every symbol asked is a known pair whose price is in the cache, 
 answers with one Redis round trip (a Lua call that reads the prices and counts the request
 against the same rate limits Django's throttles use, over the process's pipelined
 connection) and no thread hop: the body is the one the DRF views write, built by the same
-``price_body``.
+``price_body``, under the same security headers as Django's (``marqetfi.core.security_headers``).
 
 Everything else goes to Django unchanged, where the full stack decides: a price not in the
 cache (the venue fetch, single flight), ``max_age_ms``, an unknown or malformed symbol, a
 client over its rate limit (DRF answers the 429 with ``Retry-After``), a browser request
 with an ``Origin`` (CORS), an ``Authorization`` header that is not a valid access token
-(DRF answers 401), maintenance mode, any Redis error. A request handed over has counted
+(DRF answers 401), maintenance mode, plain http while ``SECURE_SSL_REDIRECT`` is on (Django
+redirects it), any Redis error. A request handed over has counted
 nothing here, so the throttles count it once.
 
 The pair catalogue and the app settings (rates, staleness limits, maintenance) are held in
@@ -46,6 +47,7 @@ from marqetfi.core.app_settings.platform import MAINTENANCE_MODE
 from marqetfi.core.logging import bind_user, request_id_var
 from marqetfi.core.middleware import valid_request_id
 from marqetfi.core.redis import command_pack, pipelined_redis
+from marqetfi.core.security_headers import asgi_request_is_secure, asgi_security_headers
 from marqetfi.core.throttling import (
     CONSUME_SCRIPT,
     CONSUME_SHA,
@@ -69,13 +71,7 @@ PRICES_PATH: Final = "/api/v1/prices"
 _SINGLE_PATH: Final = re.compile(r"^/api/v1/prices/([A-Za-z0-9]{1,32})$")
 MAX_SYMBOLS: Final = 100
 RELOAD_SECONDS: Final = 1.0
-_SECURITY_HEADERS: Final = (
-    (b"content-type", b"application/json"),
-    (b"vary", b"Accept"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"same-origin"),
-)
+_CONTENT_HEADERS: Final = ((b"content-type", b"application/json"), (b"vary", b"Accept"))
 _SCRIPT_BODY: Final = CONSUME_SCRIPT.encode()
 _JSON: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # one, not one per json.dumps
 
@@ -110,7 +106,7 @@ class CachedPriceRoute:
         self, scope: Scope, headers: dict[bytes, bytes], symbols: list[str]
     ) -> tuple[dict[str, Any] | list[dict[str, Any]], str | None] | None:
         """The body to answer and the signed-in user's id, or None to hand the request to Django."""
-        caller = await self._eligible(headers, symbols)
+        caller = await self._eligible(scope, headers, symbols)
         if caller is None:
             return None
         pairs, user_id = caller
@@ -147,11 +143,13 @@ class CachedPriceRoute:
         return body, user_id
 
     async def _eligible(
-        self, headers: dict[bytes, bytes], symbols: list[str]
+        self, scope: Scope, headers: dict[bytes, bytes], symbols: list[str]
     ) -> tuple[list[TradingPair], str | None] | None:
         """The pairs asked and the signed-in user's id, if this route may answer; else None."""
         if b"origin" in headers:
             return None
+        if settings.SECURE_SSL_REDIRECT and not asgi_request_is_secure(scope, headers):
+            return None  # Django redirects it to https
         signed_in, user_id = _bearer_user(headers.get(b"authorization"))
         if not signed_in:
             return None
@@ -182,7 +180,8 @@ class CachedPriceRoute:
                 "type": "http.response.start",
                 "status": 200,
                 "headers": [
-                    *_SECURITY_HEADERS,
+                    *_CONTENT_HEADERS,
+                    *asgi_security_headers(secure=asgi_request_is_secure(scope, headers)),
                     (b"content-length", b"%d" % len(body)),
                     (self._request_id_header, request_id),
                 ],

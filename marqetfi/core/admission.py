@@ -33,6 +33,7 @@ from marqetfi.core.metrics import (
     WEB_REQUESTS_SHED,
 )
 from marqetfi.core.middleware import valid_request_id
+from marqetfi.core.security_headers import asgi_request_is_secure, asgi_security_headers
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[Mapping[str, Any]]]
@@ -108,9 +109,10 @@ class RequestAdmission:
             (b"content-type", b"application/json"),
             (b"content-length", b"%d" % len(_BUSY_BODY)),
             (b"retry-after", b"%d" % RETRY_AFTER_SECONDS),
-            (b"x-content-type-options", b"nosniff"),
         ]
-        incoming = dict(scope.get("headers") or ()).get(self._request_id_header)
+        request_headers = dict(scope.get("headers") or ())
+        headers += asgi_security_headers(secure=asgi_request_is_secure(scope, request_headers))
+        incoming = request_headers.get(self._request_id_header)
         if incoming is not None and valid_request_id(incoming.decode("latin-1")):
             headers.append((self._request_id_header, incoming))
         await send({"type": "http.response.start", "status": 503, "headers": headers})

@@ -1,22 +1,34 @@
 from __future__ import annotations
 
+import hmac
+from collections.abc import Iterable
 from typing import Any, ClassVar, cast
 from uuid import UUID
 
+from django.conf import settings
 from django.db.models import QuerySet
+from django.http import HttpResponse
+from django_prometheus.exports import ExportToDjangoView
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication, get_authorization_header
 from rest_framework.generics import ListAPIView
-from rest_framework.permissions import AllowAny
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import BaseParser
+from rest_framework.permissions import AllowAny, BasePermission
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marqetfi.core import health
 from marqetfi.core.api import CursorPagination
+from marqetfi.core.authentication import JWTAuthentication
 from marqetfi.core.events import event_payload
 from marqetfi.core.models import Event
 from marqetfi.core.permissions import StaffPermission
+from marqetfi.core.schema import ErrorSerializer
+from marqetfi.core.throttling import AnonRateThrottle, HealthRateThrottle, StaffRateThrottle
 
 
 class HealthApi(APIView):
@@ -24,7 +36,7 @@ class HealthApi(APIView):
 
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
-    throttle_classes: list[type] = []
+    throttle_classes = [HealthRateThrottle]
 
     class CheckSerializer(serializers.Serializer):
         ok = serializers.BooleanField()
@@ -55,9 +67,11 @@ class HealthApi(APIView):
             "Informative only: providers never change the status code.",
         )
 
-    @extend_schema(responses={200: OutputSerializer, 503: OutputSerializer}, operation_id="health")
+    @extend_schema(
+        responses={200: OutputSerializer, 503: OutputSerializer, 429: ErrorSerializer}, operation_id="health"
+    )
     def get(self, request: Request) -> Response:
-        results = health.run_checks()
+        results = health.checks_cached()
         critical_ok = all(r.ok for r in results if r.critical)
         status = "down" if not critical_ok else ("ok" if all(r.ok for r in results) else "degraded")
         body = {
@@ -122,4 +136,65 @@ class StaffApi(APIView):
     ``staff_permissions`` is for superusers only."""
 
     permission_classes = [StaffPermission]
+    throttle_classes = [AnonRateThrottle, StaffRateThrottle]
     staff_permissions: ClassVar[dict[str, str]] = {}
+
+
+METRICS_SCRAPER = "metrics-scraper"  # request.auth of a caller holding METRICS_TOKEN
+
+
+class MetricsScraperAuthentication(BaseAuthentication):
+    """``Authorization: Bearer <METRICS_TOKEN>``: a Prometheus scraper, no user. Any other
+    bearer value is left to the next class (a staff access token)."""
+
+    def authenticate(self, request: Request) -> tuple[None, str] | None:
+        expected = settings.METRICS_TOKEN
+        scheme, _, presented = get_authorization_header(request).decode("latin-1").partition(" ")
+        if not expected or scheme.lower() != "bearer":
+            return None
+        if hmac.compare_digest(presented.strip().encode(), expected.encode()):
+            return None, METRICS_SCRAPER
+        return None
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="metrics"'
+
+
+class MetricsReaderPermission(BasePermission):
+    """The scraper's token, or a signed-in active staff member."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if request.auth == METRICS_SCRAPER:
+            return True
+        user = request.user
+        return bool(user and user.is_authenticated and user.is_active and user.is_staff)
+
+
+class AnyAcceptNegotiation(BaseContentNegotiation):
+    """The exposition is text whatever the client accepts (scrapers ask for OpenMetrics or
+    ``text/plain``); errors are the API's JSON."""
+
+    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> BaseParser | None:
+        return next(iter(parsers), None)
+
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type
+
+
+class MetricsApi(APIView):
+    """``GET /metrics``: the Prometheus exposition (django-prometheus), for a scraper holding
+    ``METRICS_TOKEN`` or for staff (an access token, or the admin's session in a browser).
+    Anyone else gets 401 / 403 in the API's error shape. Not part of the API schema."""
+
+    authentication_classes = [MetricsScraperAuthentication, JWTAuthentication, SessionAuthentication]
+    permission_classes = [MetricsReaderPermission]
+    throttle_classes = [AnonRateThrottle, StaffRateThrottle]
+    content_negotiation_class = AnyAcceptNegotiation
+
+    @extend_schema(exclude=True)
+    def get(self, request: Request) -> HttpResponse:
+        response: HttpResponse = ExportToDjangoView(request._request)
+        return response

@@ -6,13 +6,16 @@ but the web node stays in rotation, since only requests that need that provider 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.db import connection
+from django.dispatch import receiver
 from django.utils.module_loading import import_string
 from django_redis import get_redis_connection
 
@@ -74,6 +77,41 @@ def run_checks() -> list[CheckResult]:
         _timed("broker", True, _broker),
         _timed("worker", False, _worker),
     ]
+
+
+_checks_lock = threading.Lock()
+_checks_last: tuple[float, list[CheckResult]] | None = None
+
+
+def checks_cached() -> list[CheckResult]:
+    """``run_checks``, run at most once per ``HEALTH_CACHE_SECONDS`` in this process.
+
+    Callers within that window get the last run's result, so a load balancer's probes or a
+    flood of anonymous calls cost nothing beyond the first; callers that arrive while a run is
+    under way wait for it and share its result (single flight) rather than starting their own.
+    A dependency that goes down shows from the first run after the window, at most
+    ``HEALTH_CACHE_SECONDS`` plus one run later.
+    """
+    global _checks_last  # noqa: PLW0603 - the process's one cached result
+    window = settings.HEALTH_CACHE_SECONDS
+    last = _checks_last
+    if last is not None and time.monotonic() - last[0] < window:
+        return last[1]
+    with _checks_lock:
+        last = _checks_last
+        if last is not None and time.monotonic() - last[0] < window:
+            return last[1]
+        results = run_checks()
+        _checks_last = (time.monotonic(), results)
+        return results
+
+
+@receiver(setting_changed)
+def _checks_forget(*, setting: str, **kwargs: object) -> None:
+    """A new window (tests set one) starts without a result."""
+    global _checks_last  # noqa: PLW0603
+    if setting == "HEALTH_CACHE_SECONDS":
+        _checks_last = None
 
 
 def provider_report() -> dict[str, dict[str, Any]]:

@@ -29,7 +29,9 @@ from typing import TYPE_CHECKING, Any, Final, cast
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django_redis import get_redis_connection
+from redis.exceptions import RedisError
 from rest_framework import throttling
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 
 from marqetfi.core.app_settings.cache import app_setting
@@ -224,6 +226,40 @@ class UserRateThrottle(throttling.UserRateThrottle, _WindowThrottle):
 
 class ScopedRateThrottle(throttling.ScopedRateThrottle, _WindowThrottle):
     pass
+
+
+class WriteRateThrottle(UserRateThrottle):
+    """Requests that change something (POST, PUT, PATCH, DELETE), per user (or client address
+    when signed out), at the ``write`` rate: on top of the ``user`` limit that every request
+    counts against, since a write costs a venue, a provider or a transaction. Reads are not
+    counted here (no Redis call)."""
+
+    scope = "write"
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        if request.method in SAFE_METHODS:
+            return True
+        return super().allow_request(request, view)
+
+
+class StaffRateThrottle(UserRateThrottle):
+    """Staff endpoints (``/api/v1/admin/``, ``/metrics``), per operator, at the ``admin`` rate."""
+
+    scope = "admin"
+
+
+class HealthRateThrottle(AnonRateThrottle):
+    """``/api/v1/health``, per client address at the ``health`` rate (load balancers probe it
+    every few seconds). It fails open when Redis cannot count: health must still answer, to
+    report that Redis is down."""
+
+    scope = "health"
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        try:
+            return super().allow_request(request, view)
+        except RedisError:
+            return True
 
 
 def login_form_throttled(

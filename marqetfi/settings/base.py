@@ -70,6 +70,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "marqetfi.core.security_headers.SecurityHeadersMiddleware",
     "marqetfi.core.middleware.RequestIdMiddleware",
     "marqetfi.core.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -264,6 +265,9 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 WORKER_CONN_MAX_AGE = env.int("WORKER_CONN_MAX_AGE", default=60)
 CELERY_DB_REUSE_MAX = 1000 if WORKER_CONN_MAX_AGE > 0 else None
 HEALTH_WORKER_PING_TIMEOUT = env.float("HEALTH_WORKER_PING_TIMEOUT", default=1.0)
+# /api/v1/health runs its checks at most once per this many seconds per process; callers in
+# between (and callers arriving while a run is under way) get that run's result.
+HEALTH_CACHE_SECONDS = env.float("HEALTH_CACHE_SECONDS", default=5.0)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 EVENT_REDISPATCH_AFTER_SECONDS = env.int("EVENT_REDISPATCH_AFTER_SECONDS", default=30)
 # Reconciliation (trading.services.reconciliation): how often every venue's book is compared
@@ -742,14 +746,23 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": [
         "marqetfi.core.throttling.AnonRateThrottle",
         "marqetfi.core.throttling.UserRateThrottle",
+        "marqetfi.core.throttling.WriteRateThrottle",
     ],
+    # Every API view has at least one of these (tests/core/test_throttle_coverage.py); the
+    # README's "Rate limits" table lists which endpoints count against which.
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("THROTTLE_ANON", default="120/min"),
         "user": env.str("THROTTLE_USER", default="600/min"),
+        # Writes (orders, closes, wallets, webhooks...), per user, on top of "user".
+        "write": env.str("THROTTLE_WRITE", default="240/min"),
         # Sign-in and registration, per client address: slows password guessing and sign-up spam.
         "auth": env.str("THROTTLE_AUTH", default="20/min"),
         # Password reset mails, per client address: each one sends a mail.
         "password_reset": env.str("THROTTLE_PASSWORD_RESET", default="5/hour"),
+        # Staff endpoints (/api/v1/admin/, /metrics), per operator.
+        "admin": env.str("THROTTLE_ADMIN", default="300/min"),
+        # /api/v1/health, per client address (answered from a cache, HEALTH_CACHE_SECONDS).
+        "health": env.str("THROTTLE_HEALTH", default="300/min"),
     },
     "EXCEPTION_HANDLER": "marqetfi.core.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "marqetfi.core.schema.AutoSchema",
@@ -806,6 +819,18 @@ REQUEST_ID_HEADER = "X-Request-ID"
 USE_X_FORWARDED_HOST = env.bool("USE_X_FORWARDED_HOST", default=False)
 if env.bool("BEHIND_TLS_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Security headers on every response, Django's and the ASGI answers in front of it alike
+# (marqetfi/core/security_headers.py). HSTS is sent only over https and only outside DEBUG;
+# production redirects plain http to https (SECURE_SSL_REDIRECT), except the health route
+# a load balancer probes over plain http.
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SECURE_HSTS_SECONDS = 0 if DEBUG else env.int("SECURE_HSTS_SECONDS", default=31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/health$"]
 
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
@@ -827,6 +852,9 @@ EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.cons
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="MarqetFi <no-reply@marqetfi.local>")
 
 PROMETHEUS_EXPORT_MIGRATIONS = False
+# /metrics answers staff (a staff access token or admin session) and a scraper sending
+# "Authorization: Bearer <METRICS_TOKEN>"; empty: staff only.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # --- Logging --------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

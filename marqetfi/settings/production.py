@@ -4,6 +4,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from accounts.verification.origins import siwe_production_problems
+from marqetfi.core.deploy_checks import production_credentials_problems
 
 from .base import *
 
@@ -15,9 +16,10 @@ DEBUG = False
 WHITENOISE_USE_FINDERS = False
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
-SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_HSTS_SECONDS = _env.int("SECURE_HSTS_SECONDS", default=31536000)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+# Plain http is redirected to https (behind the TLS proxy: BEHIND_TLS_PROXY=true, so that
+# X-Forwarded-Proto says how the client came); /api/v1/health is exempt (SECURE_REDIRECT_EXEMPT).
+SECURE_SSL_REDIRECT = _env.bool("SECURE_SSL_REDIRECT", default=True)
 
 # Sign-in messages from our public site only: never a development host, never plain http.
 SIWE_DOMAINS = _env.list("SIWE_DOMAINS", default=["app.marqetfi.com"])
@@ -26,3 +28,15 @@ SIWE_URI_ORIGINS = _env.list(
 )
 if _siwe_problems := siwe_production_problems(domains=SIWE_DOMAINS, uri_origins=SIWE_URI_ORIGINS):
     raise ImproperlyConfigured("; ".join(_siwe_problems))
+
+# The demo (seed_demo, the local chain) is for `make run` only.
+INSTALLED_APPS = [app for app in INSTALLED_APPS if app != "demo"]
+if _credential_problems := production_credentials_problems(
+    email_backend=EMAIL_BACKEND,
+    secret_key=SECRET_KEY,
+    field_encryption_keys=FIELD_ENCRYPTION_KEYS,
+    environ=_env.ENVIRON,
+    var_dir=VAR_DIR,
+    provider_options={name: provider["options"] for name, provider in PROVIDERS.items()},
+):
+    raise ImproperlyConfigured("Production settings refused: " + "; ".join(_credential_problems))

@@ -23,6 +23,8 @@ CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = "marqetfi-test:channels"  # type
 # One prefix per session: suites sharing a Redis never see each other's ticks and events.
 STREAM_CHANNEL_PREFIX = os.environ.get("STREAM_CHANNEL_PREFIX") or f"marqetfi-test:stream:{os.getpid()}"
 HEALTH_WORKER_PING_TIMEOUT = 0.2  # no worker runs in most tests; e2e tests start a real one
+HEALTH_CACHE_SECONDS = 0  # each call checks afresh; tests of the cache set their own window
+METRICS_TOKEN = "metrics-scraper-token-of-the-test-suite"  # noqa: S105 - the suite's own
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file (not :memory:) so that e2e subprocesses can open it; one per session so that two
     # suites running at once on a machine never share it.

@@ -120,3 +120,33 @@ async def test_websocket_scopes_pass_untouched() -> None:
     admission = RequestAdmission(app, limit=1, timeout=0.05)
     await admission({"type": "websocket", "path": "/ws"}, None, None)  # type: ignore[arg-type]
     assert seen == ["websocket"]
+
+
+@pytest.mark.parametrize(("scheme", "hsts"), [("http", False), ("https", True)])
+async def test_server_busy_carries_the_security_headers(scheme: str, hsts: bool) -> None:
+    held = HeldApp()
+    admission = RequestAdmission(held, limit=1, timeout=0.05)
+    first = asyncio.ensure_future(call(admission, "/first"))
+    await settle()
+    sent: list[Mapping[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Mapping[str, Any]) -> None:
+        sent.append(message)
+
+    await admission(
+        {"type": "http", "method": "GET", "path": "/busy", "headers": [], "scheme": scheme}, receive, send
+    )
+    held.release["/first"].set()
+    await first
+
+    headers = dict(sent[0]["headers"])
+    assert sent[0]["status"] == 503
+    assert headers[b"x-content-type-options"] == b"nosniff"
+    assert headers[b"x-frame-options"] == b"DENY"
+    assert headers[b"content-security-policy"] == b"frame-ancestors 'none'"
+    assert headers[b"referrer-policy"] == b"same-origin"
+    assert headers[b"cross-origin-opener-policy"] == b"same-origin"
+    assert (b"strict-transport-security" in headers) is hsts

@@ -217,6 +217,9 @@ def e2e_env(django_db_setup: None) -> dict[str, str]:
         # Webhook receivers of the tests listen on loopback, over plain http.
         "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
         "WEBHOOK_REQUIRE_HTTPS": "false",
+        # Health checks afresh on each call (its cache is tested in tests/core/test_health.py).
+        "HEALTH_CACHE_SECONDS": "0",
+        "METRICS_TOKEN": settings.METRICS_TOKEN,
     }
 
 

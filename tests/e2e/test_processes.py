@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -125,7 +126,7 @@ def test_daphne_answers_a_cached_price_in_front_of_django(daphne_server: DaphneS
     with daphne_server.client() as client:
         response = client.get("/api/v1/prices/E2EUSD", headers={"X-Request-ID": "e2e-price"})
         through_django = client.get("/api/v1/prices/E2EUSD", params={"max_age_ms": "600000"})
-        metrics = client.get("/metrics").text
+        metrics = client.get("/metrics", headers={"Authorization": f"Bearer {settings.METRICS_TOKEN}"}).text
 
     assert response.status_code == through_django.status_code == 200, response.text
     assert response.json()["mid"] == through_django.json()["mid"] == "10.6"

@@ -6,6 +6,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.conf import settings as django_settings
 from django.utils import timezone
 
 from pricing.services.pairs import pairs_sync
@@ -244,7 +245,9 @@ def test_cache_hit_and_miss_counters_are_in_metrics(api_client, catalogue):
     api_client.get("/api/v1/prices/BTCUSD")
     api_client.get("/api/v1/prices/BTCUSD")
 
-    metrics = api_client.get("/metrics").content.decode()
+    metrics = api_client.get(
+        "/metrics", HTTP_AUTHORIZATION=f"Bearer {django_settings.METRICS_TOKEN}"
+    ).content.decode()
 
     assert 'marqetfi_price_cache_hits_total{category="crypto"}' in metrics
     assert 'marqetfi_price_cache_misses_total{category="forex"}' in metrics

@@ -259,3 +259,38 @@ class CachedPriceRouteClient:
             app=cast(Any, CachedPriceRoute(django_app)), client=("203.0.113.7", 5000)
         )
         return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
+async def test_hits_and_misses_carry_the_same_security_headers(client, django_app, cached):
+    hit = await client.get("/api/v1/prices/BTCUSD")
+    miss = await client.get("/api/v1/prices/ETHUSD")  # not cached: Django answers
+
+    assert django_app.paths == ["/api/v1/prices/ETHUSD"]
+    assert hit.status_code == miss.status_code == 200
+    for response in (hit, miss):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["content-security-policy"] == "frame-ancestors 'none'"
+        assert response.headers["referrer-policy"] == "same-origin"
+        assert response.headers["cross-origin-opener-policy"] == "same-origin"
+        assert "strict-transport-security" not in response.headers  # plain http
+
+
+async def test_a_hit_over_https_behind_the_proxy_carries_hsts(client, django_app, cached):
+    with override_settings(SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https")):
+        hit = await client.get("/api/v1/prices/BTCUSD", headers={"X-Forwarded-Proto": "https"})
+
+    assert django_app.paths == []
+    assert hit.headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"
+
+
+async def test_plain_http_with_the_https_redirect_on_goes_to_django_which_redirects(cached):
+    with override_settings(SECURE_SSL_REDIRECT=True):
+        django_app = Through()  # Django's middleware reads the setting when it is built
+        transport = httpx.ASGITransport(app=cast(Any, CachedPriceRoute(django_app)))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            response = await client.get("/api/v1/prices/BTCUSD")
+
+    assert django_app.paths == ["/api/v1/prices/BTCUSD"]
+    assert response.status_code == 301
+    assert response.headers["location"] == "https://testserver/api/v1/prices/BTCUSD"

@@ -138,7 +138,9 @@ def test_privy_breaker_opens_on_failures_and_the_probe_closes_it_after_recovery(
     assert entry["latency_ms_p95"] > 0
     assert entry["opened_at"] is not None
     assert "last_error" not in entry  # vendor messages stay out of a public endpoint
-    metrics = api_client.get("/metrics").content.decode()
+    metrics = api_client.get(
+        "/metrics", HTTP_AUTHORIZATION=f"Bearer {django_settings.METRICS_TOKEN}"
+    ).content.decode()
     assert f'marqetfi_provider_breaker_state{{provider="{privy}"}} 2.0' in metrics
     assert f'marqetfi_provider_failures_total{{provider="{privy}"}} {THRESHOLD}.0' in metrics
     assert f'marqetfi_provider_rejected_total{{provider="{privy}"}} 1.0' in metrics
@@ -154,7 +156,9 @@ def test_privy_breaker_opens_on_failures_and_the_probe_closes_it_after_recovery(
     assert breaker_state(privy) == "closed"
     assert provider_stats(privy)["probe_outcome"] == "ok"
     assert api_client.get("/api/v1/health").json()["providers"][privy]["state"] == "closed"
-    metrics = api_client.get("/metrics").content.decode()
+    metrics = api_client.get(
+        "/metrics", HTTP_AUTHORIZATION=f"Bearer {django_settings.METRICS_TOKEN}"
+    ).content.decode()
     assert f'marqetfi_provider_breaker_state{{provider="{privy}"}} 0.0' in metrics
     assert get_wallet(names).provider_wallet_id == WALLET_ID
 
