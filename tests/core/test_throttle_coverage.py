@@ -97,7 +97,7 @@ def test_each_endpoint_class_counts_against_its_own_scope():
             assert throttles == [HealthRateThrottle]
         elif route.startswith(("api/v1/auth/", "api/v1/^auth/")):
             assert ScopedRateThrottle in throttles, route
-            assert getattr(view_class, "throttle_scope", None) in {"auth", "user"}, route
+            assert getattr(view_class, "throttle_scope", None) in {"auth", "password_reset", "user"}, route
         else:
             assert WriteRateThrottle in throttles, route
     # Sign-in is the strictest, then writes, then reads.
