@@ -109,7 +109,8 @@ def access_token_deny(token: Token) -> None:
     exp = token.get("exp")
     if not isinstance(jti, str) or not isinstance(exp, int | float):
         return
-    remaining = int(exp - time.time()) + 1
+    # Until the token stops being accepted: its expiry plus the leeway tokens are allowed.
+    remaining = int(exp - time.time()) + 1 + int(settings.SIMPLE_JWT.get("LEEWAY", 0))
     if remaining > 0:
         get_redis_connection("default").set(f"{DENIED_ACCESS_KEY_PREFIX}{jti}", 1, ex=remaining)
 
