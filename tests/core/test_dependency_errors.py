@@ -67,3 +67,11 @@ def test_the_outage_is_logged_as_a_warning_without_a_traceback(caplog: pytest.Lo
     assert record.levelname == "WARNING"
     assert record.getMessage().startswith("redis_unavailable: ConnectionError: Error 111")
     assert record.exc_info is None
+
+
+@pytest.mark.urls("marqetfi.urls")
+def test_the_openapi_schema_tells_clients_about_the_503_codes() -> None:
+    response = APIClient().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    description = response.json()["info"]["description"]
+    for code in ("server_busy", "database_unavailable", "redis_unavailable", "Retry-After"):
+        assert code in description
