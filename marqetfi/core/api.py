@@ -12,6 +12,7 @@ import io
 import logging
 import math
 import re
+import sqlite3
 import sys
 from decimal import Decimal
 from typing import Any
@@ -120,7 +121,7 @@ def _dependency_unavailable(exc: Exception) -> DependencyUnavailable | None:
     """The database or Redis out of reach, logged as a warning rather than a 500's traceback:
     the outage shows in /health, it is not a bug."""
     error: DependencyUnavailable
-    if isinstance(exc, DatabaseOperationalError | DatabaseInterfaceError):
+    if isinstance(exc, DatabaseOperationalError | DatabaseInterfaceError) and not _sqlite_bug(exc):
         error = DatabaseUnavailable()
     elif isinstance(exc, RedisConnectionError | RedisTimeoutError):
         error = RedisUnavailable()
@@ -129,6 +130,12 @@ def _dependency_unavailable(exc: Exception) -> DependencyUnavailable | None:
     logger.warning("%s: %s", error.code, f"{type(exc).__name__}: {exc}"[:300])
     error.__cause__ = exc
     return error
+
+
+def _sqlite_bug(exc: Exception) -> bool:
+    """SQLite reports a missing table or a syntax error as an OperationalError too: a bug to
+    show as a 500, where only "database is locked" means the database is busy."""
+    return isinstance(exc.__cause__, sqlite3.OperationalError) and "locked" not in str(exc)
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:

@@ -3,6 +3,7 @@ request does during an outage."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 
 import redis
@@ -42,6 +43,17 @@ class DatabaseDownApi(APIView):
         raise OperationalError("consuming input failed: server closed the connection unexpectedly")
 
 
+class SqliteBugApi(APIView):
+    permission_classes = [AllowAny]
+
+    def get(self, request: Request) -> Response:
+        try:
+            sqlite3.connect(":memory:").execute("SELECT * FROM no_such_table")
+        except sqlite3.OperationalError as exc:  # wrapped as Django's SQLite backend does
+            raise OperationalError(*exc.args) from exc
+        return Response({"ok": True})
+
+
 def plain_view_redis_down(request: HttpRequest) -> HttpResponse:
     redis_nobody_listens_on()
     return HttpResponse("ok")
@@ -64,6 +76,7 @@ urlpatterns = [
     path("api/t/redis-down", RedisDownApi.as_view()),
     path("api/t/database-down", DatabaseDownApi.as_view()),
     path("api/t/plain-redis-down", plain_view_redis_down),
+    path("api/t/sqlite-bug", SqliteBugApi.as_view()),
     path("", include("marqetfi.urls")),
 ]
 

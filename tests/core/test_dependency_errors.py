@@ -75,3 +75,9 @@ def test_the_openapi_schema_tells_clients_about_the_503_codes() -> None:
     description = response.json()["info"]["description"]
     for code in ("server_busy", "database_unavailable", "redis_unavailable", "Retry-After"):
         assert code in description
+
+
+def test_a_missing_table_on_sqlite_stays_a_500_bug() -> None:
+    response = APIClient(raise_request_exception=False).get("/api/t/sqlite-bug")
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal_error"
