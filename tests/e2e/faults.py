@@ -117,7 +117,8 @@ class TcpProxy:
 def start_worker_on_own_broker(env: dict[str, str], log_dir: Path) -> tuple[CeleryWorker, Celery]:
     """A worker on the broker of ``env["REDIS_URL"]`` (not the session's), ready once it answers
     a ping there; also the Celery app the test sends tasks and pings with."""
-    control = Celery("fault-test", broker=env["REDIS_URL"])
+    # Not the current app: the test process's own tasks keep going to the session's broker.
+    control = Celery("fault-test", broker=env["REDIS_URL"], set_as_current=False)
     control.conf.broker_connection_retry_on_startup = True
     queue = env["CELERY_QUEUE"]
     hostname = f"e2e-fault-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"

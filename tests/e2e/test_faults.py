@@ -168,6 +168,7 @@ def test_redis_stopped_and_started_answers_503_then_recovers_without_losing_anyt
     finally:
         worker.process.stop()
         server.process.stop()
+        broker.close()
         app_settings_cache.clear()
 
     assert listed == {before.json()["id"], after.json()["id"]}
