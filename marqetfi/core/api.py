@@ -12,6 +12,8 @@ import io
 import logging
 import math
 import re
+import sqlite3
+import sys
 from decimal import Decimal
 from typing import Any
 
@@ -19,15 +21,26 @@ from django.conf import settings
 from django.core.exceptions import BadRequest, FieldDoesNotExist, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError as DatabaseInterfaceError
+from django.db import OperationalError as DatabaseOperationalError
 from django.db.models import Model
 from django.http import Http404, HttpRequest, JsonResponse
 from drf_spectacular.utils import extend_schema_field
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions, pagination, parsers, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from marqetfi.core.errors import ApplicationError, BadRequestError, PayloadTooLarge
+from marqetfi.core.errors import (
+    ApplicationError,
+    BadRequestError,
+    DatabaseUnavailable,
+    DependencyUnavailable,
+    PayloadTooLarge,
+    RedisUnavailable,
+)
 from marqetfi.core.formats import canonical_decimal, decimal_digits, decimal_text
 from marqetfi.core.logging import current_request_id
 
@@ -83,7 +96,10 @@ def django_exception_as_api_error(exc: Exception) -> Exception:
 
     A body over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` or more fields than
     ``DATA_UPLOAD_MAX_NUMBER_FIELDS`` (body or query string) is 413 ``payload_too_large``;
-    another suspicious or bad request is 400.
+    another suspicious or bad request is 400. The database or Redis out of reach (refused,
+    dropped or timed out connections, a full connection pool) is 503 ``database_unavailable``
+    / ``redis_unavailable``: the client may retry, and the same process serves again once the
+    dependency is back.
     """
     if isinstance(exc, Http404):
         return exceptions.NotFound()
@@ -98,7 +114,28 @@ def django_exception_as_api_error(exc: Exception) -> Exception:
         )
     if isinstance(exc, SuspiciousOperation | BadRequest):
         return BadRequestError()
-    return exc
+    return _dependency_unavailable(exc) or exc
+
+
+def _dependency_unavailable(exc: Exception) -> DependencyUnavailable | None:
+    """The database or Redis out of reach, logged as a warning rather than a 500's traceback:
+    the outage shows in /health, it is not a bug."""
+    error: DependencyUnavailable
+    if isinstance(exc, DatabaseOperationalError | DatabaseInterfaceError) and not _sqlite_bug(exc):
+        error = DatabaseUnavailable()
+    elif isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        error = RedisUnavailable()
+    else:
+        return None
+    logger.warning("%s: %s", error.code, f"{type(exc).__name__}: {exc}"[:300])
+    error.__cause__ = exc
+    return error
+
+
+def _sqlite_bug(exc: Exception) -> bool:
+    """SQLite reports a missing table or a syntax error as an OperationalError too: a bug to
+    show as a 500, where only "database is locked" means the database is busy."""
+    return isinstance(exc.__cause__, sqlite3.OperationalError) and "locked" not in str(exc)
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
@@ -109,6 +146,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, ApplicationError):
         body = error_body(exc.code, exc.message, exc.details)
         status_code = exc.status_code
+        if isinstance(exc, DependencyUnavailable):
+            headers["Retry-After"] = str(exc.retry_after_seconds)
     elif isinstance(exc, exceptions.APIException):
         body = _api_exception_body(exc)
         status_code = exc.status_code
@@ -169,7 +208,19 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
 
 
 def server_error(request: HttpRequest) -> JsonResponse:
+    """``handler500``, for an exception raised outside a view (a middleware). Django calls it
+    while handling that exception, so the database or Redis out of reach is told apart here."""
+    raised = sys.exc_info()[1]
+    error = django_exception_as_api_error(raised) if isinstance(raised, Exception) else None
+    if isinstance(error, DependencyUnavailable):
+        return dependency_unavailable_response(error)
     return JsonResponse(internal_error_body(), status=500)
+
+
+def dependency_unavailable_response(error: DependencyUnavailable) -> JsonResponse:
+    response = JsonResponse(error_body(error.code, error.message, error.details), status=error.status_code)
+    response["Retry-After"] = str(error.retry_after_seconds)
+    return response
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> JsonResponse:

@@ -74,10 +74,13 @@ class HealthApi(APIView):
         results = health.checks_cached()
         critical_ok = all(r.ok for r in results if r.critical)
         status = "down" if not critical_ok else ("ok" if all(r.ok for r in results) else "degraded")
+        database_ok = all(r.ok for r in results if r.name == "database")
         body = {
             "status": status,
             "checks": {r.name: self.CheckSerializer(r).data for r in results},
-            "providers": health.provider_report(),
+            # The report reads each provider's configuration from the database: with the
+            # database out of reach every read would wait out the pool's timeout in turn.
+            "providers": health.provider_report() if database_ok else {},
         }
         return Response(body, status=200 if critical_ok else 503)
 

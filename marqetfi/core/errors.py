@@ -54,3 +54,29 @@ class PayloadTooLarge(ApplicationError):
     code = "payload_too_large"
     status_code = 413
     default_message = "The request body is larger than this service accepts."
+
+
+class DependencyUnavailable(ApplicationError):
+    """A service the request needs (the database, Redis) cannot be reached right now.
+
+    503 with ``Retry-After``: the request is worth repeating once the dependency is back, which
+    needs no restart of ours (see the README's faults table).
+    """
+
+    status_code = 503
+    retry_after_seconds = 5
+
+    def __init__(self, message: str | None = None, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(
+            message, details={"retry_after_seconds": self.retry_after_seconds, **(details or {})}
+        )
+
+
+class DatabaseUnavailable(DependencyUnavailable):
+    code = "database_unavailable"
+    default_message = "The database cannot be reached right now; retry shortly."
+
+
+class RedisUnavailable(DependencyUnavailable):
+    code = "redis_unavailable"
+    default_message = "A service this request needs (Redis) cannot be reached right now; retry shortly."

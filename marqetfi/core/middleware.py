@@ -12,8 +12,13 @@ from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from rest_framework.exceptions import NotFound, PermissionDenied
 
-from marqetfi.core.api import django_exception_as_api_error, error_body, status_error
-from marqetfi.core.errors import ApplicationError
+from marqetfi.core.api import (
+    dependency_unavailable_response,
+    django_exception_as_api_error,
+    error_body,
+    status_error,
+)
+from marqetfi.core.errors import ApplicationError, DependencyUnavailable
 from marqetfi.core.logging import bind_user, request_id_var
 
 logger = logging.getLogger("marqetfi.access")
@@ -99,6 +104,8 @@ class ApiErrorMiddleware:
         if not request.path.startswith(self.prefix):
             return None
         error = django_exception_as_api_error(exception)
+        if isinstance(error, DependencyUnavailable):
+            return dependency_unavailable_response(error)
         if isinstance(error, ApplicationError):
             body = error_body(error.code, error.message, error.details)
             return JsonResponse(body, status=error.status_code)

@@ -777,7 +777,10 @@ SPECTACULAR_SETTINGS = {
     "The WebSocket protocol (`/ws`: ops, channels, message types, resume, close codes) is the "
     "AsyncAPI 3.0 document at [/api/asyncapi.yaml](/api/asyncapi.yaml) "
     "([JSON](/api/asyncapi.json)). The events sent to webhook endpoints, with their payloads and "
-    "Standard Webhooks signing headers, are this schema's `webhooks`.",
+    "Standard Webhooks signing headers, are this schema's `webhooks`.\n\n"
+    "Any operation may also answer, in the error shape: 429 `throttled`; 503 `server_busy`, "
+    "`database_unavailable` or `redis_unavailable` (a dependency out of reach), each with "
+    "`Retry-After` and `details.retry_after_seconds`: retry after that many seconds.",
     # Tags in the order of the areas; each operation gets one from its path (marqetfi.core.schema).
     "TAGS": [{"name": name, "description": text} for name, text in API_TAGS],
     "POSTPROCESSING_HOOKS": [

@@ -11,6 +11,7 @@ Lighter's signer library is replaced by the contract tests' ``wire_signer``.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -527,4 +528,45 @@ def test_a_position_that_grows_has_its_native_stops_placed_again_for_its_whole_s
         timeout=5,
         what="the stop for the old size cancelled at Lighter",
     )
+    assert ledger_check() == []
+
+
+# --- a venue that hangs: the answer within the timeout, the outcome from the reconciler ---------
+
+
+def test_a_lighter_hanging_on_the_order_answers_within_the_timeout_then_the_fill_is_reconciled(
+    trader, lighter, monkeypatch
+):
+    """Lighter takes the order but answers after our 2 s timeout: the client gets its answer
+    (the order ``unknown``) without waiting for Lighter, the order is never sent twice, and
+    asking Lighter by client id settles it."""
+    lighter.stream.stop()
+    send = lighter._send_tx
+    answered_late = threading.Event()
+
+    def send_then_hang(tx_type: int, tx: dict[str, Any]) -> Any:
+        answer = send(tx_type, tx)
+        if tx_type == 14:  # CreateOrder: executed, then the answer is late
+            time.sleep(3)
+            answered_late.set()
+        return answer
+
+    monkeypatch.setattr(lighter, "_send_tx", send_then_hang)
+    started = time.monotonic()
+    placed = place(trader, ETH_ORDER)
+    answered_in = time.monotonic() - started
+
+    assert placed["status"] == "unknown"
+    assert answered_in < 6, answered_in  # the 2 s timeout, not Lighter's 3 s, plus set-up calls
+    monkeypatch.setattr(lighter, "_send_tx", send)
+    assert answered_late.wait(10)  # the fake serves one request at a time
+
+    def polled() -> Order | None:
+        orders_reconcile(older_than=timedelta(0))
+        return settled(placed["id"])()
+
+    order = wait_until(polled, timeout=15, what="the fill found by asking Lighter")
+    assert (order.status, order.reject_code) == (Order.Status.FILLED, "")
+    assert [tx_type for tx_type, _ in lighter.txs].count(14) == 1  # sent once
+    assert Fill.objects.filter(order=order).count() == 1
     assert ledger_check() == []
