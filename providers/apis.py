@@ -222,7 +222,10 @@ class RoutingRuleSerializer(serializers.ModelSerializer[RoutingRule]):
 class RoutingRuleListApi(StaffApi):
     staff_permissions = {"GET": "providers.view_routingrule", "POST": "providers.add_routingrule"}
 
-    @extend_schema(responses={200: RoutingRuleSerializer(many=True)}, operation_id="admin_routing_rules_list")
+    @extend_schema(
+        responses={200: _page_of(RoutingRuleSerializer, "RoutingRulePage")},
+        operation_id="admin_routing_rules_list",
+    )
     def get(self, request: Request) -> Response:
         return Response(
             {"results": RoutingRuleSerializer(RoutingRule.objects.all(), many=True).data, "next": None}
