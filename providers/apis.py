@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from marqetfi.core.apis import StaffApi
+from marqetfi.core.schema import ErrorSerializer
 from providers import registry
 from providers.errors import UnknownProvider
 from providers.health import provider_probe, provider_stats
@@ -288,7 +289,8 @@ class RouteResolveApi(StaffApi):
 
     @extend_schema(
         parameters=[FilterSerializer],
-        responses={200: RouteDecisionSerializer},
+        # 503 no_venue_available: every venue the rules name is disabled or its breaker is open.
+        responses={200: RouteDecisionSerializer, 503: ErrorSerializer},
         operation_id="admin_routing_resolve",
     )
     def get(self, request: Request) -> Response:
