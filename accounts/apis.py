@@ -33,6 +33,7 @@ from accounts.verification.siwe import siwe_nonce_issue, siwe_verify
 from accounts.verification.tokens import verify_identity_token
 from marqetfi.core.api import OldestFirstPagination
 from marqetfi.core.authentication import JWTAuthentication
+from marqetfi.core.schema import ErrorSerializer
 from marqetfi.core.throttling import AnonRateThrottle, ScopedRateThrottle
 
 
@@ -320,7 +321,8 @@ class OAuthSignInApi(TokenSignInApi):
 
     @extend_schema(
         request=IdentityTokenInputSerializer,
-        responses={200: TokensSerializer, 201: TokensSerializer},
+        # 503 auth_method_unavailable (not configured here) or identity_provider_unavailable.
+        responses={200: TokensSerializer, 201: TokensSerializer, 503: ErrorSerializer},
         parameters=[
             OpenApiParameter("method", str, OpenApiParameter.PATH, enum=["google", "apple", "auth0"])
         ],
@@ -335,7 +337,7 @@ class EmbeddedWalletSignInApi(TokenSignInApi):
 
     @extend_schema(
         request=IdentityTokenInputSerializer,
-        responses={200: TokensSerializer, 201: TokensSerializer},
+        responses={200: TokensSerializer, 201: TokensSerializer, 503: ErrorSerializer},
         parameters=[OpenApiParameter("method", str, OpenApiParameter.PATH, enum=["privy", "dynamic"])],
         operation_id="auth_embedded_wallet_sign_in",
     )
@@ -406,7 +408,7 @@ class IdentityLinkApi(APIView):
 
     @extend_schema(
         request={"application/json": OpenApiTypes.OBJECT},
-        responses={200: IdentitySerializer, 201: IdentitySerializer},
+        responses={200: IdentitySerializer, 201: IdentitySerializer, 503: ErrorSerializer},
         operation_id="me_identities_link",
         examples=[
             OpenApiExample(
@@ -468,7 +470,8 @@ class WalletMpcCreateApi(APIView):
 
     @extend_schema(
         request=InputSerializer,
-        responses={200: WalletSerializer, 201: WalletSerializer},
+        # 503 wallet_provider_unavailable: the provider is not configured or does not answer.
+        responses={200: WalletSerializer, 201: WalletSerializer, 503: ErrorSerializer},
         operation_id="wallets_mpc_create",
         examples=[
             OpenApiExample(

@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from marqetfi.core.apis import StaffApi
+from marqetfi.core.schema import ErrorSerializer
 from providers import registry
 from providers.errors import UnknownProvider
 from providers.health import provider_probe, provider_stats
@@ -222,7 +223,10 @@ class RoutingRuleSerializer(serializers.ModelSerializer[RoutingRule]):
 class RoutingRuleListApi(StaffApi):
     staff_permissions = {"GET": "providers.view_routingrule", "POST": "providers.add_routingrule"}
 
-    @extend_schema(responses={200: RoutingRuleSerializer(many=True)}, operation_id="admin_routing_rules_list")
+    @extend_schema(
+        responses={200: _page_of(RoutingRuleSerializer, "RoutingRulePage")},
+        operation_id="admin_routing_rules_list",
+    )
     def get(self, request: Request) -> Response:
         return Response(
             {"results": RoutingRuleSerializer(RoutingRule.objects.all(), many=True).data, "next": None}
@@ -285,7 +289,8 @@ class RouteResolveApi(StaffApi):
 
     @extend_schema(
         parameters=[FilterSerializer],
-        responses={200: RouteDecisionSerializer},
+        # 503 no_venue_available: every venue the rules name is disabled or its breaker is open.
+        responses={200: RouteDecisionSerializer, 503: ErrorSerializer},
         operation_id="admin_routing_resolve",
     )
     def get(self, request: Request) -> Response:

@@ -11,6 +11,7 @@ from django.test import override_settings
 
 from accounts.models import AuthIdentity, User
 from tests.accounts.identity_providers import IdentityProviders, rsa_key
+from tests.documented import assert_documented
 
 pytestmark = pytest.mark.django_db
 
@@ -211,6 +212,8 @@ def test_an_unconfigured_method_answers_503(api_client):
         response = sign_in(api_client, "google", "x.y.z")
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "auth_method_unavailable"
+    # Found by fuzzing the schema: the 503 was no documented answer of the operation.
+    assert_documented(response, path="/api/v1/auth/oauth/{method}", method="post")
 
 
 def test_an_unreachable_jwks_endpoint_is_a_503_not_a_crash(api_client, idp: IdentityProviders):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -168,6 +169,16 @@ def test_any_path_on_our_origin_is_accepted(api_client, eth_wallet, uri):
 def test_a_domain_that_is_not_exactly_ours_is_refused(api_client, eth_wallet, domain):
     body = siwe_body(api_client, eth_wallet, domain=domain)
     assert_refused(api_client.post(VERIFY, body, format="json"), "siwe_domain_mismatch")
+
+
+@pytest.mark.parametrize("garbage", ["a" * 4096, "0" * 4096, "a." * 2048])
+def test_a_long_malformed_message_is_refused_at_once(api_client, garbage):
+    """Found by fuzzing the schema: siwe's grammar parser took seconds on such a message."""
+    started = time.monotonic()
+    response = api_client.post(VERIFY, {"message": garbage, "signature": "0x00"}, format="json")
+    elapsed = time.monotonic() - started
+    assert_refused(response, "siwe_malformed_message")
+    assert elapsed < 0.5, f"a malformed message took {elapsed:.2f} s to refuse"
 
 
 def test_a_message_requested_over_plain_http_is_refused(api_client, eth_wallet):

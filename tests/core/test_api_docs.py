@@ -156,6 +156,31 @@ def test_order_response_and_error_shape_examples(schema):
         assert set(example["value"]["error"]) == {"code", "message", "details"}
 
 
+def test_every_operation_documents_its_errors_in_the_error_shape(schema):
+    """Found by fuzzing the schema: operations documented only their successes, so a client
+    (and a contract test) could not tell a 401 or a 404 from a broken server."""
+    error = {"$ref": "#/components/schemas/Error"}
+    for path, method, operation in _operations(schema["paths"]):
+        responses = operation["responses"]
+        assert responses["default"]["content"]["application/json"]["schema"] == error, (method, path)
+        for status in ("400", "401", "403", "404", "429", "503"):
+            if status in responses and not (path == "/api/v1/health" and status == "503"):
+                assert responses[status]["content"]["application/json"]["schema"] == error, (method, path)
+        assert ("404" in responses) == ("{" in path), (method, path)
+        signed_in = {} not in operation.get("security", [{}])
+        assert ("401" in responses) == signed_in, (method, path)
+        if path.startswith("/api/v1/admin/"):
+            assert "403" in responses, (method, path)
+    account = schema["paths"]["/api/v1/account"]["get"]["responses"]
+    assert set(account) == {"200", "401", "429", "default"}
+
+
+def test_output_fields_that_are_sometimes_absent_are_not_required(schema):
+    components = schema["components"]["schemas"]
+    assert components["OrderPreview"]["required"] == ["ok", "reject_code"]
+    assert "required" not in components["Trailing"]
+
+
 def test_webhooks_document_every_event_type_with_payload_and_signing_headers(schema):
     assert set(schema["webhooks"]) == set(EVENT_TYPES)
     components = schema["components"]["schemas"]

@@ -11,6 +11,7 @@ from providers import registry
 from providers.breaker import breaker_key, breaker_redis, breaker_state, server_ms
 from providers.models import ProviderConfig, RoutingRule
 from providers.services.configs import provider_ensure
+from tests.documented import assert_documented
 
 pytestmark = pytest.mark.django_db(transaction=True)  # changes propagate after commit, as in production
 
@@ -114,6 +115,37 @@ def test_operator_switches_a_provider_off_and_on(ops, user):
     assert refused.status_code == 503
     ops.patch("/api/v1/admin/providers/local", {"enabled": True}, format="json")
     assert bearer_client(user).post("/api/v1/wallets/mpc", {}, format="json").status_code == 201
+
+
+def test_the_routing_rules_list_matches_its_documented_page(ops, venues):
+    """Found by fuzzing the schema: the list answers a page, the document said a bare array."""
+    ops.post(
+        "/api/v1/admin/routing-rules",
+        {"match": "category", "value": "crypto", "venues": ["paper"]},
+        format="json",
+    )
+
+    response = ops.get("/api/v1/admin/routing-rules")
+
+    assert response.status_code == 200
+    assert [rule["value"] for rule in response.json()["results"]] == ["crypto"]
+    assert response.json()["next"] is None
+    assert_documented(response, path="/api/v1/admin/routing-rules", method="get")
+
+
+def test_no_venue_available_is_a_documented_answer_of_route_resolution(ops, venues):
+    ops.post(
+        "/api/v1/admin/routing-rules",
+        {"match": "category", "value": "crypto", "venues": ["paper"]},
+        format="json",
+    )
+    ops.patch("/api/v1/admin/providers/paper", {"enabled": False}, format="json")
+
+    response = ops.get("/api/v1/admin/routing/resolve?symbol=BTCUSD&category=crypto")
+
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "no_venue_available"
+    assert_documented(response, path="/api/v1/admin/routing/resolve", method="get")
 
 
 def test_routing_rules_crud_and_resolution(ops, venues):

@@ -10,6 +10,7 @@ import pytest
 from conftest import bearer_client
 from ledger.selectors import user_balances
 from marqetfi.core.models import Event
+from tests.documented import assert_documented
 from tests.trading.answer_modes import paper_answer_mode  # noqa: F401 - sync and async
 from trading.models import Fill, Order, Position
 
@@ -191,6 +192,31 @@ def test_preview_reports_a_rejection_code_instead_of_failing(trader, drive):
 
     assert plan["ok"] is False
     assert plan["reject_code"] == "stop_beyond_liquidation"
+
+
+def test_a_rejected_preview_matches_its_documented_schema(trader, drive):
+    """Found by fuzzing the schema: a rejection has no entry_price, margin or fees, which the
+    document listed as required."""
+    drive(BTCUSD="64000")
+
+    response = bearer_client(trader).post(
+        "/api/v1/orders/preview", {**BTC_ORDER, "type": "market", "price": "64000"}, format="json"
+    )
+
+    assert response.status_code == 200
+    assert response.json()["reject_code"] == "limit_price_required"
+    assert_documented(response, path="/api/v1/orders/preview", method="post")
+
+
+def test_an_order_with_a_percent_trailing_stop_matches_its_documented_schema(trader, drive):
+    """Found by fuzzing the schema: a trailing stop carries percent or distance, not both."""
+    drive(BTCUSD="64000")
+
+    response = place(bearer_client(trader), {**BTC_ORDER, "trailing_stop": {"percent": "2"}})
+
+    assert response.status_code == 201, response.content
+    assert response.json()["trailing_stop"] == {"percent": "2"}
+    assert_documented(response, path="/api/v1/orders", method="post")
 
 
 def test_cancelling_a_resting_limit_order_releases_its_collateral(trader, drive):
