@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from celery import Celery
 from django.conf import settings
 from django.db import connection
 
@@ -266,10 +267,14 @@ def own_daphne(e2e_env: dict[str, str], e2e_log_dir: Path) -> Iterator[DaphneSer
     server.process.stop()
 
 
-def start_celery_worker(env: dict[str, str], log_dir: Path, concurrency: int = 1) -> CeleryWorker:
-    """Start a real worker consuming the test queue; return once it answers a control ping."""
+def start_celery_worker(
+    env: dict[str, str], log_dir: Path, concurrency: int = 1, ping_app: Celery | None = None
+) -> CeleryWorker:
+    """Start a real worker consuming the test queue; return once it answers a control ping,
+    sent through ``ping_app`` (the project's app by default: the session's broker)."""
     from marqetfi.celery import app
 
+    pinger = ping_app or app
     queue = env["CELERY_QUEUE"]
     hostname = f"e2e-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
     command = [
@@ -284,7 +289,7 @@ def start_celery_worker(env: dict[str, str], log_dir: Path, concurrency: int = 1
     try:
         wait_until(
             process,
-            lambda: bool(app.control.ping(destination=[hostname], timeout=0.5)),
+            lambda: bool(pinger.control.ping(destination=[hostname], timeout=0.5)),
             "answering control pings",
         )
     except BaseException:

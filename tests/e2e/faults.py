@@ -13,10 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import sys
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,7 @@ from typing import Any
 from celery import Celery
 
 from marqetfi.embedded import EmbeddedRedis
-from tests.e2e.conftest import CeleryWorker, start_process, wait_until
+from tests.e2e.conftest import CeleryWorker, start_celery_worker
 
 
 class RestartableRedis(EmbeddedRedis):
@@ -120,24 +118,7 @@ def start_worker_on_own_broker(env: dict[str, str], log_dir: Path) -> tuple[Cele
     # Not the current app: the test process's own tasks keep going to the session's broker.
     control = Celery("fault-test", broker=env["REDIS_URL"], set_as_current=False)
     control.conf.broker_connection_retry_on_startup = True
-    queue = env["CELERY_QUEUE"]
-    hostname = f"e2e-fault-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
-    command = [
-        sys.executable, "-m", "celery", "-A", "marqetfi", "worker",
-        "--loglevel", "INFO", "--queues", queue, "--hostname", hostname, "--concurrency", "1",
-        "--without-gossip", "--without-mingle", "--without-heartbeat",
-    ]  # fmt: skip
-    process = start_process("celery-worker", command, env, log_dir)
-    try:
-        wait_until(
-            process,
-            lambda: bool(control.control.ping(destination=[hostname], timeout=0.5)),
-            "answering control pings",
-        )
-    except BaseException:
-        process.stop()
-        raise
-    return CeleryWorker(process, hostname, queue), control
+    return start_celery_worker(env, log_dir, ping_app=control), control
 
 
 @dataclass
