@@ -14,9 +14,11 @@ without a stored balance: every posting still moves stored balances under row lo
 a balance stays one indexed read (the sum of N rows) instead of a sum over every entry
 ever posted. Why by user: a user's postings already queue on that user's own rows, so two
 traders' fees only meet on a shard when their hashes collide (1 in N), instead of always
-meeting on the one ``fees`` row, which serialised every fill of the platform. The balance
-of a kind is the sum of its shards everywhere it is read (``platform_balances``, the
-dashboard, analytics).
+meeting on the one ``fees`` row, which serialised every fill of the platform. The order path
+(``trading_accounts_lock``) goes further: when the user's own ``fees`` shard is held by
+another transaction it takes any free one (``SKIP LOCKED``), so colliding hashes do not queue
+either. The balance of a kind is the sum of its shards everywhere it is read
+(``platform_balances``, the dashboard, analytics).
 """
 
 from __future__ import annotations
@@ -120,6 +122,18 @@ def platform_account(*, kind: str, name: str = "", shard_of: object = None) -> L
     return account if account is not None else _account_get_or_create(user=None, kind=kind, name=name)
 
 
+def platform_shards_make(*, kind: str) -> None:
+    """Make every shard of a sharded kind that does not exist yet (one statement when they all
+    do), so that a posting free to take any shard has them all to choose from."""
+    shards = max(1, int(settings.LEDGER_PLATFORM_SHARDS))
+    names = ["", *(f"{SHARD_NAME_PREFIX}{shard}" for shard in range(1, shards))]
+    made = LedgerAccount.objects.filter(user=None, kind=kind, name__in=names)
+    existing = set(made.values_list("name", flat=True))
+    for name in names:
+        if name not in existing:
+            _account_get_or_create(user=None, kind=kind, name=name)
+
+
 def ledger_accounts_lock_for_update(*, account_ids: Iterable[UUID]) -> dict[UUID, LedgerAccount]:
     """Lock the accounts' rows until the transaction ends and return them as they are now.
 
@@ -145,7 +159,29 @@ class TradingAccounts:
         return {account.pk: account for account in (self.available, self.margin, self.fees)}
 
 
+# The user's two accounts (waited for, in pk order), then one ``fees`` shard taken with
+# ``SKIP LOCKED``: the user's own shard when it is free, else any free one. Which shard a fee
+# goes to changes nothing a balance shows (a kind's balance is the sum of its shards), and
+# skipping a held shard means two traders' fills never queue on one while another is free.
+# A shard taken this way is never waited for, so it cannot close a cycle of waits.
 _trading_accounts_locked = RowSelect(
+    LedgerAccount,
+    '"user_id" = %s AND "kind" IN (%s, %s)',
+    ("user", "kind", "kind"),
+    order_by='"id"',
+    lock=Lock.NO_KEY_UPDATE,
+    then=RowSelect(
+        LedgerAccount,
+        '"user_id" IS NULL AND "kind" = %s',
+        ("kind", "name"),
+        order_by='CASE WHEN "name" = %s THEN 0 ELSE 1 END, "id"',
+        lock=Lock.NO_KEY_UPDATE,
+        skip_locked=True,
+        limit=1,
+    ),
+)
+# With one shard configured, the one ``fees`` account, waited for as before.
+_trading_accounts_locked_one_shard = RowSelect(
     LedgerAccount,
     '("user_id" = %s AND "kind" IN (%s, %s)) OR ("user_id" IS NULL AND "kind" = %s AND "name" = %s)',
     ("user", "kind", "kind", "kind", "name"),
@@ -155,17 +191,28 @@ _trading_accounts_locked = RowSelect(
 
 
 def trading_accounts_lock(*, user: User) -> TradingAccounts:
-    """Lock the user's ``available`` and ``margin`` accounts and their ``fees`` shard until the
-    transaction ends, in one statement (in the ledger's one lock order, by pk), and return them
-    as they are now. Accounts not made yet are made first (then locked as usual). Postings in
-    the same transaction take them as ``locked=accounts.by_pk()`` and do not lock them again."""
+    """Lock the user's ``available`` and ``margin`` accounts and a ``fees`` shard until the
+    transaction ends, in one statement, and return them as they are now.
+
+    The user's accounts are locked in the ledger's one lock order (by pk). The shard is the
+    user's own (``platform_shard_name``) when no other transaction holds it, else any free
+    shard (``SKIP LOCKED``); only when every shard is held, or the accounts are not made yet,
+    are they made (every shard of the kind at once) and the user's own shard waited for.
+    Postings in the same transaction take them as ``locked=accounts.by_pk()`` and do not lock
+    them again."""
     fees_name = platform_shard_name(kind=LedgerAccount.Kind.FEES, shard_of=user.pk)
-    rows = _trading_accounts_locked.fetch(
-        user.pk, *LedgerAccount.USER_KINDS, LedgerAccount.Kind.FEES, fees_name
-    )
+    if int(settings.LEDGER_PLATFORM_SHARDS) > 1:
+        rows = _trading_accounts_locked.fetch(
+            user.pk, *LedgerAccount.USER_KINDS, LedgerAccount.Kind.FEES, fees_name
+        )
+    else:
+        rows = _trading_accounts_locked_one_shard.fetch(
+            user.pk, *LedgerAccount.USER_KINDS, LedgerAccount.Kind.FEES, fees_name
+        )
     found = {account.kind: account for account in rows}
     if len(found) < len(LedgerAccount.USER_KINDS) + 1:
         accounts = ledger_accounts_for_user(user=user)
+        platform_shards_make(kind=LedgerAccount.Kind.FEES)
         fees = platform_account(kind=LedgerAccount.Kind.FEES, shard_of=user.pk)
         locked = ledger_accounts_lock_for_update(
             account_ids=[accounts.available.pk, accounts.margin.pk, fees.pk]

@@ -15,7 +15,8 @@ instances are made by ``Model.from_db``, so they behave as if the ORM had read t
 anything but the plain conditions written in the statement.
 
 Row locks follow ``select_for_update``: ``FOR UPDATE`` / ``FOR NO KEY UPDATE`` where the
-database has them (PostgreSQL), nothing where it serialises writers itself (SQLite).
+database has them (PostgreSQL), nothing where it serialises writers itself (SQLite), and
+``SKIP LOCKED`` where it is supported.
 """
 
 from __future__ import annotations
@@ -36,22 +37,31 @@ class Lock(Enum):
     NO_KEY_UPDATE = "FOR NO KEY UPDATE"
 
 
-def _lock_clause(lock: Lock) -> str:
+def _lock_clause(lock: Lock, *, skip_locked: bool = False) -> str:
     features = connection.features
     if lock is Lock.NONE or not features.has_select_for_update:
         return ""
+    clause = lock.value
     if lock is Lock.NO_KEY_UPDATE and not features.has_select_for_no_key_update:
-        return Lock.UPDATE.value
-    return lock.value
+        clause = Lock.UPDATE.value
+    if skip_locked and features.has_select_for_update_skip_locked:
+        clause += " SKIP LOCKED"
+    return clause
 
 
 class RowSelect(Generic[M]):
     """``SELECT`` every column of ``model`` ``WHERE where`` (SQL whose parameters are marked
-    ``%s``), optionally ordered and locked. ``param_fields`` names, for each ``%s`` in order,
-    the field whose column it is compared with: its value is converted as that field stores it.
+    ``%s``), optionally ordered and locked. ``param_fields`` names, for each ``%s`` in order (the
+    condition's, then the order's), the field whose column it is compared with: its value is
+    converted as that field stores it.
 
     ``RowSelect(Position, '"user_id" = %s AND "status" = %s', ("user", "status"))
     .fetch(user.pk, "open")`` is ``Position.objects.filter(user=user, status="open")``.
+
+    ``then``: another select of the same model whose rows follow these in the one statement
+    (``UNION ALL``, each side with its own order, limit and lock, run in that order); ``fetch``
+    takes this select's parameters and then its. ``skip_locked``: rows another transaction has
+    locked are left out instead of waited for.
     """
 
     def __init__(
@@ -62,17 +72,26 @@ class RowSelect(Generic[M]):
         *,
         order_by: str = "",
         lock: Lock = Lock.NONE,
+        skip_locked: bool = False,
         limit: int | None = None,
+        then: RowSelect[M] | None = None,
     ) -> None:
-        if where.count("%s") != len(param_fields):
-            raise ValueError(f"{len(param_fields)} parameter fields for {where.count('%s')} parameters")
-        self.model = model
+        markers = where.count("%s") + order_by.count("%s")
+        if markers != len(param_fields):
+            raise ValueError(f"{len(param_fields)} parameter fields for {markers} parameters")
+        self.model: type[M] = model
+        if then is not None and then.model is not model:
+            raise ValueError("a select's rows can only be followed by rows of the same model")
         self.where = where
         self.order_by = order_by
         self.lock = lock
+        self.skip_locked = skip_locked
         self.limit = limit
+        self.then = then
         meta = model._meta
         self._param_fields: list[Field[Any, Any]] = [meta.get_field(name) for name in param_fields]  # type: ignore[misc]
+        if then is not None:
+            self._param_fields += then._param_fields
         self._fields = list(meta.concrete_fields)
         self._attnames = [field.attname for field in self._fields]
         # Built at first use (the database's lock syntax and converters are known by then), then
@@ -82,19 +101,31 @@ class RowSelect(Generic[M]):
 
     def _statement(self) -> str:
         if self._sql is None:
-            lock = _lock_clause(self.lock)
-            quote = connection.ops.quote_name
-            columns = ", ".join(quote(field.column) for field in self._fields)
-            table = quote(self.model._meta.db_table)
-            parts = [f"SELECT {columns} FROM {table} WHERE {self.where}"]  # noqa: S608 (our own names and condition)
-            if self.order_by:
-                parts.append(f"ORDER BY {self.order_by}")
-            if self.limit is not None:
-                parts.append(f"LIMIT {int(self.limit)}")
-            if lock:
-                parts.append(lock)
-            self._sql = " ".join(parts)
+            if self.then is None:
+                self._sql = self._select()
+            else:
+                # Each side as a subquery in FROM: a locking clause is not allowed on a UNION's
+                # own sides, and the subqueries keep their order and limit.
+                columns = ", ".join(connection.ops.quote_name(field.column) for field in self._fields)
+                self._sql = (
+                    f"SELECT {columns} FROM ({self._select()}) AS first_rows "  # noqa: S608 (our own names)
+                    f"UNION ALL SELECT {columns} FROM ({self.then._statement()}) AS then_rows"
+                )
         return self._sql
+
+    def _select(self) -> str:
+        lock = _lock_clause(self.lock, skip_locked=self.skip_locked)
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(field.column) for field in self._fields)
+        table = quote(self.model._meta.db_table)
+        parts = [f"SELECT {columns} FROM {table} WHERE {self.where}"]  # noqa: S608 (our own names and condition)
+        if self.order_by:
+            parts.append(f"ORDER BY {self.order_by}")
+        if self.limit is not None:
+            parts.append(f"LIMIT {int(self.limit)}")
+        if lock:
+            parts.append(lock)
+        return " ".join(parts)
 
     def fetch(self, *params: Any) -> list[M]:
         """The rows, as model instances."""

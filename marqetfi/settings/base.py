@@ -124,6 +124,8 @@ STREAM_DB_THREADS = env.int("STREAM_DB_THREADS", default=4)
 DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=WEB_MAX_REQUESTS_IN_FLIGHT + STREAM_DB_THREADS)
 DB_POOL_MIN_SIZE = env.int("DB_POOL_MIN_SIZE", default=2)
 DB_POOL_TIMEOUT = env.float("DB_POOL_TIMEOUT", default=10.0)
+DB_PREPARED_STATEMENTS = env.bool("DB_PREPARED_STATEMENTS", default=True)
+DB_PREPARE_THRESHOLD = env.int("DB_PREPARE_THRESHOLD", default=5)
 PROCESS_KIND = process_kind(sys.argv)
 # The long-running processes that are neither web nor Celery (those have their own rules).
 DAEMON_PROCESS_KINDS = frozenset({"pricefeed", "triggerfire", "venuefollow"})
@@ -151,6 +153,16 @@ else:
     DATABASES["default"].setdefault("OPTIONS", {})["application_name"] = env.str(
         "DB_APPLICATION_NAME", default=f"marqetfi-{PROCESS_KIND}"
     )[:63]
+    if DB_PREPARED_STATEMENTS:
+        # Parameters sent apart from the statement (server-side binding) and each statement
+        # prepared on its connection once it has run DB_PREPARE_THRESHOLD times there: a
+        # connection kept by the pool, a worker or a daemon then neither has its statements
+        # parsed and planned again by PostgreSQL nor its parameters quoted into the text in
+        # Python. On the order path that was a third of PostgreSQL's CPU per order and a tenth
+        # of the web process's (BENCHMARKS.md). Off behind a pooler in transaction mode that
+        # does not track prepared statements (PgBouncer before 1.21).
+        DATABASES["default"]["OPTIONS"]["server_side_binding"] = True
+        DATABASES["default"]["OPTIONS"]["prepare_threshold"] = DB_PREPARE_THRESHOLD
     if PROCESS_KIND in DAEMON_PROCESS_KINDS:
         # The price feed's hook threads, the trigger consumers and the venue follower call
         # close_old_connections() after each tick, batch or round: at age 0 that is a new
