@@ -39,7 +39,8 @@ def test_a_statement_run_often_on_a_connection_is_prepared_there_and_answers_the
 
     answers = [read() for _ in range(threshold + 2)]
     assert answers == [[("shard-1", Decimal("1.500000"))]] * (threshold + 2)
-    assert any('"ledger_ledgeraccount"' in statement and "$1" in statement for statement in prepared_statements())
+    prepared = prepared_statements()
+    assert any('"ledger_ledgeraccount"' in statement and "$1" in statement for statement in prepared)
 
 
 @pytest.fixture
