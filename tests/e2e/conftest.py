@@ -268,17 +268,23 @@ def own_daphne(e2e_env: dict[str, str], e2e_log_dir: Path) -> Iterator[DaphneSer
 
 
 def start_celery_worker(
-    env: dict[str, str], log_dir: Path, concurrency: int = 1, ping_app: Celery | None = None
+    env: dict[str, str],
+    log_dir: Path,
+    concurrency: int = 1,
+    ping_app: Celery | None = None,
+    module: str = "celery",
 ) -> CeleryWorker:
     """Start a real worker consuming the test queue; return once it answers a control ping,
-    sent through ``ping_app`` (the project's app by default: the session's broker)."""
+    sent through ``ping_app`` (the project's app by default: the session's broker).
+    ``module`` is run with ``python -m``: Celery's own, or a wrapper that readies the process
+    first (``tests.e2e.lighter_worker``)."""
     from marqetfi.celery import app
 
     pinger = ping_app or app
     queue = env["CELERY_QUEUE"]
     hostname = f"e2e-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
     command = [
-        sys.executable, "-m", "celery", "-A", "marqetfi", "worker",
+        sys.executable, "-m", module, "-A", "marqetfi", "worker",
         "--loglevel", "INFO",
         "--queues", queue,
         "--hostname", hostname,

@@ -14,7 +14,10 @@ It keeps what the tests need of the exchange, in Lighter's wire format:
 - each change of an order is pushed as ``update/account_all_orders`` to the connections
   subscribed to ``account_all_orders/{account}`` (with an auth token of that account), and is
   visible in ``accountActiveOrders`` / ``accountInactiveOrders`` (auth too);
-- refusals in Lighter's error shape: HTTP 400 ``{"code": <int>, "message": "..."}``.
+- refusals in Lighter's error shape: HTTP 400 ``{"code": <int>, "message": "..."}``;
+- requests held unanswered on demand (``hold``): a Lighter that has a request and has not
+  answered it yet, for crash tests. The server answers one request at a time, so nothing
+  else is answered while one is held.
 
 Signatures are not checked (that needs Lighter's Poseidon2 / ECgFp5 signer); the L1 signature
 of ChangePubKey and Transfer is: it must recover to the master's L1 address from the
@@ -44,6 +47,7 @@ from tests.contract.lighter.fake_stream import FakeLighterStream
 
 FIXTURES = Path(__file__).parent / "fixtures"
 API = "/api/v1"
+HOLD_SECONDS = 60.0  # a held request is answered after this long at the latest
 
 MARKET = 1
 STOP_LOSS, TAKE_PROFIT = 2, 4
@@ -63,6 +67,12 @@ ERROR_INVALID_AUTH = (20013, "invalid auth")
 ERROR_INVALID_L1_SIGNATURE = (21506, "invalid l1 signature")
 ERROR_NOT_ENOUGH_BALANCE = (21701, "not enough balance")
 ERROR_ACCOUNT_NOT_FOUND = (21100, "account not found")
+
+
+@dataclass
+class _Hold:
+    waiting: int = 0
+    gate: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -104,6 +114,8 @@ class FakeLighter:
         self._next_sub = itertools.count(master * 1000 + 1)
         self._next_order = itertools.count(281474977400000)
         self._timers: list[threading.Timer] = []
+        self._holds: dict[str, _Hold] = {}
+        self._holds_lock = threading.Lock()
 
     # --- scripting ------------------------------------------------------------------------
 
@@ -135,7 +147,28 @@ class FakeLighter:
     def tx_types(self) -> list[int]:
         return [tx_type for tx_type, _ in self.txs]
 
+    def hold(self, endpoint: str) -> None:
+        """Keep the requests to ``endpoint`` waiting, unanswered, until ``release``: a REST path
+        (``accountActiveOrders``) or ``sendTx:<tx type>`` (``sendTx:14``, a CreateOrder)."""
+        with self._holds_lock:
+            self._holds[endpoint] = _Hold()
+
+    def held(self, endpoint: str) -> int:
+        """How many requests to ``endpoint`` are waiting now."""
+        with self._holds_lock:
+            hold = self._holds.get(endpoint)
+            return hold.waiting if hold else 0
+
+    def release(self, endpoint: str) -> None:
+        """Answer the requests waiting for ``endpoint`` (as if they had just arrived) and stop holding."""
+        with self._holds_lock:
+            hold = self._holds.pop(endpoint, None)
+        if hold is not None:
+            hold.gate.set()
+
     def close(self) -> None:
+        for endpoint in list(self._holds):
+            self.release(endpoint)
         for timer in self._timers:
             timer.cancel()
 
@@ -144,6 +177,8 @@ class FakeLighter:
     def handle(self, request: Request) -> Response:
         path = request.path.removeprefix(f"{API}/")
         args = request.args
+        form = {k: v[0] for k, v in parse_qs(request.get_data(as_text=True)).items()}
+        self._wait_if_held(f"sendTx:{form.get('tx_type', '')}" if path == "sendTx" else path)
         with self._lock:
             if path == "orderBookDetails":
                 return _json(self.details)
@@ -209,9 +244,18 @@ class FakeLighter:
                 ]
                 return _json({"code": 200, "orders": orders} | ({} if active else {"next_cursor": ""}))
             if path == "sendTx" and request.method == "POST":
-                form = {k: v[0] for k, v in parse_qs(request.get_data(as_text=True)).items()}
                 return self._send_tx(int(form["tx_type"]), json.loads(form["tx_info"]))
         return _error((20001, f"invalid path: {path}"), status=404)
+
+    def _wait_if_held(self, endpoint: str) -> None:
+        with self._holds_lock:
+            hold = self._holds.get(endpoint)
+            if hold is None:
+                return
+            hold.waiting += 1
+        hold.gate.wait(timeout=HOLD_SECONDS)
+        with self._holds_lock:
+            hold.waiting -= 1
 
     def _send_tx(self, tx_type: int, tx: dict[str, Any]) -> Response:
         account_index = int(tx.get("AccountIndex", tx.get("FromAccountIndex", -1)))
