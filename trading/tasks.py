@@ -19,7 +19,7 @@ def triggers_sweep() -> dict[str, Any]:
 
 @shared_task(name="trading.tasks.orders_reconcile", ignore_result=True)
 def orders_reconcile() -> int:
-    """Beat, every 15 seconds: ask the venues about orders whose outcome we do not know."""
+    """Beat, every 2 seconds: ask the venues about orders whose outcome we do not know."""
     return reconcile()
 
 
