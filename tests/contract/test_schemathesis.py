@@ -3,8 +3,9 @@
 The schema is the one clients read (``GET /api/schema/``, drf-spectacular); every operation in
 it is called with data generated from it (the documented examples, Schemathesis's coverage
 cases: missing, mistyped and boundary values, unsupported methods; then a few generated
-examples), once as a funded trader of the paper market and once as staff, through Django's
-WSGI handler inside the test's database transaction. No operation is excluded. Each answer
+examples) as a funded trader of the paper market, and the operations that answer staff
+differently (the back office, analytics, health: ``conftest.STAFF_PATHS``) as staff as well,
+through Django's WSGI handler inside the test's database transaction. No operation is excluded. Each answer
 must not be a 500 (nor a 5xx the operation does not document), must have a documented status
 and content type and a body that matches the documented schema, and every error body is the
 shared error shape of API.md.
