@@ -180,14 +180,6 @@ _trading_accounts_locked = RowSelect(
         limit=1,
     ),
 )
-# With one shard configured, the one ``fees`` account, waited for as before.
-_trading_accounts_locked_one_shard = RowSelect(
-    LedgerAccount,
-    '("user_id" = %s AND "kind" IN (%s, %s)) OR ("user_id" IS NULL AND "kind" = %s AND "name" = %s)',
-    ("user", "kind", "kind", "kind", "name"),
-    order_by='"id"',
-    lock=Lock.NO_KEY_UPDATE,
-)
 
 
 def trading_accounts_lock(*, user: User) -> TradingAccounts:
@@ -201,14 +193,9 @@ def trading_accounts_lock(*, user: User) -> TradingAccounts:
     Postings in the same transaction take them as ``locked=accounts.by_pk()`` and do not lock
     them again."""
     fees_name = platform_shard_name(kind=LedgerAccount.Kind.FEES, shard_of=user.pk)
-    if int(settings.LEDGER_PLATFORM_SHARDS) > 1:
-        rows = _trading_accounts_locked.fetch(
-            user.pk, *LedgerAccount.USER_KINDS, LedgerAccount.Kind.FEES, fees_name
-        )
-    else:
-        rows = _trading_accounts_locked_one_shard.fetch(
-            user.pk, *LedgerAccount.USER_KINDS, LedgerAccount.Kind.FEES, fees_name
-        )
+    rows = _trading_accounts_locked.fetch(
+        user.pk, *LedgerAccount.USER_KINDS, LedgerAccount.Kind.FEES, fees_name
+    )
     found = {account.kind: account for account in rows}
     if len(found) < len(LedgerAccount.USER_KINDS) + 1:
         accounts = ledger_accounts_for_user(user=user)
